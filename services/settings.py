@@ -1,0 +1,228 @@
+"""One typed settings object for the whole system.
+
+Every knob lives here, in sections. Values come from (highest first):
+environment variables ``SPATIALVID_<SECTION>__<FIELD>`` (e.g.
+``SPATIALVID_CLIP__MIN_SECONDS=1``), then a YAML file with the same sections
+and fields (``--config FILE``), then the defaults below. Unknown sections or
+fields are errors, so a typo in a config file never passes silently.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "SPATIALVID_"
+ENV_DELIMITER = "__"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StorageSettings(Section):
+    """Where artifacts go. ``local`` is the embedded default; ``s3`` is MinIO."""
+
+    backend: Literal["local", "s3"] = "local"
+    root: Path = Path("output")
+
+
+class S3Settings(Section):
+    endpoint: str = "127.0.0.1:9000"
+    access_key: str = "minioadmin"
+    secret_key: SecretStr = SecretStr("minioadmin")
+    bucket: str = "spatialvid"
+    secure: bool = False
+    region: str = "us-east-1"
+    # Multipart part size for streamed uploads (S3 minimum is 5 MiB).
+    part_size: int = 16 * 1024 * 1024
+    presign_seconds: int = 900
+
+
+class VideoSettings(Section):
+    """External tools. Empty means: find on PATH, else imageio-ffmpeg's static build."""
+
+    ffmpeg: str = ""
+    ffprobe: str = ""
+    decode_threads: int = 2
+
+
+class ClipSettings(Section):
+    """Shot detection and cutting (the reference's PySceneDetect settings by default)."""
+
+    content_threshold: float = 21.0
+    adaptive_threshold: float = 3.0
+    adaptive_window: int = 2
+    adaptive_min_content: float = 15.0
+    min_scene_frames: int = 15
+    analysis_width: int = 256
+    trim_seconds: float = 0.3
+    min_seconds: float = 3.0
+    max_seconds: float = 15.0
+    # Encoding of the cut clips: frame-accurate re-encode, same fps and size unless asked.
+    crf: int = 18
+    preset: str = "veryfast"
+    max_height: int | None = None
+
+    @model_validator(mode="after")
+    def _lengths_make_sense(self) -> "ClipSettings":
+        if self.min_seconds <= 0 or self.max_seconds < self.min_seconds:
+            raise ValueError("clip lengths need 0 < min_seconds <= max_seconds")
+        return self
+
+
+class ScoreSettings(Section):
+    frames_per_clip: int = 3
+    width: int = 640
+    height: int = 360
+
+
+class FilterSettings(Section):
+    """The reference's thresholds: a clip is kept when every rule holds."""
+
+    aesthetic_min: float = 4.0
+    luminance_min: float = 20.0
+    luminance_max: float = 140.0
+    motion_min: float = 2.0
+    motion_max: float = 14.0
+    ocr_max: float = 0.3
+
+
+class CameraSettings(Section):
+    backend: str = "geometric"
+
+
+class DepthSettings(Section):
+    backend: str = "geometric"
+    mask_backend: str = "geometric"
+
+
+class CaptionSettings(Section):
+    backend: Literal["annotations", "openai"] = "annotations"
+
+
+class ModelSettings(Section):
+    """Published checkpoints are read from here and never downloaded."""
+
+    weights_dir: Path = Path("weights")
+    # Per model: run it in this process or ask the Triton server.
+    client: dict[str, Literal["inprocess", "triton"]] = Field(default_factory=dict)
+
+
+class TritonSettings(Section):
+    url: str = "127.0.0.1:8000"
+    protocol: Literal["http", "grpc"] = "http"
+
+
+class RedisSettings(Section):
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+class GatewaySettings(Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_upload_bytes: int = 4 * 1024**3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
+    clip: ClipSettings = Field(default_factory=ClipSettings)
+    score: ScoreSettings = Field(default_factory=ScoreSettings)
+    filter: FilterSettings = Field(default_factory=FilterSettings)
+    camera: CameraSettings = Field(default_factory=CameraSettings)
+    depth: DepthSettings = Field(default_factory=DepthSettings)
+    caption: CaptionSettings = Field(default_factory=CaptionSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    triton: TritonSettings = Field(default_factory=TritonSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "Settings":
+        """A copy with some sections/fields replaced (validated like a config file)."""
+        # model_dump keeps SecretStr objects, which validate back unchanged.
+        merged = _deep_merge(self.model_dump(mode="python"), overrides)
+        return Settings.model_validate(merged)
+
+
+# Sections that a job may override (pipeline behaviour, never infrastructure or secrets).
+JOB_OVERRIDABLE_SECTIONS = ("clip", "score", "filter", "camera", "depth", "caption")
+
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "spatialvid_config_file", default=None
+)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be read or does not match the settings."""
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """The ``--config`` YAML file, below the environment in precedence."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = _config_file.get()
+        return read_config_file(path) if path else {}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of sections")
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from defaults, an optional YAML file and the environment."""
+    token = _config_file.set(Path(config_file) if config_file else None)
+    try:
+        return Settings(**overrides)
+    finally:
+        _config_file.reset(token)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+

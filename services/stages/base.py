@@ -1,0 +1,80 @@
+"""The stage interface: one small contract that every stage implements.
+
+A stage turns a typed record into a typed outcome, reading and writing
+artifacts only through the store in its context. The embedded runner and the
+Celery workers call the very same objects; neither knows what a stage does.
+
+Two kinds exist:
+- a ``VideoStage`` takes one input video and fans it out into clips (clipping);
+- a ``ClipStage`` takes one clip and adds columns and annotation files.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+from services.records import ClipRecord, Scalar, VideoRecord
+from services.settings import Settings
+from services.storage.base import ArtifactStore
+
+
+class ClipFailed(Exception):
+    """This clip cannot go through the stage; the message says why. The run goes on."""
+
+
+class VideoFailed(Exception):
+    """This input video cannot be clipped; the message says why. The run goes on."""
+
+
+@dataclass
+class StageContext:
+    settings: Settings
+    store: ArtifactStore
+    # A scratch folder for the stage's temporary files (deleted by the caller).
+    workdir: Path
+    # Optional fine-grained progress, fraction 0..1 of the current item.
+    progress: Callable[[float], None] | None = None
+    # Models and other heavy state loaded once by setup(), keyed by stage.
+    cache: dict[str, object] = field(default_factory=dict)
+
+
+class ClipOutcome(BaseModel):
+    """What a clip stage adds to a clip."""
+
+    columns: dict[str, Scalar] = Field(default_factory=dict)
+    artifacts: list[str] = Field(default_factory=list)
+    # Which backend and version produced each column (or group of columns).
+    provenance: dict[str, str] = Field(default_factory=dict)
+    # Set by the filter stage only: every rule the clip failed ([] = kept).
+    filtered_by: list[str] | None = None
+    note: str | None = None
+
+
+class VideoOutcome(BaseModel):
+    """What clipping made of one video."""
+
+    video: VideoRecord
+    clips: list[ClipRecord]
+
+
+class Stage(ABC):
+    name: ClassVar[str]
+
+    def setup(self, ctx: StageContext) -> None:
+        """Load models or other heavy state once per process. Default: nothing."""
+
+
+class ClipStage(Stage):
+    @abstractmethod
+    def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome: ...
+
+
+class VideoStage(Stage):
+    @abstractmethod
+    def run(self, video: VideoRecord, local_path: Path, ctx: StageContext) -> VideoOutcome: ...

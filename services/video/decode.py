@@ -1,0 +1,88 @@
+"""Stream decoded frames out of ffmpeg as numpy arrays, one at a time.
+
+Decoding goes through an ffmpeg pipe rather than OpenCV so that every stage
+decodes the same way (same rotation handling, same VFR policy, same scaler),
+frames can be downscaled inside ffmpeg before they cross the pipe, and memory
+holds one frame, whatever the clip's length.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from services.settings import VideoSettings
+from services.video.probe import probe
+from services.video.tools import ffmpeg_path
+
+_CHANNELS = {"rgb24": 3, "bgr24": 3, "gray": 1}
+
+
+class DecodeError(RuntimeError):
+    pass
+
+
+def read_frames(
+    path: Path,
+    size: tuple[int, int] | None = None,
+    pix_fmt: str = "rgb24",
+    start: int = 0,
+    count: int | None = None,
+    step: int = 1,
+    fps: float | None = None,
+    settings: VideoSettings | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield frames ``start, start+step, ...`` (at most ``count``) as HxWxC uint8.
+
+    ``size`` is (width, height) to scale to inside ffmpeg. ``fps`` resamples to
+    a constant rate first (how VFR input is put on a fixed frame grid); frame
+    numbers then count on that grid. Pass the video's probed fps for CFR input.
+    """
+    if pix_fmt not in _CHANNELS:
+        raise ValueError(f"unsupported pix_fmt {pix_fmt}")
+    info = probe(path, settings) if (size is None or fps is None) else None
+    width, height = size or (info.width, info.height)
+    rate = fps or info.fps
+    filters = []
+    if info is None or info.variable_frame_rate:
+        filters.append(f"fps={rate:.6f}")
+    if step > 1:
+        filters.append(f"select=not(mod(n\\,{step}))")
+    if size is not None:
+        filters.append(f"scale={width}:{height}:flags=area")
+    cmd = [ffmpeg_path(settings), "-nostdin", "-v", "error"]
+    threads = settings.decode_threads if settings else 2
+    cmd += ["-threads", str(threads)]
+    if start > 0:
+        # Input seeking is frame-accurate when decoding (ffmpeg's accurate_seek).
+        cmd += ["-ss", f"{start / rate:.6f}"]
+    cmd += ["-i", str(path), "-an", "-sn"]
+    if filters:
+        cmd += ["-vf", ",".join(filters)]
+    cmd += ["-fps_mode", "passthrough"]
+    if count is not None:
+        cmd += ["-frames:v", str(count)]
+    cmd += ["-pix_fmt", pix_fmt, "-f", "rawvideo", "pipe:1"]
+    frame_bytes = width * height * _CHANNELS[pix_fmt]
+    shape = (height, width) if pix_fmt == "gray" else (height, width, 3)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=frame_bytes * 2)
+    yielded = 0
+    try:
+        while True:
+            buf = proc.stdout.read(frame_bytes)
+            if len(buf) < frame_bytes:
+                break
+            yield np.frombuffer(buf, np.uint8).reshape(shape)
+            yielded += 1
+    finally:
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+    if yielded == 0:
+        raise DecodeError(f"no frames decoded from {path}" + (f": {err.splitlines()[-1]}" if err else ""))

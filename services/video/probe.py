@@ -1,0 +1,97 @@
+"""What a video file is: size, frame rate, frame count, rotation, VFR or not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from services.settings import VideoSettings
+from services.video.tools import ffprobe_path
+
+
+class ProbeError(ValueError):
+    """The file is not a readable video; the message says why in plain words."""
+
+
+class VideoInfo(BaseModel):
+    path: str
+    codec: str
+    width: int  # as displayed, after any rotation metadata
+    height: int
+    fps: float  # the constant rate frames are numbered at (the average rate for VFR)
+    num_frames: int
+    duration: float
+    rotation: int = 0
+    variable_frame_rate: bool = False
+
+
+def _rate(text: str | None) -> float:
+    try:
+        value = Fraction(text or "0")
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+    return float(value) if value > 0 else 0.0
+
+
+def probe(path: Path, settings: VideoSettings | None = None) -> VideoInfo:
+    path = Path(path)
+    if not path.exists():
+        raise ProbeError(f"file not found: {path}")
+    if not path.is_file():
+        raise ProbeError(f"not a file: {path}")
+    if path.stat().st_size == 0:
+        raise ProbeError("empty file (0 bytes)")
+    cmd = [
+        ffprobe_path(settings), "-v", "error", "-count_packets",
+        "-show_entries",
+        "stream=codec_type,codec_name,width,height,r_frame_rate,avg_frame_rate,nb_read_packets,duration"
+        ":stream_tags=rotate:stream_side_data=rotation:format=duration,format_name",
+        "-of", "json", str(path),
+    ]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except PermissionError:
+        raise ProbeError(f"permission denied: {path}") from None
+    if result.returncode != 0:
+        detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"
+        raise ProbeError(f"not a readable video ({detail})")
+    data = json.loads(result.stdout or "{}")
+    streams = data.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    if video is None:
+        kinds = sorted({s.get("codec_type", "?") for s in streams})
+        raise ProbeError(f"no video stream (found: {', '.join(kinds) or 'nothing'})")
+    r_rate, avg_rate = _rate(video.get("r_frame_rate")), _rate(video.get("avg_frame_rate"))
+    fps = avg_rate or r_rate
+    if fps <= 0:
+        raise ProbeError("video stream has no usable frame rate")
+    num_frames = int(video.get("nb_read_packets") or 0)
+    duration = float(video.get("duration") or data.get("format", {}).get("duration") or 0.0)
+    if num_frames <= 0:
+        raise ProbeError("video stream has no frames (truncated or empty)")
+    if duration <= 0:
+        duration = num_frames / fps
+    rotation = int(video.get("tags", {}).get("rotate", 0) or 0)
+    for side in video.get("side_data_list", []) or []:
+        if "rotation" in side:
+            rotation = int(side["rotation"])
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise ProbeError("video stream has no frame size")
+    if abs(rotation) % 180 == 90:  # ffmpeg auto-rotates on decode; report what is seen
+        width, height = height, width
+    return VideoInfo(
+        path=str(path),
+        codec=str(video.get("codec_name", "")),
+        width=width,
+        height=height,
+        fps=fps,
+        num_frames=num_frames,
+        duration=duration,
+        rotation=rotation,
+        variable_frame_rate=bool(r_rate and avg_rate and abs(r_rate - avg_rate) / avg_rate > 0.01),
+    )
