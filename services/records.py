@@ -42,6 +42,8 @@ class StageStatus(BaseModel):
     seconds: float = 0.0
     error: str | None = None
     note: str | None = None
+    # Fingerprint of the settings the stage ran with; a change means "run again".
+    config: str = ""
 
 
 class VideoState(str, enum.Enum):
@@ -67,6 +69,10 @@ class VideoRecord(BaseModel):
     # Shots or pieces that produced no clip, by reason (e.g. "shorter than 3.0 s").
     dropped: dict[str, int] = Field(default_factory=dict)
     seconds: float = 0.0
+    # Fingerprint of the clip settings used; a change means "clip again".
+    config: str = ""
+    # Content hash, to skip the same video given twice.
+    sha256: str = ""
 
 
 class ClipRecord(BaseModel):
@@ -87,6 +93,8 @@ class ClipRecord(BaseModel):
     columns: dict[str, Scalar] = Field(default_factory=dict)
     # Every filter rule the clip failed; empty means kept.
     filtered_by: list[str] = Field(default_factory=list)
+    # Which backend (and version) produced each column or group of columns.
+    provenance: dict[str, str] = Field(default_factory=dict)
     stages: dict[str, StageStatus] = Field(default_factory=dict)
 
     @property

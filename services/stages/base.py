@@ -11,6 +11,8 @@ Two kinds exist:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +67,16 @@ class VideoOutcome(BaseModel):
 
 class Stage(ABC):
     name: ClassVar[str]
+    # Settings sections whose values change this stage's output. A clip whose
+    # stage ran with other values runs again on resume. Default: (name,).
+    config_sections: ClassVar[tuple[str, ...] | None] = None
+
+    def fingerprint(self, settings: Settings) -> str:
+        sections = self.config_sections
+        if sections is None:
+            sections = (self.name,) if self.name in Settings.model_fields else ()
+        payload = {s: getattr(settings, s).model_dump(mode="json") for s in sections}
+        return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     def setup(self, ctx: StageContext) -> None:
         """Load models or other heavy state once per process. Default: nothing."""

@@ -1,0 +1,96 @@
+"""Run one stage on one item and fold its outcome into the records.
+
+This is the only place that knows how an outcome changes a record; the
+embedded runner and the Celery workers both call it, so the two modes cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
+from services.stages.base import ClipFailed, ClipStage, StageContext, VideoFailed, VideoOutcome, VideoStage
+from services.stages.registry import STAGES
+from services.video.probe import ProbeError
+
+log = logging.getLogger(__name__)
+
+STAGE_ORDER = list(STAGES)
+
+
+def needs_run(stage: ClipStage, clip: ClipRecord, fingerprint: str, prerequisites: list[str], force: bool) -> bool:
+    """Whether ``stage`` should run on ``clip`` in this run."""
+    if clip.filtered_by and stage.name != "filter":
+        return False
+    if any(not clip.is_done(name) for name in prerequisites):
+        return False
+    if force:
+        return True
+    status = clip.stages.get(stage.name)
+    return status is None or status.state is not StageState.done or status.config != fingerprint
+
+
+def run_clip_stage(stage: ClipStage, clip: ClipRecord, ctx: StageContext, fingerprint: str) -> ClipRecord:
+    """Run the stage on the clip and return the updated record (never raises for clip faults)."""
+    started = time.perf_counter()
+    clip = clip.model_copy(deep=True)
+    # A stage that runs again makes every later stage's result stale.
+    for later in STAGE_ORDER[STAGE_ORDER.index(stage.name) + 1:] if stage.name in STAGE_ORDER else []:
+        clip.stages.pop(later, None)
+    with tempfile.TemporaryDirectory(prefix=f"spatialvid-{stage.name}-") as scratch:
+        ctx.workdir = Path(scratch)
+        try:
+            outcome = stage.run(clip, ctx)
+        except ClipFailed as exc:
+            clip.stages[stage.name] = StageStatus(
+                state=StageState.failed, seconds=time.perf_counter() - started, error=str(exc), config=fingerprint
+            )
+            return clip
+        except Exception as exc:  # a bug or a broken clip: record it, keep the run going
+            log.error("stage %s failed on clip %s:\n%s", stage.name, clip.id, traceback.format_exc())
+            clip.stages[stage.name] = StageStatus(
+                state=StageState.failed,
+                seconds=time.perf_counter() - started,
+                error=f"{type(exc).__name__}: {exc}",
+                config=fingerprint,
+            )
+            return clip
+    clip.columns.update(outcome.columns)
+    clip.provenance.update(outcome.provenance)
+    if outcome.filtered_by is not None:
+        clip.filtered_by = list(outcome.filtered_by)
+    clip.stages[stage.name] = StageStatus(
+        state=StageState.done, seconds=time.perf_counter() - started, note=outcome.note, config=fingerprint
+    )
+    return clip
+
+
+def run_video_stage(
+    stage: VideoStage, video: VideoRecord, local_path: Path, ctx: StageContext, fingerprint: str
+) -> VideoOutcome:
+    """Clip one video; a bad input comes back as a failed record with its reason."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="spatialvid-clip-") as scratch:
+        ctx.workdir = Path(scratch)
+        try:
+            outcome = stage.run(video, local_path, ctx)
+        except (VideoFailed, ProbeError) as exc:
+            failed = video.model_copy(update={"state": VideoState.failed, "error": str(exc)})
+            outcome = VideoOutcome(video=failed, clips=[])
+        except Exception as exc:
+            log.error("clipping failed on %s:\n%s", video.source, traceback.format_exc())
+            failed = video.model_copy(update={"state": VideoState.failed, "error": f"{type(exc).__name__}: {exc}"})
+            outcome = VideoOutcome(video=failed, clips=[])
+    outcome.video.seconds = time.perf_counter() - started
+    outcome.video.config = fingerprint
+    if outcome.video.state is VideoState.pending:
+        outcome.video.state = VideoState.done
+    outcome.video.clip_ids = [clip.id for clip in outcome.clips]
+    for clip in outcome.clips:
+        clip.stages[stage.name] = StageStatus(state=StageState.done, config=fingerprint)
+    return outcome
