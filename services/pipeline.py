@@ -111,6 +111,7 @@ class EmbeddedPipeline:
         source = str(item.path)
         previous = self.book.load_video(item.source_id)
         if previous and not self.force and previous.state is VideoState.done and previous.config == fingerprint:
+            digests.setdefault(previous.sha256, source)
             self._count_video(previous)
             return [c for c in (self.book.load_clip(i) for i in previous.clip_ids) if c is not None]
         video = VideoRecord(source=source, source_id=item.source_id)
