@@ -1,0 +1,126 @@
+"""Inverse-depth bundle adjustment: the camera model's residuals and Jacobians.
+
+Cameras are camera-to-world (R, C) in OpenCV axes; a point is a unit-depth bearing
+``b`` in its anchor camera ``a`` plus an inverse depth ``rho``, so points at infinity
+(pure rotation, sky) are ordinary values (rho = 0) rather than a degenerate case.
+Seen from camera i the point's direction is
+
+    h = R_i^T (R_a b + rho (C_a - C_i)),   residual = f * (h_xy / h_z - observed)
+
+in pixels. Updates: R <- R Exp(dtheta) (camera frame), C <- C + dc, rho <- rho + drho.
+The linear algebra lives in ``optim``; this module only builds the blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from services.camera.geometry import skew, so3_exp
+from services.camera.optim import LinearizedProblem, LMResult, cauchy_cost, cauchy_weights, levenberg_marquardt
+
+MIN_DEPTH_Z = 1e-3
+
+
+@dataclass
+class BundleProblem:
+    R: np.ndarray  # (K,3,3) camera-to-world rotations of every camera involved
+    C: np.ndarray  # (K,3) camera centres
+    free: np.ndarray  # (K,) index of the camera among the free poses, -1 = held fixed
+    anchor: np.ndarray  # (P,) camera index of each point's anchor
+    bearing: np.ndarray  # (P,3) normalised ray (x, y, 1) in the anchor camera
+    rho: np.ndarray  # (P,) inverse depth
+    rho_free: bool  # optimise inverse depths (False: pose-only refinement)
+    rho_prior: np.ndarray  # (P,) prior inverse depth (a weak gauge / scale hold)
+    rho_prior_weight: np.ndarray  # (P,) in squared-pixel units per unit of rho
+    obs_cam: np.ndarray  # (M,) observing camera
+    obs_point: np.ndarray  # (M,)
+    obs_xy: np.ndarray  # (M,2) normalised image coordinates
+    focal_px: float  # converts normalised residuals to pixels
+    loss_scale_px: float = 1.0
+
+    @property
+    def num_free(self) -> int:
+        return int(self.free.max() + 1) if len(self.free) and self.free.max() >= 0 else 0
+
+
+def _directions(p: BundleProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    a, i, j = p.anchor[p.obs_point], p.obs_cam, p.obs_point
+    Ri_t = np.transpose(p.R[i], (0, 2, 1))
+    Rab = np.einsum("mij,mj->mi", p.R[a], p.bearing[j])
+    dC = p.C[a] - p.C[i]
+    h = np.einsum("mij,mj->mi", Ri_t, Rab + p.rho[j, None] * dC)
+    return h, Ri_t, dC, a
+
+
+def residuals(p: BundleProblem) -> tuple[np.ndarray, np.ndarray]:
+    """(M,2) pixel residuals and (M,) validity (point in front of the camera)."""
+    h, _, _, _ = _directions(p)
+    valid = h[:, 2] > MIN_DEPTH_Z
+    z = np.where(valid, h[:, 2], 1.0)
+    r = p.focal_px * (h[:, :2] / z[:, None] - p.obs_xy)
+    r[~valid] = 0.0
+    return r, valid
+
+
+def _prior_cost(p: BundleProblem) -> float:
+    if not p.rho_free:
+        return 0.0
+    return float((p.rho_prior_weight * (p.rho - p.rho_prior) ** 2).sum())
+
+
+def total_cost(p: BundleProblem) -> float:
+    r, valid = residuals(p)
+    behind = (~valid).sum() * p.loss_scale_px**2 * 10.0  # a point crossing behind a camera costs a lot
+    return cauchy_cost(r, p.loss_scale_px) + behind + _prior_cost(p)
+
+
+def linearize(p: BundleProblem) -> tuple[LinearizedProblem, float]:
+    h, Ri_t, dC, a = _directions(p)
+    i, j = p.obs_cam, p.obs_point
+    valid = h[:, 2] > MIN_DEPTH_Z
+    z = np.where(valid, h[:, 2], 1.0)
+    uv = h[:, :2] / z[:, None]
+    r = p.focal_px * (uv - p.obs_xy)
+    r[~valid] = 0.0
+    # d(pixel)/dh
+    P = np.zeros((len(h), 2, 3))
+    P[:, 0, 0] = P[:, 1, 1] = p.focal_px / z
+    P[:, :, 2] = -p.focal_px * uv / z[:, None]
+    rho = p.rho[j][:, None, None]
+    Jh_obs = np.concatenate([skew(h), -rho * Ri_t], axis=2)  # (M,3,6) w.r.t. observing camera
+    Jh_anchor = np.concatenate([-Ri_t @ p.R[a] @ skew(p.bearing[j]), rho * Ri_t], axis=2)
+    J = np.stack([P @ Jh_obs, P @ Jh_anchor], axis=1)  # (M,2,2,6)
+    pose_index = np.stack([p.free[i], p.free[a]], axis=1)
+    w = cauchy_weights(r, p.loss_scale_px) * valid
+    if p.rho_free:
+        jp = np.einsum("mki,mi->mk", P, np.einsum("mij,mj->mi", Ri_t, dC))
+        pidx = j
+        prior_h = p.rho_prior_weight.copy()
+        prior_g = -p.rho_prior_weight * (p.rho - p.rho_prior)
+    else:
+        jp = np.zeros((len(h), 2))
+        pidx = np.full(len(h), -1)
+        prior_h = prior_g = None
+    lin = LinearizedProblem(r, w, pose_index, J, pidx, jp, prior_h, prior_g)
+    cost = cauchy_cost(r, p.loss_scale_px) + (~valid).sum() * p.loss_scale_px**2 * 10.0 + _prior_cost(p)
+    return lin, cost
+
+
+def retract(p: BundleProblem, d_pose: np.ndarray, d_point: np.ndarray) -> BundleProblem:
+    R, C = p.R.copy(), p.C.copy()
+    moving = p.free >= 0
+    if moving.any():
+        d = d_pose[p.free[moving]]
+        R[moving] = R[moving] @ so3_exp(d[:, :3])
+        C[moving] = C[moving] + d[:, 3:]
+    rho = p.rho
+    if p.rho_free and len(d_point):
+        rho = np.maximum(p.rho + d_point, 0.0)
+    return replace(p, R=R, C=C, rho=rho)
+
+
+def optimise(p: BundleProblem, max_iterations: int = 10) -> tuple[BundleProblem, LMResult]:
+    n_points = len(p.rho) if p.rho_free else 0
+    return levenberg_marquardt(linearize, total_cost, retract, p, p.num_free, n_points, max_iterations)

@@ -1,0 +1,118 @@
+"""Correspondence front end: KLT feature tracks with a forward-backward check.
+
+Frames stream through once; per frame only the tracked points (ids and pixel
+positions at the working resolution) are kept, a few kilobytes, so memory does
+not grow with the number of pixels times frames. A hard cut shows up as the
+tracks collapsing together with a change of the image's colour distribution;
+it starts a new segment whose tracks are all new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class FrameTracks:
+    index: int  # frame index in the clip
+    segment: int  # shot segment (increments at a detected hard cut)
+    ids: np.ndarray  # (n,) int64 track ids, unique within the clip
+    xy: np.ndarray  # (n,2) float32 pixel positions at the working resolution
+
+
+@dataclass
+class FrontEndConfig:
+    max_side: int = 640  # working resolution (long side, pixels)
+    max_tracks: int = 600
+    min_distance: int = 12
+    quality: float = 0.005
+    fb_threshold_px: float = 0.7
+    lk_window: int = 21
+    lk_levels: int = 3
+    cut_survival: float = 0.35  # fraction of tracks surviving one frame below which a cut is suspected
+    cut_hist_corr: float = 0.6  # colour histogram correlation below which the suspicion is confirmed
+
+
+def working_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    s = min(1.0, max_side / max(width, height))
+    return max(16, int(round(width * s))), max(16, int(round(height * s)))
+
+
+def _histogram(rgb: np.ndarray) -> np.ndarray:
+    h = cv2.calcHist([rgb], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3)
+    return cv2.normalize(h, h).ravel()
+
+
+class KLTTracker:
+    def __init__(self, config: FrontEndConfig):
+        self.cfg = config
+        self.prev_gray: np.ndarray | None = None
+        self.prev_hist: np.ndarray | None = None
+        self.pts = np.zeros((0, 2), np.float32)
+        self.ids = np.zeros(0, np.int64)
+        self.next_id = 0
+        self.segment = 0
+        self.size: tuple[int, int] | None = None
+        self.scale = 1.0  # working / original
+
+    def _detect(self, gray: np.ndarray) -> None:
+        need = self.cfg.max_tracks - len(self.pts)
+        if need < self.cfg.max_tracks // 8:
+            return
+        mask = np.full(gray.shape, 255, np.uint8)
+        for x, y in self.pts.astype(int):
+            cv2.circle(mask, (int(x), int(y)), self.cfg.min_distance, 0, -1)
+        corners = cv2.goodFeaturesToTrack(gray, need, self.cfg.quality, self.cfg.min_distance, mask=mask, blockSize=5)
+        if corners is None:
+            return
+        corners = corners.reshape(-1, 2).astype(np.float32)
+        self.pts = np.concatenate([self.pts, corners])
+        self.ids = np.concatenate([self.ids, np.arange(self.next_id, self.next_id + len(corners))])
+        self.next_id += len(corners)
+
+    def _track(self, gray: np.ndarray) -> np.ndarray:
+        lk = dict(winSize=(self.cfg.lk_window, self.cfg.lk_window), maxLevel=self.cfg.lk_levels,
+                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+        p0 = self.pts.reshape(-1, 1, 2)
+        p1, st1, _ = cv2.calcOpticalFlowPyrLK(self.prev_gray, gray, p0, None, **lk)
+        p0b, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self.prev_gray, p1, None, **lk)
+        fb = np.linalg.norm((p0 - p0b).reshape(-1, 2), axis=1)
+        h, w = gray.shape
+        p1 = p1.reshape(-1, 2)
+        inside = (p1[:, 0] >= 0) & (p1[:, 0] <= w - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= h - 1)
+        keep = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < self.cfg.fb_threshold_px) & inside
+        self.pts, self.ids = p1[keep], self.ids[keep]
+        return keep
+
+    def push(self, index: int, rgb: np.ndarray) -> FrameTracks:
+        H, W = rgb.shape[:2]
+        if self.size is None:
+            self.size = working_size(W, H, self.cfg.max_side)
+            self.scale = self.size[0] / W
+        small = rgb if (W, H) == self.size else cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
+        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        hist = _histogram(small)
+        if self.prev_gray is not None and len(self.pts):
+            n_before = len(self.pts)
+            self._track(gray)
+            survival = len(self.pts) / max(n_before, 1)
+            corr = float(cv2.compareHist(self.prev_hist, hist, cv2.HISTCMP_CORREL))
+            if survival < self.cfg.cut_survival and corr < self.cfg.cut_hist_corr:
+                self.segment += 1
+                self.pts = np.zeros((0, 2), np.float32)
+                self.ids = np.zeros(0, np.int64)
+        self._detect(gray)
+        self.prev_gray, self.prev_hist = gray, hist
+        return FrameTracks(index, self.segment, self.ids.copy(), self.pts.copy())
+
+
+def track_frames(frames: Iterable[np.ndarray], config: FrontEndConfig) -> Iterator[tuple[FrameTracks, tuple[int, int]]]:
+    """Yield each frame's tracks and the working size, streaming (one frame in memory)."""
+    tracker = KLTTracker(config)
+    for index, rgb in enumerate(frames):
+        ft = tracker.push(index, rgb)
+        yield ft, (tracker.size, rgb.shape[1], rgb.shape[0])

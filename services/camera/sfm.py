@@ -1,0 +1,318 @@
+"""Keyframe visual odometry: incremental poses with sliding-window bundle adjustment,
+then every other frame posed against the finished map (a real pose estimate).
+
+Points are track ids from the front end, parameterised by inverse depth in the
+first keyframe that saw them (see ``bundle``). The gauge: the first keyframe is the
+identity; scale is held by the two oldest keyframes of a full window and by a weak
+prior on each point's inverse depth (initially 1, i.e. scene depth ~ 1 unit), which
+also keeps translation at zero when nothing shows parallax (pure rotation, tripod).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.camera import bundle
+from services.camera.frontend import FrameTracks
+from services.camera.geometry import slerp_pose
+from services.camera.twoview import relative_motion
+
+
+@dataclass
+class SfmConfig:
+    window: int = 8
+    ba_iterations: int = 6
+    pose_iterations: int = 6
+    loss_scale_px: float = 1.0
+    inlier_px: float = 2.0
+    min_inliers: int = 20
+    init_gap: int = 2  # keyframes back for the two-view initialisation
+    parallax_px: float = 0.6  # below this translational parallax a pair is rotation-only
+    min_tri_parallax_px: float = 2.0
+    max_ba_points: int = 300  # points per window BA (evenly sampled track ids)
+    prior_new: float = 0.02  # rho prior weight (px^2 per 100% change) for a fresh point
+    prior_per_old_obs: float = 0.5  # extra weight per keyframe observation that left the window
+
+
+@dataclass
+class Intrinsics:
+    f: float  # pixels at the working resolution
+    cx: float
+    cy: float
+
+
+@dataclass
+class SfmResult:
+    R: np.ndarray  # (N,3,3) camera-to-world of every frame of the segment
+    C: np.ndarray  # (N,3)
+    keyframes: np.ndarray  # positions (into the segment) of keyframes
+    inliers: np.ndarray  # (N,) inlier observations per frame
+    rms_px: np.ndarray  # (N,) robust RMS reprojection error of inliers per frame
+    failure: str | None = None
+    ba_cost: float = 0.0  # summed final BA cost (used by the focal search)
+    ba_obs: int = 0
+
+
+class _PointMap:
+    """Dense arrays indexed by track id (ids are small consecutive integers)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._alloc(4096)
+
+    def _alloc(self, n: int) -> None:
+        old = self.size
+        def grow(a, fill, shape=()):
+            b = np.full((n,) + shape, fill, dtype=a.dtype if a is not None else float)
+            if a is not None:
+                b[:old] = a[:old]
+            return b
+        self.anchor = grow(getattr(self, "anchor", None), -1, ()).astype(np.int64)
+        self.bearing = grow(getattr(self, "bearing", None), 0.0, (3,))
+        self.rho = grow(getattr(self, "rho", None), 0.0)
+        self.prior = grow(getattr(self, "prior", None), 0.0)
+        self.old_obs = grow(getattr(self, "old_obs", None), 0.0)
+        self.tri_parallax = grow(getattr(self, "tri_parallax", None), 0.0)
+        self.last_kf = grow(getattr(self, "last_kf", None), -1, ()).astype(np.int64)
+        self.size = n
+
+    def ensure(self, max_id: int) -> None:
+        if max_id >= self.size:
+            self._alloc(max(max_id + 1, 2 * self.size))
+
+
+def _normalise(xy: np.ndarray, K: Intrinsics) -> np.ndarray:
+    return np.stack([(xy[:, 0] - K.cx) / K.f, (xy[:, 1] - K.cy) / K.f], axis=1)
+
+
+def _sampled(ids: np.ndarray, keep_every: int) -> np.ndarray:
+    return ids % keep_every == 0 if keep_every > 1 else np.ones(len(ids), bool)
+
+
+class KeyframeOdometry:
+    def __init__(self, K: Intrinsics, cfg: SfmConfig, point_stride: int = 1):
+        self.K, self.cfg, self.stride = K, cfg, point_stride
+        self.map = _PointMap()
+        self.R: list[np.ndarray] = []
+        self.C: list[np.ndarray] = []
+        self.obs: list[tuple[np.ndarray, np.ndarray]] = []  # per keyframe: (ids, normalised xy)
+        self.scale_rho = 1.0
+        self.total_cost = 0.0
+        self.total_obs = 0
+
+    # -- problem assembly -------------------------------------------------------------------
+    def _build(self, kf_free: list[int], kf_fixed: list[int], obs: list[tuple[int, np.ndarray, np.ndarray]],
+               rho_free: bool, point_ids: np.ndarray | None, extra_cams: dict[int, tuple[np.ndarray, np.ndarray]] | None = None):
+        """obs: (camera key, ids, xy). Camera keys are keyframe numbers, or negative keys in extra_cams."""
+        m = self.map
+        cams = list(kf_free) + [k for k in kf_fixed if k not in kf_free]
+        all_ids = np.concatenate([o[1] for o in obs]) if obs else np.zeros(0, np.int64)
+        cand = np.unique(all_ids) if point_ids is None else point_ids
+        cand = cand[(cand < m.size)]
+        cand = cand[m.anchor[cand] >= 0]
+        anchors = np.unique(m.anchor[cand])
+        for a in anchors:
+            if a not in cams:
+                cams.append(int(a))
+        cam_index = {k: n for n, k in enumerate(cams)}
+        Rs, Cs = [], []
+        for k in cams:
+            if extra_cams and k in extra_cams:
+                Rs.append(extra_cams[k][0]); Cs.append(extra_cams[k][1])
+            else:
+                Rs.append(self.R[k]); Cs.append(self.C[k])
+        free = np.full(len(cams), -1)
+        free[: len(kf_free)] = np.arange(len(kf_free))
+        pt_of_id = {}
+        pid = np.full(int(cand.max()) + 1 if len(cand) else 1, -1)
+        pid[cand] = np.arange(len(cand))
+        oc, op, oxy = [], [], []
+        for key, ids, xy in obs:
+            sel = ids < len(pid)
+            ids_s, xy_s = ids[sel], xy[sel]
+            p = pid[ids_s]
+            ok = p >= 0
+            ok &= m.anchor[ids_s] != key  # the anchor observation defines the bearing
+            oc.append(np.full(ok.sum(), cam_index[key]))
+            op.append(p[ok])
+            oxy.append(xy_s[ok])
+        obs_cam = np.concatenate(oc) if oc else np.zeros(0, int)
+        obs_pt = np.concatenate(op) if op else np.zeros(0, int)
+        obs_xy = np.concatenate(oxy) if oxy else np.zeros((0, 2))
+        del pt_of_id
+        prior_w = (self.cfg.prior_new + self.cfg.prior_per_old_obs * m.old_obs[cand]) / max(self.scale_rho, 1e-6) ** 2
+        prob = bundle.BundleProblem(
+            R=np.array(Rs), C=np.array(Cs), free=free, anchor=np.array([cam_index[a] for a in m.anchor[cand]], int),
+            bearing=m.bearing[cand], rho=m.rho[cand].copy(), rho_free=rho_free, rho_prior=m.prior[cand],
+            rho_prior_weight=prior_w, obs_cam=obs_cam, obs_point=obs_pt, obs_xy=obs_xy,
+            focal_px=self.K.f, loss_scale_px=self.cfg.loss_scale_px)
+        return prob, cams, cand
+
+    # -- steps ------------------------------------------------------------------------------
+    def _pose_only(self, R0, C0, ids, xy):
+        prob, cams, _ = self._build([-1], [], [(-1, ids, xy)], False, None, extra_cams={-1: (R0, C0)})
+        if len(prob.obs_cam) < 6:
+            return R0, C0, 0, np.inf
+        prob, _ = bundle.optimise(prob, self.cfg.pose_iterations)
+        r, valid = bundle.residuals(prob)
+        e = np.linalg.norm(r, axis=1)
+        inl = valid & (e < self.cfg.inlier_px)
+        rms = float(np.sqrt(np.mean(e[inl] ** 2))) if inl.any() else np.inf
+        return prob.R[0], prob.C[0], int(inl.sum()), rms
+
+    def _initial_pose(self, k: int, ids: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two-view estimate against an earlier keyframe (model selection E vs rotation)."""
+        ref = max(0, k - self.cfg.init_gap)
+        ref_ids, ref_xy = self.obs[ref]
+        common, i0, i1 = np.intersect1d(ref_ids, ids, return_indices=True)
+        K = self.K
+        px0 = ref_xy[i0] * K.f + (K.cx, K.cy)
+        px1 = xy[i1] * K.f + (K.cx, K.cy)
+        rel = relative_motion(px0, px1, K.f, K.cx, K.cy, self.cfg.parallax_px)
+        if rel is None:
+            return self.R[-1].copy(), self.C[-1].copy()
+        R = self.R[ref] @ rel.R.T
+        if rel.rotation_only:
+            return R, self.C[-1].copy()
+        step = np.linalg.norm(self.C[-1] - self.C[-2]) * (k - ref) if k >= 2 else 0.0
+        if step <= 0:
+            step = rel.parallax_px / (K.f * max(self.scale_rho, 1e-6))
+        centre_in_ref = -rel.R.T @ rel.t
+        return R, self.C[ref] + self.R[ref] @ centre_in_ref * step
+
+    def _triangulate(self, R: np.ndarray, C: np.ndarray, ids: np.ndarray, xy: np.ndarray) -> None:
+        """Closed-form inverse depth of points whose parallax towards this camera beats the one they had."""
+        m = self.map
+        ok = ids < m.size
+        ids, xy = ids[ok], xy[ok]
+        a = m.anchor[ids]
+        ok = a >= 0
+        ids, xy, a = ids[ok], xy[ok], a[ok]
+        if not len(ids):
+            return
+        Ra = np.array(self.R)[a]
+        Ca = np.array(self.C)[a]
+        x = np.column_stack([xy, np.ones(len(xy))])
+        u = np.cross(x, np.einsum("ji,njk,nk->ni", R, Ra, m.bearing[ids]))
+        v = np.cross(x, (Ca - C) @ R)
+        vv = (v * v).sum(1)
+        par = self.K.f * np.sqrt(vv) * np.maximum(m.rho[ids], self.scale_rho)  # pixels of parallax at current depth
+        better = (par > self.cfg.min_tri_parallax_px) & (par > 1.5 * m.tri_parallax[ids])
+        rho = -(u * v).sum(1) / np.maximum(vv, 1e-18)
+        better &= rho >= 0
+        sel = ids[better]
+        m.rho[sel] = rho[better]
+        m.prior[sel] = rho[better]
+        m.tri_parallax[sel] = par[better]
+
+    def _add_points(self, k: int, ids: np.ndarray, xy: np.ndarray) -> None:
+        m = self.map
+        if len(ids) == 0:
+            return
+        m.ensure(int(ids.max()))
+        new = m.anchor[ids] < 0
+        known = ids[~new]
+        rho0 = float(np.median(m.rho[known])) if len(known) >= 10 else self.scale_rho
+        n = ids[new]
+        m.anchor[n] = k
+        m.bearing[n] = np.concatenate([xy[new], np.ones((new.sum(), 1))], axis=1)
+        m.rho[n] = rho0
+        m.prior[n] = rho0
+
+    def add_keyframe(self, ft: FrameTracks) -> tuple[int, float]:
+        sel = _sampled(ft.ids, self.stride)
+        ids, xy = ft.ids[sel], _normalise(ft.xy[sel].astype(float), self.K)
+        k = len(self.R)
+        if k == 0:
+            R, C = np.eye(3), np.zeros(3)
+            inl, rms = len(ids), 0.0
+        else:
+            R, C = self._initial_pose(k, ids, xy)
+            m = self.map
+            good = (ids < m.size)
+            good[good] &= m.tri_parallax[ids[good]] >= self.cfg.min_tri_parallax_px
+            if good.sum() >= 30:
+                R, C, inl, rms = self._pose_only(R, C, ids[good], xy[good])
+            self._triangulate(R, C, ids, xy)
+        self.R.append(R)
+        self.C.append(C)
+        self.obs.append((ids, xy))
+        self._add_points(k, ids, xy)
+        if k > 0:
+            self._window_ba(k)
+            R, C = self.R[k], self.C[k]
+            _, _, inl, rms = self._pose_only(R, C, ids, xy)
+        return inl, rms
+
+    def _window_ba(self, k: int) -> None:
+        cfg, m = self.cfg, self.map
+        first = max(0, k - cfg.window + 1)
+        win = list(range(first, k + 1))
+        fixed = [first] if first == 0 else [first, first + 1]
+        free = [w for w in win if w not in fixed]
+        if not free:
+            return
+        obs = [(w, *self.obs[w]) for w in win]
+        ids_win = np.unique(np.concatenate([o[1] for o in obs]))
+        ids_win = ids_win[m.anchor[ids_win] >= 0]
+        # points seen by at least two cameras of the problem (anchor counts)
+        if len(ids_win) > cfg.max_ba_points:
+            ids_win = ids_win[np.linspace(0, len(ids_win) - 1, cfg.max_ba_points).astype(int)]
+        prob, cams, cand = self._build(free, fixed, obs, True, ids_win)
+        prob, res = bundle.optimise(prob, cfg.ba_iterations)
+        for n, kk in enumerate(cams):
+            if prob.free[n] >= 0:
+                self.R[kk], self.C[kk] = prob.R[n], prob.C[n]
+        m.rho[cand] = prob.rho
+        # keyframes about to leave the window hand their observations to the points' priors
+        leaving = k - cfg.window + 1
+        if leaving >= 0:
+            lids = self.obs[leaving][0]
+            m.old_obs[lids] += 1
+            m.prior[lids] = m.rho[lids]
+        seen = m.rho[ids_win]
+        if len(seen) > 10:
+            self.scale_rho = float(np.median(seen[seen > 0])) if (seen > 0).sum() > 10 else self.scale_rho
+        self.total_cost = res.cost
+        self.total_obs = len(prob.obs_cam)
+
+    def pose_frame(self, ft: FrameTracks, R0: np.ndarray, C0: np.ndarray):
+        sel = _sampled(ft.ids, self.stride)
+        ids, xy = ft.ids[sel], _normalise(ft.xy[sel].astype(float), self.K)
+        ok = ids < self.map.size
+        return self._pose_only(R0, C0, ids[ok], xy[ok])
+
+
+def keyframe_positions(n: int, stride: int) -> np.ndarray:
+    kf = list(range(0, n, stride))
+    if kf[-1] != n - 1:
+        kf.append(n - 1)
+    return np.array(kf)
+
+
+def run_segment(frames: list[FrameTracks], K: Intrinsics, cfg: SfmConfig, stride: int,
+                point_stride: int = 1, fill: bool = True) -> SfmResult:
+    n = len(frames)
+    kfs = keyframe_positions(n, stride)
+    vo = KeyframeOdometry(K, cfg, point_stride)
+    inliers = np.zeros(n, int)
+    rms = np.full(n, np.nan)
+    failure = None
+    for pos in kfs:
+        inl, e = vo.add_keyframe(frames[pos])
+        inliers[pos], rms[pos] = inl, e
+        if failure is None and len(vo.R) > 1 and inl < cfg.min_inliers:
+            failure = f"tracking lost at frame {frames[pos].index}: {inl} inlier points"
+    Rk, Ck = np.array(vo.R), np.array(vo.C)
+    R = np.zeros((n, 3, 3)); C = np.zeros((n, 3))
+    R[kfs], C[kfs] = Rk, Ck
+    for a, b, ka in zip(kfs[:-1], kfs[1:], range(len(kfs) - 1)):
+        for t in range(a + 1, b):
+            R0, C0 = slerp_pose(Rk[ka], Ck[ka], Rk[ka + 1], Ck[ka + 1], (t - a) / (b - a))
+            if fill:
+                R0, C0, inl, e = vo.pose_frame(frames[t], R0, C0)
+                inliers[t], rms[t] = inl, e
+            R[t], C[t] = R0, C0
+    return SfmResult(R, C, kfs, inliers, rms, failure, vo.total_cost, vo.total_obs)

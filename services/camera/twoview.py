@@ -1,0 +1,65 @@
+"""Two-view motion between keyframes: essential matrix vs rotation-only model selection.
+
+Used to initialise each new keyframe inside the right basin of the bundle
+adjustment (local descent alone confuses a small sideways translation with a
+rotation). The parallax test decides the model: after removing the rotation, if
+the remaining (translational) image motion is below a pixel threshold the pair is
+explained by a rotation only and no translation is invented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from services.camera.geometry import project_to_so3
+
+
+@dataclass
+class RelativeMotion:
+    R: np.ndarray  # rotation taking camera-0 coordinates to camera-1 coordinates (x1 = R x0 + t)
+    t: np.ndarray  # unit translation direction (zero for a rotation-only pair)
+    parallax_px: float  # median translational image motion after derotation
+    rotation_only: bool
+    inliers: int
+
+
+def _rotation_from_bearings(b0: np.ndarray, b1: np.ndarray) -> np.ndarray:
+    """Least-squares rotation with b1 ~ R b0 (Kabsch on unit bearings)."""
+    M = b1.T @ b0
+    return project_to_so3(M)
+
+
+def relative_motion(px0: np.ndarray, px1: np.ndarray, f: float, cx: float, cy: float,
+                    parallax_threshold_px: float = 0.6, ransac_px: float = 1.0) -> RelativeMotion | None:
+    if len(px0) < 12:
+        return None
+    p0 = px0.astype(np.float64)
+    p1 = px1.astype(np.float64)
+    K = np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]])
+    b0 = np.column_stack([(p0 - (cx, cy)) / f, np.ones(len(p0))])
+    b1 = np.column_stack([(p1 - (cx, cy)) / f, np.ones(len(p1))])
+    b0 /= np.linalg.norm(b0, axis=1, keepdims=True)
+    b1 /= np.linalg.norm(b1, axis=1, keepdims=True)
+    # Rotation-only model: robust Kabsch (RANSAC-free, iteratively reweighted).
+    Rr = np.eye(3)
+    w = np.ones(len(b0))
+    for _ in range(5):
+        Rr = _rotation_from_bearings(b0 * w[:, None], b1)
+        err = f * np.linalg.norm(np.cross(b0 @ Rr.T, b1), axis=1)
+        w = 1.0 / (1.0 + (err / ransac_px) ** 2)
+    E, mask = cv2.findEssentialMat(p0, p1, K, method=cv2.RANSAC, prob=0.999, threshold=ransac_px)
+    if E is None or E.shape != (3, 3):
+        return RelativeMotion(Rr, np.zeros(3), 0.0, True, int((err < 2 * ransac_px).sum()))
+    n_in, Re, te, mask_pose = cv2.recoverPose(E, p0, p1, K, mask=mask.copy())
+    inl = mask.ravel() > 0
+    # translational parallax: residual motion after removing each model's rotation
+    err_e = f * np.linalg.norm(np.cross(b0[inl] @ Re.T, b1[inl]), axis=1)
+    err_r = f * np.linalg.norm(np.cross(b0[inl] @ Rr.T, b1[inl]), axis=1)
+    parallax = float(np.median(err_e)) if inl.any() else 0.0
+    rot_fit = float(np.median(err_r)) if inl.any() else np.inf
+    if rot_fit < parallax_threshold_px or n_in < 12:
+        return RelativeMotion(Rr, np.zeros(3), rot_fit, True, int(inl.sum()))
+    return RelativeMotion(Re, te.ravel() / max(np.linalg.norm(te), 1e-12), rot_fit, False, int(n_in))
