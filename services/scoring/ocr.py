@@ -1,0 +1,114 @@
+"""Text area: the share of the frame covered by detected text, max over the frames.
+
+Boxes and frame area are measured at the same resolution (the reference
+divides 640x360 boxes by the source's area, so on 720p input its filter never
+fires). Overlapping boxes count once: the boxes are drawn into a mask.
+
+The detector is a small client (``detect(frames) -> boxes``) so that a Triton
+client can replace the in-process ONNX one without touching the scorer.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from services.scoring.base import SampledFrames, Scalar, Scorer
+
+
+class TextDetector(Protocol):
+    """Finds text boxes: (K, H, W, 3) uint8 RGB frames -> per frame an (N, 4, 2) array of corners in pixels."""
+
+    backend: str
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]: ...
+
+
+def text_area_ratio(boxes: np.ndarray, height: int, width: int) -> float:
+    """Share of an HxW frame covered by the union of quadrilateral boxes (N, 4, 2)."""
+    if len(boxes) == 0:
+        return 0.0
+    mask = np.zeros((height, width), np.uint8)
+    # One polygon at a time: fillPoly with several fills overlaps by the even-odd rule (holes).
+    for box in np.round(boxes).astype(np.int32):
+        cv2.fillPoly(mask, [box], 1)
+    return float(cv2.countNonZero(mask)) / (height * width)
+
+
+class PPOCRDetector:
+    """PP-OCRv4 text detection (the model in rapidocr_onnxruntime's wheel), in this process.
+
+    Pre- and post-processing follow PaddleOCR's defaults: the longer side is
+    limited to 960 px and both sides rounded to multiples of 32, inputs are BGR
+    scaled to [-1, 1], and the DB post-process maps boxes back to the frame.
+    """
+
+    MODEL_FILE = "ch_PP-OCRv4_det_infer.onnx"
+
+    def __init__(self, threads: int = 1, limit_side_len: int = 960) -> None:
+        import onnxruntime as ort
+        import rapidocr_onnxruntime
+        from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
+
+        model = Path(rapidocr_onnxruntime.__file__).parent / "models" / self.MODEL_FILE
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.postprocess = DBPostProcess(
+            thresh=0.3, box_thresh=0.5, max_candidates=1000, unclip_ratio=1.6, use_dilation=True, score_mode="fast"
+        )
+        self.limit_side_len = limit_side_len
+        version = importlib.metadata.version("rapidocr_onnxruntime")
+        self.backend = f"rapidocr_onnxruntime {version} ch_PP-OCRv4_det (onnxruntime {ort.__version__})"
+
+    def _input_size(self, height: int, width: int) -> tuple[int, int]:
+        ratio = min(1.0, self.limit_side_len / max(height, width))
+        return (max(32, int(round(width * ratio / 32)) * 32), max(32, int(round(height * ratio / 32)) * 32))
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        if len(frames) == 0:
+            return []
+        height, width = frames.shape[1:3]
+        size = self._input_size(height, width)
+        batch = np.stack([cv2.resize(f[..., ::-1], size) for f in frames]).astype(np.float32)
+        batch = (batch * (2.0 / 255.0) - 1.0).transpose(0, 3, 1, 2)
+        maps = self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})[0]
+        results = []
+        for probability in maps:
+            boxes, _scores = self.postprocess(probability[None], (height, width))
+            results.append(_clean_boxes(np.asarray(boxes, np.float32).reshape(-1, 4, 2), height, width))
+        return results
+
+
+def _clean_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Clip to the frame and drop slivers of 3 px or less, as PaddleOCR does."""
+    if len(boxes) == 0:
+        return boxes
+    boxes[..., 0] = np.clip(boxes[..., 0], 0, width - 1)
+    boxes[..., 1] = np.clip(boxes[..., 1], 0, height - 1)
+    sides_a = np.linalg.norm(boxes[:, 0] - boxes[:, 1], axis=1)
+    sides_b = np.linalg.norm(boxes[:, 0] - boxes[:, 3], axis=1)
+    return boxes[(sides_a > 3) & (sides_b > 3)]
+
+
+class OcrScorer(Scorer):
+    name = "ocr"
+    columns = ("ocr",)
+
+    def __init__(self, detector: TextDetector) -> None:
+        self.detector = detector
+
+    def score(self, frames: SampledFrames) -> dict[str, Scalar]:
+        height, width = frames.rgb.shape[1:3]
+        ratios = [text_area_ratio(b, height, width) for b in self.detector.detect(frames.rgb)]
+        return {"ocr": max(ratios) if ratios else None}
+
+    def provenance(self) -> dict[str, str]:
+        return {"ocr": f"{self.detector.backend}, text-box union / frame area, max over frames"}

@@ -1,0 +1,36 @@
+"""The score stage: every score of a clip from one decode of it."""
+
+from __future__ import annotations
+
+from services.records import ClipRecord
+from services.scoring.base import ScoringError
+from services.scoring.suite import ScoringSuite, build_suite
+from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
+
+
+class ScoreStage(ClipStage):
+    name = "score"
+    config_sections = ("score", "models")
+
+    def __init__(self) -> None:
+        self.suite: ScoringSuite | None = None
+
+    def setup(self, ctx: StageContext) -> None:
+        if self.suite is None:
+            self.suite = build_suite(ctx.settings)
+
+    def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
+        self.setup(ctx)
+        if not ctx.store.exists(clip.clip_key):
+            raise ClipFailed(f"clip file {clip.clip_key} is missing")
+        with ctx.store.local_path(clip.clip_key) as path:
+            try:
+                report = self.suite.score_file(path, (clip.width, clip.height), clip.num_frames)
+            except ScoringError as exc:
+                raise ClipFailed(str(exc)) from None
+        columns, provenance = dict(report.columns), dict(report.provenance)
+        if "aesthetic" not in columns:
+            # The column exists but stays empty; the filter stage skips its rule.
+            columns["aesthetic"] = None
+            provenance["aesthetic"] = "not computed: " + "; ".join(self.suite.notes)
+        return ClipOutcome(columns=columns, provenance=provenance, note="; ".join(self.suite.notes) or None)
