@@ -81,9 +81,21 @@ class ClipSettings(Section):
 
 
 class ScoreSettings(Section):
+    """Scoring: frames spread over 10%..90% of the clip, resized to width x height."""
+
     frames_per_clip: int = 3
     width: int = 640
     height: int = 360
+    # Consecutive-frame pairs for the DIS optical-flow magnitude, and DIS's preset.
+    flow_pairs: int = 4
+    flow_preset: Literal["ultrafast", "fast", "medium"] = "fast"
+    # "auto": the LAION aesthetic MLP when its weights are in models.weights_dir,
+    # else BRISQUE (written to quality_brisque; the aesthetic rule is then skipped).
+    quality_backend: Literal["auto", "aesthetic", "brisque"] = "auto"
+    # OpenAI's ViT-L/14 (what the aesthetic MLP was trained on) uses QuickGELU.
+    aesthetic_quick_gelu: bool = True
+    ocr_threads: int = 1
+    torch_threads: int = 2
 
 
 class FilterSettings(Section):
