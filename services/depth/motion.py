@@ -1,0 +1,121 @@
+"""Independent-motion evidence: observed flow against the flow that camera motion and depth explain.
+
+The residual is normalised by what a correct static pixel could still show:
+a flow noise floor plus a share of the parallax flow (the depth is never exact,
+and its error moves the prediction along the parallax direction). With no
+camera translation the rigid flow is the rotation (or zero) flow, so a tripod
+shot reduces to "which pixels move at all".
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from services.depth.fill import normalised_box_fill
+from services.depth.geometry import rigid_flow, rotation_flow
+from services.depth.params import GeometricParams
+from services.depth.triangulate import ViewFlow
+
+
+def background_inverse_depth(depth: np.ndarray) -> np.ndarray:
+    """Inverse depth everywhere: measured where valid, spread from the surroundings into holes, else 0 (far)."""
+    inv = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-12), 0.0).astype(np.float32)
+    valid = depth > 0
+    if not valid.any():
+        return inv
+    filled = np.where(valid, inv, 0).astype(np.float32)
+    # grow into the holes from their borders at increasing radius (a cheap harmonic-ish fill)
+    for radius in (2, 4, 8, 16, 32, 64):
+        grown = normalised_box_fill(filled, radius, min_support=1e-3)
+        filled = np.where(filled > 0, filled, grown)
+        if (filled > 0).all():
+            break
+    return filled
+
+
+def _distance_to_segment(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pixel distance from point q to the segment a-b (all (h, w, 2))."""
+    ab = b - a
+    t = ((q - a) * ab).sum(2) / np.maximum((ab * ab).sum(2), 1e-9)
+    t = np.clip(t, 0.0, 1.0)[..., None]
+    return np.linalg.norm(q - (a + t * ab), axis=2)
+
+
+def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params: GeometricParams) -> np.ndarray:
+    """(h, w) normalised residual; > 1 means the pixel moves more than camera motion and depth can explain.
+
+    Per view the residual is |observed - rigid| / (noise + tol * |parallax flow|); views are combined by
+    the minimum so that a pixel occluded in one neighbour (flow garbage there) is judged by the other.
+    Where the depth is not measured (far, sky, on the moving objects themselves) the rigid flow of the
+    surrounding depth is used, but a pixel is only called moving if no depth between that and infinity
+    explains it (distance to that stretch of its epipolar line): unmeasured sky is never "moving"."""
+    h, w = depth.shape
+    if not views:
+        return np.zeros((h, w), np.float32)
+    inv = background_inverse_depth(depth)
+    measured = depth > 0
+    score = np.full((h, w), np.inf, np.float32)
+    for v in views:
+        rigid = rigid_flow(K, v.R, v.t, inv)
+        rot = rotation_flow(K, v.R, h, w)
+        parallax = np.linalg.norm(rigid - rot, axis=2)
+        resid = np.where(measured, np.linalg.norm(v.flow - rigid, axis=2), _distance_to_segment(v.flow, rot, rigid))
+        s = resid / (params.mask_noise_px + params.mask_parallax_tolerance * parallax)
+        score = np.minimum(score, s)
+    return score
+
+
+def photometric_residual(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarray, views: list[ViewFlow],
+                         depth: np.ndarray) -> np.ndarray:
+    """(h, w) min over views of |ref - source warped by the rigid flow| (grey levels, 3x3 averaged).
+
+    Sharp at object borders where the flow field is smeared: a static background pixel next to a moving
+    object is photo-consistent under the rigid warp in at least one neighbour."""
+    from services.depth.flow import warp_by_flow
+
+    inv = background_inverse_depth(depth)
+    best = np.full(depth.shape, np.inf, np.float32)
+    r = ref.astype(np.float32)
+    for src, v in zip(sources, views):
+        warped = warp_by_flow(src.astype(np.float32), rigid_flow(K, v.R, v.t, inv))
+        best = np.minimum(best, cv2.blur(np.abs(r - warped), (3, 3)))
+    return best
+
+
+def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray | None,
+               photo: np.ndarray | None = None) -> np.ndarray:
+    """Hysteresis on the score, then connected regions: keep those big enough that contain a strong seed,
+    or that overlap last frame's mask (temporal consistency lets a slowing object keep its mask)."""
+    h, w = score.shape
+    weak = score > params.mask_threshold
+    if photo is not None:
+        # keep flow-residual pixels that are also photometrically inconsistent under the rigid warp
+        # (noise level from the frame itself), then close to recover textureless object insides
+        noise = float(np.median(photo[np.isfinite(photo)])) if np.isfinite(photo).any() else 0.0
+        weak &= photo > max(params.mask_photo_min, params.mask_photo_noise_factor * noise)
+    weak = weak.astype(np.uint8)
+    weak = cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    strong = score > 2 * params.mask_threshold
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+    if count <= 1:
+        return np.zeros((h, w), bool)
+    min_area = params.mask_min_share * h * w
+    seeds = np.bincount(labels[strong], minlength=count)
+    keep = (stats[:, cv2.CC_STAT_AREA] >= min_area) & (seeds >= 0.1 * stats[:, cv2.CC_STAT_AREA])
+    if previous is not None and previous.shape == (h, w):
+        overlap = np.bincount(labels[previous], minlength=count)
+        keep |= (stats[:, cv2.CC_STAT_AREA] >= min_area / 2) & (overlap >= 0.3 * stats[:, cv2.CC_STAT_AREA])
+    keep[0] = False
+    mask = keep[labels]
+    # fill holes inside objects (textureless insides give small flow)
+    inv = (~mask).astype(np.uint8)
+    n2, lab2, st2, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    border = np.zeros(n2, bool)
+    border[np.unique(np.concatenate([lab2[0], lab2[-1], lab2[:, 0], lab2[:, -1]]))] = True
+    holes = ~border[lab2] & (lab2 > 0)
+    mask |= holes
+    if mask.mean() > params.mask_max_share:
+        return np.zeros((h, w), bool)
+    return mask

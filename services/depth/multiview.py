@@ -1,0 +1,150 @@
+"""Streaming depth and motion masks from frames + camera poses (the default, no-weights backends).
+
+Depth: dense DIS flow to one neighbour on each side (offset chosen for
+parallax), closed-form triangulation of inverse depth per pixel against the
+known poses, kept only where the parallax is large enough and the point
+reprojects onto every used flow; then median cleaning, re-projection of the
+previous frame's map into pixels without parallax (pure rotation, holds) and
+filling of small enclosed holes. Where nothing was ever measured (a tripod
+shot, sky, areas not yet seen with parallax) the depth stays 0 = invalid.
+
+Masks: normalised residual between the observed flow and the rigid flow of
+the camera motion over the (hole-filled) depth, cleaned into connected regions
+with hysteresis, minimum size and temporal support, upsampled to the frames.
+
+Memory: a window of 2 * max_offset + 1 prepared frames, independent of clip length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from services.depth.fill import fill_small_holes, median_clean, reproject_depth
+from services.depth.geometry import relative_pose, scale_intrinsics
+from services.depth.motion import clean_mask, motion_score, photometric_residual
+from services.depth.params import GeometricParams
+from services.depth.triangulate import triangulate_inverse_depth
+from services.depth.views import ViewSelector, prepare_frame
+from services.depth.window import FrameWindow
+
+
+def depth_grid_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def depth_intrinsics(K: np.ndarray, width: int, height: int, scale: float) -> np.ndarray:
+    """K of the depth grid (area-resize convention: same field of view as the frames)."""
+    gw, gh = depth_grid_size(width, height, scale)
+    return scale_intrinsics(K, gw / width, gh / height)
+
+
+def _measured_depth(tri, params: GeometricParams) -> np.ndarray:
+    ok = (
+        (tri.inv_depth > 0)
+        & (tri.views_used > 0)
+        & (tri.parallax_px >= params.min_parallax_px)
+        & (tri.residual_px <= params.max_residual_px)
+    )
+    return np.where(ok, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
+
+
+def iter_depth_and_masks(
+    frames: Iterable[np.ndarray],
+    c2w: np.ndarray,
+    K: np.ndarray,
+    params: GeometricParams = GeometricParams(),
+    depth: Iterable[np.ndarray] | None = None,
+    want_masks: bool = True,
+    timings: dict[str, float] | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Yield (depth (h,w) float32 z in pose units, 0 = invalid; mask (H,W) bool or None) per frame.
+
+    ``frames`` are uint8 RGB (H, W, 3) or grey, aligned with ``c2w`` (N,4,4, camera-to-world, OpenCV axes,
+    any scale) and ``K`` (3x3, or (N,3,3) per frame, for the frames' resolution). With ``depth`` given
+    (one (h,w) map per frame) it is used instead of being estimated (masks only)."""
+    import time
+
+    c2w = np.asarray(c2w, np.float64)
+    count = len(c2w)
+    frames_iter = iter(frames)
+    try:
+        first = next(frames_iter)
+    except StopIteration:
+        return
+    H, W = first.shape[:2]
+    size = depth_grid_size(W, H, params.depth_scale)
+    Ks = np.asarray(K, np.float64)
+    per_frame_K = Ks.ndim == 3
+
+    def chain():
+        yield first
+        yield from frames_iter
+
+    window = FrameWindow(chain(), params.max_offset, lambda f: prepare_frame(f, size))
+    given = iter(depth) if depth is not None else None
+    clock = timings if timings is not None else {}
+
+    def tick(key: str, start: float) -> float:
+        now = time.perf_counter()
+        clock[key] = clock.get(key, 0.0) + now - start
+        return now
+
+    selector: ViewSelector | None = None
+    previous_depth: np.ndarray | None = None
+    previous_mask: np.ndarray | None = None
+    hole_area = int(params.hole_max_share * size[0] * size[1])
+    for i in range(count):
+        t0 = time.perf_counter()
+        if not window.advance_to(i):
+            raise ValueError(f"{count} poses but only {window.loaded} frames")
+        Kd = scale_intrinsics(Ks[i] if per_frame_K else Ks, size[0] / W, size[1] / H)
+        if selector is None or per_frame_K:
+            offset = selector.offset if selector else 1
+            selector = ViewSelector(c2w, Kd, params)
+            selector.offset = offset
+        t0 = tick("decode_prepare", t0)
+        views = selector.views_for(window, i, count) if np.isfinite(c2w[i]).all() else []
+        t0 = tick("flow", t0)
+        if given is not None:
+            d = np.asarray(next(given), np.float32)
+            if d.shape != (size[1], size[0]):
+                d = cv2.resize(d, size, interpolation=cv2.INTER_NEAREST)
+        else:
+            d = _measured_depth(triangulate_inverse_depth(Kd, views), params) if views else np.zeros(size[::-1], np.float32)
+            d = median_clean(d)
+            if params.propagate and previous_depth is not None and np.isfinite(c2w[[i - 1, i]]).all():
+                R, t = relative_pose(c2w[i - 1], c2w[i])
+                carried = reproject_depth(previous_depth, Kd, R, t)
+                d = np.where(d > 0, d, carried)
+            d = fill_small_holes(d, hole_area)
+        t0 = tick("depth", t0)
+        mask = None
+        if want_masks:
+            score = motion_score(Kd, views, d, params)
+            sources = [window.get(v.source_index).grey for v in views]
+            photo = photometric_residual(window.get(i).grey, sources, Kd, views, d) if views else None
+            small = clean_mask(score, params, previous_mask, photo)
+            previous_mask = small
+            mask = cv2.resize(small.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
+            t0 = tick("masks", t0)
+        if given is None and mask is not None and params.propagate:
+            # moving objects must not be carried into the next frame as static structure
+            previous_depth = np.where(previous_mask, 0, d)
+        else:
+            previous_depth = d
+        yield d, mask
+
+
+def estimate_depth(frames: Iterable[np.ndarray], c2w: np.ndarray, K: np.ndarray,
+                   params: GeometricParams = GeometricParams()) -> np.ndarray:
+    """(N, h, w) float32 z-depth in the poses' units (0 = invalid), h x w = params.depth_scale x the frames."""
+    return np.stack([d for d, _ in iter_depth_and_masks(frames, c2w, K, params, want_masks=True)])
+
+
+def segment_dynamic(frames: Iterable[np.ndarray], c2w: np.ndarray, K: np.ndarray, depth: Iterable[np.ndarray],
+                    params: GeometricParams = GeometricParams()) -> np.ndarray:
+    """(N, H, W) bool: True on independently moving objects, given the depth maps (any grid of the same aspect)."""
+    return np.stack([m for _, m in iter_depth_and_masks(frames, c2w, K, params, depth=depth)])

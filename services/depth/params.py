@@ -1,0 +1,28 @@
+"""Tuning of the geometric depth and motion-mask backends (pure data; services.settings.DepthSettings mirrors it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GeometricParams:
+    depth_scale: float = 0.5  # depth map size relative to the frames (0.5: 320x180 for 640x360)
+    flow_preset: str = "medium"  # OpenCV DIS preset
+    max_offset: int = 8  # farthest neighbour (in annotated frames) on each side; the window is 2 * max_offset + 1
+    target_parallax_px: float = 6.0  # grow the neighbour offset until the median translation parallax reaches this
+    max_flow_px: float = 16.0  # but shrink it while the median flow (rotation included) exceeds this
+    min_parallax_px: float = 3.0  # a pixel's depth is kept only if the views move it at least this much (depth-grid px)
+    max_residual_px: float = 1.0  # and the triangulated point reprojects within this of every used flow
+    fb_max_px: float = 1.0  # forward-backward flow disagreement above which a flow pixel is not used
+    min_usable_share: float = 0.3  # a source view with less consistent flow than this (e.g. across a cut) is dropped
+    hole_max_share: float = 0.002  # enclosed invalid regions up to this share of the image are filled
+    propagate: bool = True  # carry depth forward through frames with no parallax by re-projecting the previous map
+    # motion masks
+    mask_noise_px: float = 0.6  # flow noise floor (depth-grid px) in the residual normalisation
+    mask_parallax_tolerance: float = 0.25  # residual allowed as a share of the parallax flow (depth errors)
+    mask_threshold: float = 1.0  # normalised residual above which a pixel is moving (seed: 2x this)
+    mask_photo_min: float = 6.0  # grey levels: rigid-warp photometric error a moving pixel must show ...
+    mask_photo_noise_factor: float = 3.0  # ... and at least this times the frame's median error (noise)
+    mask_min_share: float = 0.0015  # connected regions smaller than this share of the frame are dropped
+    mask_max_share: float = 0.5  # a frame whose mask covers more than this is unreliable and left empty

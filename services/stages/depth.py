@@ -1,0 +1,113 @@
+"""The depth stage: depth maps and dynamic-object masks for the annotated frames of a clip.
+
+Reads the clip and the camera stage's ``c2w.npy`` (N,4,4 camera-to-world, OpenCV axes, up to scale),
+``intrinsics.npy`` (N x 4: fx/W, fy/H, cx/W, cy/H) and ``indexes.txt`` (annotated frame numbers);
+writes ``depth.npz`` (``depth`` N x h x w float16 z-depth in the poses' units, 0 = invalid, plus
+``K_depth``) and ``dyn_masks.npz`` (``masks`` N x H x W bool), and the ``dynamicRatio`` column.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import numpy as np
+
+from services.depth.backends import DEPTH_BACKENDS, MASK_BACKENDS, GeometricDepthAndMasks, params_from_settings
+from services.depth.exr_zip import write_disparity_zip
+from services.depth.geometry import intrinsics_from_normalised
+from services.depth.multiview import depth_intrinsics
+from services.records import ClipRecord
+from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
+from services.video.decode import read_frames
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def parse_indexes(text: str) -> np.ndarray:
+    return np.array([int(tok) for tok in text.split()], dtype=np.int64)
+
+
+def select_frames(frames: Iterator[np.ndarray], indexes: np.ndarray) -> Iterator[np.ndarray]:
+    """The frames whose numbers are in ``indexes`` (ascending), from a stream of all frames."""
+    wanted = iter(indexes.tolist())
+    target = next(wanted, None)
+    for number, frame in enumerate(frames):
+        if target is None:
+            return
+        if number == target:
+            yield frame
+            target = next(wanted, None)
+            while target is not None and target == number:  # duplicated index: same frame again
+                yield frame
+                target = next(wanted, None)
+
+
+class DepthStage(ClipStage):
+    name = "depth"
+    config_sections = ("depth",)
+
+    def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
+        settings = ctx.settings.depth
+        if settings.backend != "geometric" or settings.mask_backend != "geometric":
+            missing = [n for n, reg in ((settings.backend, DEPTH_BACKENDS), (settings.mask_backend, MASK_BACKENDS))
+                       if n != "geometric" and n not in reg]
+            if missing:
+                raise ClipFailed(f"depth/mask backend(s) not available: {', '.join(missing)}")
+            raise ClipFailed("weight-based depth backends are wired in services.models (not in this build)")
+        keys = {name: clip.annotation_key(name) for name in ("c2w.npy", "intrinsics.npy", "indexes.txt")}
+        for key in keys.values():
+            if not ctx.store.exists(key):
+                raise ClipFailed(f"{key} is missing (run the camera stage first)")
+        c2w = np.load(io.BytesIO(ctx.store.get_bytes(keys["c2w.npy"])))
+        intr = np.load(io.BytesIO(ctx.store.get_bytes(keys["intrinsics.npy"])))
+        indexes = parse_indexes(ctx.store.get_bytes(keys["indexes.txt"]).decode())
+        if not (len(c2w) == len(intr) == len(indexes)) or len(indexes) == 0:
+            raise ClipFailed(f"camera outputs disagree: {len(c2w)} poses, {len(intr)} intrinsics, {len(indexes)} indexes")
+        if np.any(np.diff(indexes) < 0):
+            raise ClipFailed("indexes.txt is not in ascending order")
+        W, H = clip.width, clip.height
+        K = np.stack([intrinsics_from_normalised(row, W, H) for row in intr])
+        params = params_from_settings(settings)
+        backend = GeometricDepthAndMasks(params)
+
+        n = len(indexes)
+        gw, gh = round(W * params.depth_scale), round(H * params.depth_scale)
+        depth = np.zeros((n, gh, gw), np.float16)
+        masks = np.zeros((n, H, W), bool)
+        with ctx.store.local_path(clip.clip_key) as path:
+            frames = select_frames(read_frames(path, settings=ctx.settings.video), indexes)
+            produced = 0
+            for i, (d, m) in enumerate(backend.iter_both(frames, c2w, K)):
+                d = np.where(d < FLOAT16_MAX, d, 0)  # beyond float16: left invalid rather than saturated
+                depth[i] = d.astype(np.float16)
+                masks[i] = m
+                produced += 1
+                if ctx.progress:
+                    ctx.progress(produced / n)
+        if produced != n:
+            raise ClipFailed(f"decoded {produced} of {n} annotated frames")
+
+        K_depth = depth_intrinsics(np.median(K, axis=0), W, H, params.depth_scale)
+        artifacts = []
+        with ctx.store.writer(clip.annotation_key("depth.npz"), ".npz") as tmp:
+            np.savez_compressed(tmp, depth=depth, K_depth=K_depth.astype(np.float32),
+                                units=np.array("pose units (up to scale, as c2w.npy); 0 = invalid"))
+        artifacts.append(clip.annotation_key("depth.npz"))
+        with ctx.store.writer(clip.annotation_key("dyn_masks.npz"), ".npz") as tmp:
+            np.savez_compressed(tmp, masks=masks)
+        artifacts.append(clip.annotation_key("dyn_masks.npz"))
+        if settings.export_exr_zip:
+            with ctx.store.writer(clip.annotation_key("depth.zip"), ".zip") as tmp:
+                write_disparity_zip(tmp, depth.astype(np.float32))
+            artifacts.append(clip.annotation_key("depth.zip"))
+
+        valid_share = float((depth > 0).mean())
+        columns = {
+            "dynamicRatio": float(masks.mean()),
+            "depth_backend": backend.depth.name,
+            "mask_backend": backend.masks.name,
+        }
+        provenance = {"depth": backend.depth.name, "dynamicRatio": backend.masks.name}
+        note = f"depth valid on {valid_share:.0%} of pixels (0 where no parallax was ever observed)"
+        return ClipOutcome(columns=columns, artifacts=artifacts, provenance=provenance, note=note)
