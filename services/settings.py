@@ -114,8 +114,20 @@ class CameraSettings(Section):
 
 
 class DepthSettings(Section):
+    """Depth maps and dynamic masks. ``geometric`` needs no weights (services.depth); other backends
+    (services.models) plug in through services.depth.backends.DepthBackend / MaskBackend."""
+
     backend: str = "geometric"
     mask_backend: str = "geometric"
+    depth_scale: float = Field(0.5, gt=0, le=1)  # depth grid relative to the clip (>= 0.5 keeps 320x180 for 640x360)
+    flow_preset: Literal["ultrafast", "fast", "medium"] = "medium"
+    max_offset: int = Field(8, ge=1)  # neighbour window radius in annotated frames
+    target_parallax_px: float = 6.0
+    min_parallax_px: float = 3.0
+    max_residual_px: float = 1.0
+    propagate: bool = True  # carry depth through frames without parallax by re-projection
+    mask_threshold: float = 1.0
+    export_exr_zip: bool = False  # also write depth.zip (per-frame disparity EXRs, the reference's layout)
 
 
 class CaptionSettings(Section):
