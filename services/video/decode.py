@@ -57,8 +57,10 @@ def read_frames(
     threads = settings.decode_threads if settings else 2
     cmd += ["-threads", str(threads)]
     if start > 0:
-        # Input seeking is frame-accurate when decoding (ffmpeg's accurate_seek).
-        cmd += ["-ss", f"{start / rate:.6f}"]
+        # Input seeking is frame-accurate when decoding (ffmpeg's accurate_seek drops
+        # frames before the point); half a frame early so rounding never drops frame `start`.
+        offset = info.start_offset if info is not None else 0.0
+        cmd += ["-ss", f"{offset + (start - 0.5) / rate:.6f}"]
     cmd += ["-i", str(path), "-an", "-sn"]
     if filters:
         cmd += ["-vf", ",".join(filters)]

@@ -27,6 +27,9 @@ class VideoInfo(BaseModel):
     duration: float
     rotation: int = 0
     variable_frame_rate: bool = False
+    # Where the video stream starts after the file's start, in seconds (ffmpeg's
+    # -ss counts from the file's start; frame 0 is the first video frame).
+    start_offset: float = 0.0
 
 
 def _rate(text: str | None) -> float:
@@ -45,11 +48,16 @@ def probe(path: Path, settings: VideoSettings | None = None) -> VideoInfo:
         raise ProbeError(f"not a file: {path}")
     if path.stat().st_size == 0:
         raise ProbeError("empty file (0 bytes)")
+    try:  # ffprobe's own message for this is a vague "Permission denied" line
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise ProbeError(f"permission denied: {path}") from None
     cmd = [
         ffprobe_path(settings), "-v", "error", "-count_packets",
         "-show_entries",
-        "stream=codec_type,codec_name,width,height,r_frame_rate,avg_frame_rate,nb_read_packets,duration"
-        ":stream_tags=rotate:stream_side_data=rotation:format=duration,format_name",
+        "stream=codec_type,codec_name,width,height,r_frame_rate,avg_frame_rate,nb_read_packets,duration,start_time"
+        ":stream_tags=rotate:stream_side_data=rotation:format=duration,format_name,start_time",
         "-of", "json", str(path),
     ]
     try:
@@ -94,4 +102,12 @@ def probe(path: Path, settings: VideoSettings | None = None) -> VideoInfo:
         duration=duration,
         rotation=rotation,
         variable_frame_rate=bool(r_rate and avg_rate and abs(r_rate - avg_rate) / avg_rate > 0.01),
+        start_offset=max(0.0, _seconds(video.get("start_time")) - _seconds(data.get("format", {}).get("start_time"))),
     )
+
+
+def _seconds(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "N/A") else 0.0
+    except ValueError:
+        return 0.0
