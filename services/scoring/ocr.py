@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
 from services.scoring.base import SampledFrames, Scalar, Scorer
+
+if TYPE_CHECKING:
+    from services.models.client import ModelClient
 
 
 class TextDetector(Protocol):
@@ -49,24 +52,30 @@ class PPOCRDetector:
 
     MODEL_FILE = "ch_PP-OCRv4_det_infer.onnx"
 
-    def __init__(self, threads: int = 1, limit_side_len: int = 960) -> None:
+    def __init__(self, threads: int = 1, limit_side_len: int = 960, remote: "ModelClient | None" = None) -> None:
         import onnxruntime as ort
         import rapidocr_onnxruntime
         from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
 
-        model = Path(rapidocr_onnxruntime.__file__).parent / "models" / self.MODEL_FILE
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        # ``remote``: a model client for Triton's ``ocr_det`` ({"x"} -> {"maps"}), which runs
+        # the same ONNX; pre- and post-processing stay here, so the boxes are the same.
+        self.remote = remote
+        if remote is None:
+            model = Path(rapidocr_onnxruntime.__file__).parent / "models" / self.MODEL_FILE
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+            self.input_name = self.session.get_inputs()[0].name
         self.postprocess = DBPostProcess(
             thresh=0.3, box_thresh=0.5, max_candidates=1000, unclip_ratio=1.6, use_dilation=True, score_mode="fast"
         )
         self.limit_side_len = limit_side_len
         version = importlib.metadata.version("rapidocr_onnxruntime")
         self.backend = f"rapidocr_onnxruntime {version} ch_PP-OCRv4_det (onnxruntime {ort.__version__})"
+        if remote is not None:
+            self.backend = f"rapidocr_onnxruntime {version} ch_PP-OCRv4_det served by {remote.backend}"
 
     def _input_size(self, height: int, width: int) -> tuple[int, int]:
         ratio = min(1.0, self.limit_side_len / max(height, width))
@@ -79,7 +88,10 @@ class PPOCRDetector:
         size = self._input_size(height, width)
         batch = np.stack([cv2.resize(f[..., ::-1], size) for f in frames]).astype(np.float32)
         batch = (batch * (2.0 / 255.0) - 1.0).transpose(0, 3, 1, 2)
-        maps = self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})[0]
+        if self.remote is not None:
+            maps = self.remote.infer({"x": np.ascontiguousarray(batch)})["maps"]
+        else:
+            maps = self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})[0]
         results = []
         for probability in maps:
             boxes, _scores = self.postprocess(probability[None], (height, width))
