@@ -1,0 +1,80 @@
+"""The issue's targets on a subset of the shared ground-truth cases, with their GT poses and intrinsics as input.
+
+Scored with the shared bench's evaluate.py. Speed is measured in bench/depth_masks.py, never here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from services.depth.multiview import iter_depth_and_masks
+from tests.depth.conftest import evaluator, load_case
+
+FRAMES = 48  # half of each case keeps the suite to seconds per case
+
+
+def _run(case: dict, c2w: np.ndarray | None = None):
+    out = list(iter_depth_and_masks(case["frames"], case["c2w"] if c2w is None else c2w, case["K"]))
+    return np.stack([d for d, _ in out]), np.stack([m for _, m in out])
+
+
+def _depth_scores(case, depth):
+    ev = evaluator()
+    return ev.depth_metrics(case["gt_depth"], depth, np.arange(len(depth)), (360, 640), 2)
+
+
+def _mask_scores(case, masks):
+    return evaluator().mask_metrics(case["gt_masks"], masks, np.arange(len(masks)))
+
+
+@pytest.mark.parametrize("name", ["room_dyn2", "orbit_plain"])
+def test_depth_accuracy_with_gt_poses(name):
+    case = load_case(name, FRAMES)
+    depth, _ = _run(case)
+    assert depth.shape == (FRAMES, 180, 320) and depth.dtype == np.float32
+    s = _depth_scores(case, depth)
+    assert s["abs_rel"] <= 0.10, s
+    assert s["delta_1_25"] >= 0.90, s
+    assert (depth > 0).mean() > 0.5  # most pixels measured, not only a few easy ones
+
+
+def test_depth_with_scaled_and_perturbed_poses():
+    """Up-to-scale, slightly wrong poses (as a tracker gives): depth follows the scale and stays accurate."""
+    case = load_case("room_dyn2", FRAMES)
+    rng = np.random.default_rng(7)
+    c2w = case["c2w"].copy()
+    scale = 0.137
+    c2w[:, :3, 3] *= scale
+    noise = Rotation.from_rotvec(rng.normal(0, np.radians(0.05), (FRAMES, 3))).as_matrix()
+    c2w[:, :3, :3] = noise @ c2w[:, :3, :3]
+    step = np.median(np.linalg.norm(np.diff(c2w[:, :3, 3], axis=0), axis=1))
+    c2w[:, :3, 3] += rng.normal(0, 0.03 * step, (FRAMES, 3))
+    depth, _ = _run(case, c2w)
+    s = _depth_scores(case, depth)
+    assert s["scale"] == pytest.approx(1 / scale, rel=0.1)  # depth is in the poses' units
+    assert s["abs_rel"] <= 0.10, s
+    assert s["delta_1_25"] >= 0.90, s
+
+
+def test_static_camera_masks_the_moving_objects_and_leaves_depth_invalid():
+    case = load_case("room_static_dyn3", FRAMES)
+    depth, masks = _run(case)
+    assert masks.shape == (FRAMES, 360, 640) and masks.dtype == bool
+    assert _mask_scores(case, masks)["iou"] >= 0.6
+    assert not (depth > 0).any()  # no parallax anywhere: nothing is measured, nothing is invented
+
+
+@pytest.mark.parametrize("name", ["room_plain", "orbit_plain"])
+def test_static_scenes_have_few_false_positives(name):
+    case = load_case(name, FRAMES)
+    _, masks = _run(case)
+    assert masks.mean() <= 0.01
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: objects moving in a moving camera's view are only partly found "
+                                       "(IoU ~0.33 on room_dyn2, see bench/depth_masks.py)")
+def test_moving_camera_masks_reach_target():
+    case = load_case("room_dyn2", FRAMES)
+    _, masks = _run(case)
+    assert _mask_scores(case, masks)["iou"] >= 0.6
