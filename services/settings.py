@@ -46,6 +46,8 @@ class S3Settings(Section):
     # Multipart part size for streamed uploads (S3 minimum is 5 MiB).
     part_size: int = 16 * 1024 * 1024
     presign_seconds: int = 900
+    # Host:port clients reach for presigned URLs when it differs from ``endpoint`` (e.g. behind a proxy).
+    public_endpoint: str = ""
 
 
 class VideoSettings(Section):
@@ -135,7 +137,39 @@ class DepthSettings(Section):
 
 
 class CaptionSettings(Section):
+    """Captions: ``annotations`` (default, no model) or ``openai`` (a VLM then an LLM
+    behind any OpenAI-compatible chat-completions endpoint: vLLM, Ollama, Gemini, Qwen)."""
+
     backend: Literal["annotations", "openai"] = "annotations"
+    vlm_url: str = "http://127.0.0.1:8001/v1"
+    vlm_model: str = ""
+    llm_url: str = "http://127.0.0.1:8002/v1"
+    llm_model: str = ""
+    # Bearer key for both endpoints; llm_api_key overrides it for the LLM. Never logged.
+    api_key: SecretStr | None = None
+    llm_api_key: SecretStr | None = None
+    vlm_temperature: float = 0.2
+    llm_temperature: float = 0.1
+    max_tokens: int = 1024
+    # Response format asked for: a JSON schema, plain JSON mode, or none (prompt only).
+    json_mode: Literal["json_schema", "json_object", "none"] = "json_schema"
+    # Answers that are not valid JSON for the schema are repaired, else asked again.
+    json_attempts: int = Field(default=3, ge=1)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    # Retries on timeouts, connection errors, 429 and 5xx: exponential backoff with jitter.
+    max_retries: int = Field(default=5, ge=0)
+    backoff_base_s: float = Field(default=1.0, ge=0)
+    backoff_max_s: float = Field(default=60.0, ge=0)
+    # Requests in flight at once per endpoint, and requests per minute (0 = unlimited).
+    max_concurrency: int = Field(default=4, ge=1)
+    requests_per_minute: float = Field(default=60.0, ge=0)
+    # Frames shown to the VLM: about one per second, scaled to fit 640x360.
+    frames_per_second: float = Field(default=1.0, gt=0)
+    max_frames: int = Field(default=16, ge=1)
+    frame_width: int = 640
+    frame_height: int = 360
+    jpeg_quality: int = Field(default=85, ge=10, le=100)
 
 
 class ModelSettings(Section):
@@ -144,21 +178,95 @@ class ModelSettings(Section):
     weights_dir: Path = Path("weights")
     # Per model: run it in this process or ask the Triton server.
     client: dict[str, Literal["inprocess", "triton"]] = Field(default_factory=dict)
+    # torch device for in-process models ("cpu", "cuda", "cuda:1").
+    device: str = "cpu"
 
 
 class TritonSettings(Section):
+    """The Triton server (``services/triton_server.py``) and its client (``services/models/triton_client.py``)."""
+
     url: str = "127.0.0.1:8000"
+    grpc_url: str = "127.0.0.1:8001"
     protocol: Literal["http", "grpc"] = "http"
+    # Client: wait this long for the server and model to be ready, per request timeout.
+    ready_timeout_s: float = Field(default=120.0, gt=0)
+    request_timeout_s: float = Field(default=300.0, gt=0)
+    # Retries when the server is unavailable: exponential backoff with jitter.
+    max_retries: int = Field(default=5, ge=0)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=10.0, ge=0)
+    # Frames per request (a bigger batch is split); requests in flight per call.
+    max_batch_size: int = Field(default=8, ge=1)
+    max_inflight: int = Field(default=2, ge=1)
+    # Local server: its own virtualenv (nvidia-pytriton pins numpy<2), the model
+    # repository, and the config variant (""=config.pbtxt on GPU, "cpu"=configs/cpu.pbtxt).
+    venv: Path = Path(".venv-triton")
+    model_repository: Path = Path("triton_models")
+    config_name: str = ""
+    metrics_port: int = 8002
+    # Models to load (empty: every model in the repository).
+    models: list[str] = Field(default_factory=list)
+    startup_timeout_s: float = Field(default=300.0, gt=0)
 
 
 class RedisSettings(Section):
     url: str = "redis://127.0.0.1:6379/0"
+    # A task not acked this long after delivery is given to another worker (kombu's
+    # visibility timeout). Running tasks extend it every lease_renew_s, so it bounds
+    # how long a crashed worker's task waits, not how long a stage may run.
+    visibility_timeout_s: int = Field(default=60, ge=5)
+    lease_renew_s: float = Field(default=10.0, gt=0)
+    restore_interval_s: int = Field(default=5, ge=1)
+    # Transient errors (Redis, the object store) are retried with exponential backoff.
+    task_max_retries: int = Field(default=5, ge=0)
+    retry_backoff_max_s: int = Field(default=120, ge=1)
+    # A clip whose stage killed its worker this many times fails alone (a poison clip).
+    max_deliveries: int = Field(default=3, ge=1)
+    # Job state stays in Redis this long after the job ends (then it is read from the bucket).
+    job_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
 
 
 class GatewaySettings(Section):
     host: str = "127.0.0.1"
     port: int = 8080
+    # uvicorn worker processes.
+    workers: int = Field(default=1, ge=1)
     max_upload_bytes: int = 4 * 1024**3
+    # API keys, hashed: owner name -> "sha256:<hex of the key>" (make one with
+    # ``python -m gateway.auth``). A key sees only the jobs it created.
+    api_keys: dict[str, str] = Field(default_factory=dict)
+    max_page_size: int = Field(default=500, ge=1)
+
+
+def _env_or(name: str, default: str = "") -> str:
+    import os
+
+    return os.environ.get(name, default)
+
+
+class ClientSettings(Section):
+    """What the client commands talk to. Empty means: the local stack (``.stack/stack.json``).
+    ``SPATIALVID_API_URL`` / ``SPATIALVID_API_KEY`` are read as the defaults."""
+
+    api_url: str = Field(default_factory=lambda: _env_or("SPATIALVID_API_URL"))
+    api_key: SecretStr | None = Field(
+        default_factory=lambda: SecretStr(k) if (k := _env_or("SPATIALVID_API_KEY")) else None
+    )
+    timeout_s: float = Field(default=60.0, gt=0)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+
+
+class StackSettings(Section):
+    """``spatialvid stack up``: local processes with their logs and PIDs in ``dir``."""
+
+    dir: Path = Path(".stack")
+    # 0 = pick a free loopback port.
+    redis_port: int = 0
+    s3_port: int = 0
+    gateway_port: int = 0
+    # Also start the Triton server (when services/triton_server.py exists).
+    triton: bool = False
+    start_timeout_s: float = Field(default=120.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -182,6 +290,8 @@ class Settings(BaseSettings):
     triton: TritonSettings = Field(default_factory=TritonSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    client: ClientSettings = Field(default_factory=ClientSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
 
     @classmethod
     def settings_customise_sources(

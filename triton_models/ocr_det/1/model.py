@@ -1,0 +1,72 @@
+"""Triton Python-backend model: PP-OCRv4 text detection (the ONNX in rapidocr_onnxruntime's wheel).
+
+Input ``x``: preprocessed frames, FP32 (N, 3, H, W), BGR scaled to [-1, 1] with
+H and W multiples of 32 (the client does PaddleOCR's preprocessing, so boxes
+are the same as in process). Output ``maps``: the DB text-probability maps,
+FP32 (N, 1, H, W); the client runs the DB post-process on them.
+
+The ONNX file is read from ``$SPATIALVID_WEIGHTS_DIR/ocr_det/`` when it is
+there, else from the rapidocr_onnxruntime package installed in the server's
+environment (the model ships inside that wheel).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+MODEL_FILE = "ch_PP-OCRv4_det_infer.onnx"
+
+
+def _find_model(weights_dir: str) -> Path:
+    candidates = []
+    if weights_dir:
+        candidates.append(Path(weights_dir) / "ocr_det" / MODEL_FILE)
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is not None and spec.origin:
+        candidates.append(Path(spec.origin).parent / "models" / MODEL_FILE)
+    for path in candidates:
+        if path.is_file():
+            return path
+    searched = ", ".join(str(p) for p in candidates) or "nothing (no weights dir, no rapidocr_onnxruntime)"
+    raise pb_utils.TritonModelException(f"ocr_det: weights missing: {MODEL_FILE} not found; searched {searched}")
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        import onnxruntime as ort
+
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        weights_dir = params.get("weights_dir") or os.environ.get("SPATIALVID_WEIGHTS_DIR", "")
+        path = _find_model(weights_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(params.get("intra_op_threads", "1"))
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        if args.get("model_instance_kind") == "GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])}))
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def execute(self, requests):
+        # The dynamic batcher hands over several requests at once: run them as one batch.
+        arrays = [pb_utils.get_input_tensor_by_name(r, "x").as_numpy() for r in requests]
+        shapes = {a.shape[1:] for a in arrays}
+        if len(shapes) == 1:
+            maps = self.session.run(None, {self.input_name: np.ascontiguousarray(np.concatenate(arrays))})[0]
+            splits = np.cumsum([len(a) for a in arrays])[:-1]
+            parts = np.split(maps, splits)
+        else:  # different frame sizes cannot share a batch
+            parts = [self.session.run(None, {self.input_name: np.ascontiguousarray(a)})[0] for a in arrays]
+        return [
+            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("maps", p.astype(np.float32, copy=False))])
+            for p in parts
+        ]
