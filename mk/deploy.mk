@@ -1,0 +1,22 @@
+# Offline validators for the deployment files (tests/deploy): kubectl for
+# kustomize, the Compose specification schema, and KEDA's CRD models (node).
+DEPLOY_TOOLS := .cache/deploy
+KEDA_MODELS := $(DEPLOY_TOOLS)/node_modules/@kubernetes-models/keda/package.json
+
+test-deps: deploy-tools
+
+.PHONY: deploy-tools
+deploy-tools: $(DEPLOY_TOOLS)/compose_spec.json $(KEDA_MODELS)
+	@command -v kubectl >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kubectl; }
+
+# The schema ships inside docker-compose 1.29's wheel (the last Python release).
+$(DEPLOY_TOOLS)/compose_spec.json:
+	mkdir -p $(DEPLOY_TOOLS)/wheel
+	$(PIP) download -q --no-deps -d $(DEPLOY_TOOLS)/wheel docker-compose==1.29.2
+	$(PY) -c "import zipfile,glob,sys; z=zipfile.ZipFile(glob.glob('$(DEPLOY_TOOLS)/wheel/docker_compose-*.whl')[0]); sys.stdout.buffer.write(z.read('compose/config/compose_spec.json'))" > $@.tmp
+	mv $@.tmp $@
+
+$(KEDA_MODELS):
+	command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm; }
+	mkdir -p $(DEPLOY_TOOLS)
+	cd $(DEPLOY_TOOLS) && npm install --silent --no-audit --no-fund --prefix . @kubernetes-models/keda@2.0.0
