@@ -56,7 +56,7 @@ def probe(path: Path, settings: VideoSettings | None = None) -> VideoInfo:
     cmd = [
         ffprobe_path(settings), "-v", "error", "-count_packets",
         "-show_entries",
-        "stream=codec_type,codec_name,width,height,r_frame_rate,avg_frame_rate,nb_read_packets,duration,start_time"
+        "stream=codec_type,codec_name,width,height,r_frame_rate,avg_frame_rate,nb_read_packets,nb_frames,duration,start_time"
         ":stream_tags=rotate:stream_side_data=rotation:format=duration,format_name,start_time",
         "-of", "json", str(path),
     ]
@@ -65,8 +65,7 @@ def probe(path: Path, settings: VideoSettings | None = None) -> VideoInfo:
     except PermissionError:
         raise ProbeError(f"permission denied: {path}") from None
     if result.returncode != 0:
-        detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"
-        raise ProbeError(f"not a readable video ({detail})")
+        raise ProbeError(_failure_reason(path, result.stderr))
     data = json.loads(result.stdout or "{}")
     streams = data.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
@@ -78,6 +77,9 @@ def probe(path: Path, settings: VideoSettings | None = None) -> VideoInfo:
     if fps <= 0:
         raise ProbeError("video stream has no usable frame rate")
     num_frames = int(video.get("nb_read_packets") or 0)
+    listed = _int(video.get("nb_frames"))
+    if listed > 0 and num_frames < _MIN_PRESENT_SHARE * listed:
+        raise ProbeError(f"truncated: the container lists {listed} frames but only {num_frames} are in the file")
     duration = float(video.get("duration") or data.get("format", {}).get("duration") or 0.0)
     if num_frames <= 0:
         raise ProbeError("video stream has no frames (truncated or empty)")
@@ -104,6 +106,30 @@ def probe(path: Path, settings: VideoSettings | None = None) -> VideoInfo:
         variable_frame_rate=bool(r_rate and avg_rate and abs(r_rate - avg_rate) / avg_rate > 0.01),
         start_offset=max(0.0, _seconds(video.get("start_time")) - _seconds(data.get("format", {}).get("start_time"))),
     )
+
+
+# A file holding fewer frames than this share of what its header lists is cut short.
+_MIN_PRESENT_SHARE = 0.9
+
+
+def _failure_reason(path: Path, stderr: str) -> str:
+    """Plain words for why ffprobe could not open the file."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    detail = lines[-1].replace(f"{path}: ", "") if lines else "unknown error"
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if head[4:8] == b"ftyp" and "moov atom not found" in stderr:
+        return "truncated or incomplete mp4: its index (moov atom) is missing"
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return f"not a video: the file holds plain text ({detail})"
+    return f"not a readable video ({detail})"
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text) if text not in (None, "N/A") else 0
+    except ValueError:
+        return 0
 
 
 def _seconds(text: str | None) -> float:
