@@ -1,0 +1,1 @@
+"""Captions: the caption.json schema, the chat-completions client and the two captioners."""
