@@ -57,7 +57,7 @@ class PPOCRDetector:
         import rapidocr_onnxruntime
         from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
 
-        # ``remote``: a model client for Triton's ``ocr_det`` ({"x"} -> {"maps"}), which runs
+        # ``remote``: a model client for Triton's ``ocr_det`` ({"image"} -> {"maps"}), which runs
         # the same ONNX; pre- and post-processing stay here, so the boxes are the same.
         self.remote = remote
         if remote is None:
@@ -86,11 +86,13 @@ class PPOCRDetector:
             return []
         height, width = frames.shape[1:3]
         size = self._input_size(height, width)
-        batch = np.stack([cv2.resize(f[..., ::-1], size) for f in frames]).astype(np.float32)
-        batch = (batch * (2.0 / 255.0) - 1.0).transpose(0, 3, 1, 2)
+        resized = np.stack([cv2.resize(f[..., ::-1], size) for f in frames])
         if self.remote is not None:
-            maps = self.remote.infer({"x": np.ascontiguousarray(batch)})["maps"]
+            # Triton's ocr_det takes the resized BGR uint8 frames (4x less to send) and
+            # scales them to [-1, 1] exactly as below before the same network.
+            maps = self.remote.infer({"image": resized})["maps"]
         else:
+            batch = (resized.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(0, 3, 1, 2)
             maps = self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})[0]
         results = []
         for probability in maps:

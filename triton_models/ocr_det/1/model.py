@@ -1,8 +1,9 @@
 """Triton Python-backend model: PP-OCRv4 text detection (the ONNX in rapidocr_onnxruntime's wheel).
 
-Input ``x``: preprocessed frames, FP32 (N, 3, H, W), BGR scaled to [-1, 1] with
-H and W multiples of 32 (the client does PaddleOCR's preprocessing, so boxes
-are the same as in process). Output ``maps``: the DB text-probability maps,
+Input ``image``: frames already resized by the client (PaddleOCR's rule: sides
+multiples of 32), BGR, UINT8 (N, H, W, 3); here they are scaled to [-1, 1] with
+the same float32 arithmetic as ``services.scoring.ocr.PPOCRDetector``, so the
+boxes equal the in-process ones. Output ``maps``: the DB text-probability maps,
 FP32 (N, 1, H, W); the client runs the DB post-process on them.
 
 The ONNX file is read from ``$SPATIALVID_WEIGHTS_DIR/ocr_det/`` when it is
@@ -56,16 +57,18 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
 
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        batch = (images.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(0, 3, 1, 2)
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})[0]
+
     def execute(self, requests):
         # The dynamic batcher hands over several requests at once: run them as one batch.
-        arrays = [pb_utils.get_input_tensor_by_name(r, "x").as_numpy() for r in requests]
-        shapes = {a.shape[1:] for a in arrays}
-        if len(shapes) == 1:
-            maps = self.session.run(None, {self.input_name: np.ascontiguousarray(np.concatenate(arrays))})[0]
-            splits = np.cumsum([len(a) for a in arrays])[:-1]
-            parts = np.split(maps, splits)
+        arrays = [pb_utils.get_input_tensor_by_name(r, "image").as_numpy() for r in requests]
+        if len({a.shape[1:] for a in arrays}) == 1:
+            maps = self._run(np.concatenate(arrays) if len(arrays) > 1 else arrays[0])
+            parts = np.split(maps, np.cumsum([len(a) for a in arrays])[:-1])
         else:  # different frame sizes cannot share a batch
-            parts = [self.session.run(None, {self.input_name: np.ascontiguousarray(a)})[0] for a in arrays]
+            parts = [self._run(a) for a in arrays]
         return [
             pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("maps", p.astype(np.float32, copy=False))])
             for p in parts
