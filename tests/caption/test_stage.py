@@ -207,3 +207,25 @@ def test_fingerprint_ignores_patience_and_secrets():
     assert stage.fingerprint(base) == stage.fingerprint(patient)
     assert stage.fingerprint(base) != stage.fingerprint(other_model)
     assert stage.fingerprint(Settings()) != stage.fingerprint(base)
+
+
+def test_camera_then_caption_on_a_real_clip(tmp_path):
+    """Once the camera stage exists: its instructions.json and columns feed the caption."""
+    camera_module = pytest.importorskip("services.stages.camera")
+    from services.caption.context import parse_instructions
+    from services.caption.motion import summarise_segments
+
+    ctx = context(tmp_path)
+    clip, _ = bench_clip(ctx.store, "room_plain")
+    camera = camera_module.CameraStage()
+    camera.setup(ctx)
+    clip.columns.update(camera.run(clip, ctx).columns)
+    key = clip.annotation_key("instructions.json")
+    assert ctx.store.exists(key)
+    expected = [set(seg.labels) for seg in summarise_segments(parse_instructions(ctx.store.get_json(key)))]
+    CaptionStage().run(clip, ctx)
+    caption = read_caption(ctx.store, clip)
+    assert labels_in_sentence(caption.CamMotion) == expected
+    assert "instructions.json" in caption.Backend.inputs
+    if clip.columns.get("distLevel") is not None:
+        assert "distance level" in caption.OptCamMotion
