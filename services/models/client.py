@@ -5,7 +5,7 @@ arrays out):
 
 - ``InProcessClient`` wraps a model loaded in this process by its loader
   (the embedded default);
-- ``TritonClient`` (``services/models/triton_client.py``, imported lazily so
+- ``TritonModelClient`` (``services/models/triton_client.py``, imported lazily so
   that the in-process path never needs ``tritonclient``) asks a Triton server
   that runs the very same loaders inside ``triton_models/*/1/model.py``.
 
@@ -109,9 +109,9 @@ def get_model_client(name: str, settings: "Settings") -> ModelClient:
     mode = settings.models.client.get(name, "inprocess")
     if mode == "triton":
         # The Triton side lives in its own module and needs tritonclient; import only when asked.
-        from services.models.triton_client import TritonClient
+        from services.models.triton_client import TritonModelClient
 
-        return TritonClient(name, settings)
+        return TritonModelClient(name, settings)
     if name not in _LOADERS:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(known_models())}")
     return InProcessClient(load_model(name, settings.models.weights_dir, settings.models.device), name)
