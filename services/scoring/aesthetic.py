@@ -1,12 +1,7 @@
 """The LAION improved aesthetic predictor: an MLP on CLIP ViT-L/14 image embeddings.
 
-Weights are read from ``<weights_dir>/aesthetic/`` and never downloaded:
-
-- ``sac+logos+ava1-l14-linearMSE.pth``: the MLP state dict as published
-  (``layers.0/2/4/6/7.weight|bias``, 768 -> 1024 -> 128 -> 64 -> 16 -> 1);
-- the CLIP ViT-L/14 checkpoint it was trained on (OpenAI's weights), one of
-  ``open_clip_pytorch_model.bin`` / ``open_clip_model.safetensors`` (open_clip's
-  ``ViT-L-14`` / ``openai`` files) or OpenAI's TorchScript ``ViT-L-14.pt``.
+Weights are read from ``<weights_dir>/aesthetic/`` (file names in
+``aesthetic_files.py``) and never downloaded.
 
 The score of a clip is the mean over its sampled frames of the MLP applied to
 the L2-normalised image embedding, as in the predictor's reference inference.
@@ -21,20 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from services.scoring.aesthetic_files import MLP_FILE, SUBDIR, find_aesthetic_weights
 from services.scoring.base import SampledFrames, Scalar, Scorer
 from services.scoring.clip_vit import VisionTransformer, load_vision_tower, preprocess
-
-MLP_FILE = "sac+logos+ava1-l14-linearMSE.pth"
-CLIP_FILES = ("open_clip_pytorch_model.bin", "open_clip_model.safetensors", "ViT-L-14.pt")
-SUBDIR = "aesthetic"
-
-
-def find_aesthetic_weights(weights_dir: Path) -> tuple[Path, Path] | None:
-    """(clip checkpoint, mlp state dict) if both are present, else None."""
-    folder = Path(weights_dir) / SUBDIR
-    mlp = folder / MLP_FILE
-    clip = next((folder / name for name in CLIP_FILES if (folder / name).is_file()), None)
-    return (clip, mlp) if clip is not None and mlp.is_file() else None
 
 
 class AestheticMLP(nn.Module):
@@ -114,3 +98,7 @@ class AestheticScorer(Scorer):
 
     def provenance(self) -> dict[str, str]:
         return {"aesthetic": f"LAION improved aesthetic MLP ({self.mlp_name}) on {self.embedder.backend}"}
+
+
+__all__ = ["MLP_FILE", "SUBDIR", "AestheticMLP", "AestheticScorer", "ClipImageEmbedder", "find_aesthetic_weights",
+           "load_aesthetic_mlp"]

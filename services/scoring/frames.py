@@ -114,7 +114,7 @@ def decode_for_scoring(
     flow = (np.stack([np.stack([flow_frames[a], flow_frames[b]]) for a, b in pairs])
             if pairs else np.zeros((0, 2, out_h, out_w), np.uint8))
     return SampledFrames(
-        rgb=np.stack([samples[i] for i in indices]),
+        rgb=np.stack([samples[i] for i in indices]) if indices else np.zeros((0, out_h, out_w, 3), np.uint8),
         indices=indices,
         flow_pairs=flow,
         flow_indices=[a for a, _ in pairs],

@@ -94,9 +94,7 @@ class ScoringSuite:
 
 def build_suite(settings: Settings) -> ScoringSuite:
     """The scorers the settings ask for, with their models loaded once."""
-    import torch
-
-    from services.scoring.aesthetic import AestheticScorer, find_aesthetic_weights
+    from services.scoring.aesthetic_files import find_aesthetic_weights
     from services.scoring.brisque import BrisqueScorer
     from services.scoring.flow import FlowScorer
     from services.scoring.luminance import LuminanceScorer
@@ -113,6 +111,10 @@ def build_suite(settings: Settings) -> ScoringSuite:
             f"{settings.models.weights_dir}/aesthetic (see services/scoring/aesthetic.py)"
         )
     if cfg.quality_backend != "brisque" and weights is not None:
+        import torch
+
+        from services.scoring.aesthetic import AestheticScorer
+
         torch.set_num_threads(cfg.torch_threads)
         scorers.append(AestheticScorer.from_dir(settings.models.weights_dir, quick_gelu=cfg.aesthetic_quick_gelu))
     else:

@@ -32,5 +32,5 @@ class ScoreStage(ClipStage):
         if "aesthetic" not in columns:
             # The column exists but stays empty; the filter stage skips its rule.
             columns["aesthetic"] = None
-            provenance["aesthetic"] = "not computed: " + "; ".join(self.suite.notes)
+            provenance["aesthetic"] = "; ".join(self.suite.notes) or "not computed"
         return ClipOutcome(columns=columns, provenance=provenance, note="; ".join(self.suite.notes) or None)
