@@ -117,6 +117,14 @@ class FilterSettings(Section):
 
 class CameraSettings(Section):
     backend: str = "geometric"
+    keyframe_rate_hz: float = 8.0
+    working_max_side: int = 640
+    max_tracks: int = 600
+    window: int = 8
+    # Focal prior when the clip cannot determine it (pure translation, roll, tripod).
+    prior_hfov_deg: float = 60.0
+    # A known horizontal field of view skips the focal estimation.
+    known_hfov_deg: float | None = None
 
 
 class DepthSettings(Section):
@@ -313,6 +321,26 @@ class Settings(BaseSettings):
 
 # Sections that a job may override (pipeline behaviour, never infrastructure or secrets).
 JOB_OVERRIDABLE_SECTIONS = ("clip", "score", "filter", "camera", "depth", "caption")
+# Fields a job may never set: where clip frames are sent and with which key is
+# the operator's decision, not the submitter's.
+JOB_FORBIDDEN_FIELDS: dict[str, tuple[str, ...]] = {
+    "caption": ("vlm_url", "llm_url", "api_key", "llm_api_key"),
+}
+
+
+def check_job_overrides(overrides: dict[str, Any]) -> None:
+    """Raise ValueError naming what a job's config may not override."""
+    refused = sorted(set(overrides) - set(JOB_OVERRIDABLE_SECTIONS))
+    if refused:
+        raise ValueError(
+            f"config section(s) {', '.join(refused)} cannot be set per job "
+            f"(allowed: {', '.join(JOB_OVERRIDABLE_SECTIONS)})"
+        )
+    for section, fields in JOB_FORBIDDEN_FIELDS.items():
+        values = overrides.get(section) or {}
+        blocked = sorted(set(values) & set(fields)) if isinstance(values, dict) else []
+        if blocked:
+            raise ValueError(f"{section}.{', '.join(blocked)} cannot be set per job (operator settings)")
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "spatialvid_config_file", default=None

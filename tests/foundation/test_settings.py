@@ -66,3 +66,15 @@ def test_job_overrides_are_validated():
         settings.with_overrides({"clip": {"nope": 1}})
     # Secrets survive the round trip.
     assert settings.with_overrides({}).s3.secret_key.get_secret_value() == settings.s3.secret_key.get_secret_value()
+
+
+def test_jobs_cannot_redirect_captions_or_touch_infrastructure():
+    from services.settings import check_job_overrides
+
+    check_job_overrides({"clip": {"min_seconds": 1}, "caption": {"backend": "openai", "vlm_model": "m"}})
+    with pytest.raises(ValueError, match="vlm_url"):
+        check_job_overrides({"caption": {"vlm_url": "http://elsewhere.example/v1"}})
+    with pytest.raises(ValueError, match="api_key"):
+        check_job_overrides({"caption": {"api_key": "x"}})
+    with pytest.raises(ValueError, match="s3"):
+        check_job_overrides({"s3": {"endpoint": "x"}})
