@@ -39,3 +39,7 @@ def describe(path: Path, weights_dir: Path) -> str:
         return str(Path(path).resolve().relative_to(Path(weights_dir).resolve()))
     except ValueError:
         return str(path)
+
+
+class ModelPackageMissing(ImportError):
+    """The published model's own code is needed and not installed; the message says where it comes from."""
