@@ -176,19 +176,28 @@ class EmbeddedPipeline:
 
     # -- output -----------------------------------------------------------
     def _finish(self, clips: list[ClipRecord]) -> None:
-        self.summary.clips_out = len(clips)
-        self.summary.clips_kept = sum(1 for c in clips if c.active)
-        rules = Counter(rule for c in clips for rule in c.filtered_by)
-        for rule, n in rules.items():
-            self.summary.dropped[f"filter: {rule}"] = n
-        failures = Counter(c.failed_stage for c in clips if c.failed_stage)
-        self.summary.failed_by_stage = dict(failures)
-        # The tables cover the whole output folder: earlier runs' inputs too.
-        all_clips = sorted(self.book.all_clips(), key=lambda c: (c.source_id, c.frame_start))
-        write_table(self.store, "metadata", clips_table(all_clips))
-        write_table(self.store, "videos", videos_table(self.book.all_videos()))
-        self.store.put_json("provenance.json", _provenance(all_clips))
-        self.store.put_bytes("summary.json", self.summary.model_dump_json(indent=2).encode())
+        finish_outputs(self.store, self.book, self.summary, clips)
+
+
+def finish_outputs(store, book: RecordBook, summary: RunSummary, clips: list[ClipRecord]) -> None:
+    """Count this run's clips into the summary and write the dataset tables
+    (shared with the distributed mode's finalize task, so both write the same files)."""
+    summary.clips_out = len(clips)
+    summary.clips_kept = sum(1 for c in clips if c.active)
+    rules = Counter(rule for c in clips for rule in c.filtered_by)
+    for rule, n in rules.items():
+        summary.dropped[f"filter: {rule}"] = n
+    failures = Counter(c.failed_stage for c in clips if c.failed_stage)
+    summary.failed_by_stage = dict(failures)
+    # Stage notes, e.g. "filter: rule aesthetic skipped (no aesthetic score)", counted over clips.
+    notes = Counter(f"{name}: {status.note}" for c in clips for name, status in c.stages.items() if status.note)
+    summary.notes += [f"{text} ({n} clip{'s' if n > 1 else ''})" for text, n in notes.items()]
+    # The tables cover the whole output folder: earlier runs' inputs too.
+    all_clips = sorted(book.all_clips(), key=lambda c: (c.source_id, c.frame_start))
+    write_table(store, "metadata", clips_table(all_clips))
+    write_table(store, "videos", videos_table(book.all_videos()))
+    store.put_json("provenance.json", _provenance(all_clips))
+    store.put_bytes("summary.json", summary.model_dump_json(indent=2).encode())
 
 
 class _WholeVideo(VideoStage):

@@ -1,0 +1,65 @@
+"""Dependencies: the shared clients (built once per app) and the caller's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from celery import Celery
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from minio import Minio
+
+from gateway.auth import KeyRing
+from gateway.errors import ApiError
+from services.settings import S3Settings, Settings
+from services.storage.s3 import S3Store, make_client
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: aioredis.Redis
+    store: S3Store  # the bucket root (jobs/ and uploads/ below it)
+    presigner: Minio  # signs URLs for the endpoint clients reach
+    celery: Celery
+    keyring: KeyRing
+
+    @classmethod
+    def build(cls, settings: Settings) -> "Services":
+        from workers.app import make_celery
+
+        public = settings.s3.public_endpoint
+        presign_settings: S3Settings = settings.s3.model_copy(update={"endpoint": public}) if public else settings.s3
+        return cls(
+            settings=settings,
+            redis=aioredis.Redis.from_url(settings.redis.url, max_connections=256),
+            store=S3Store(settings.s3),
+            presigner=make_client(presign_settings),
+            celery=make_celery(settings),
+            keyring=KeyRing(settings.gateway.api_keys),
+        )
+
+    def job_store(self, job_id: str) -> S3Store:
+        return self.store.scoped(f"jobs/{job_id}/")
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+_bearer = HTTPBearer(auto_error=False, description="an API key from the gateway's settings")
+
+
+async def require_owner(
+    creds: HTTPAuthorizationCredentials | None = Depends(_bearer), svc: Services = Depends(services)
+) -> str:
+    """The name of the key's owner; every job belongs to the owner that created it."""
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if creds is None or not creds.credentials:
+        raise ApiError(401, "unauthorized", "missing API key: send the header 'Authorization: Bearer KEY'",
+                       headers=challenge)
+    owner = svc.keyring.owner(creds.credentials)
+    if owner is None:
+        raise ApiError(401, "unauthorized", "unknown API key", headers=challenge)
+    return owner

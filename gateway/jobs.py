@@ -1,0 +1,216 @@
+"""Jobs as the gateway sees them: validate, create, read, cancel (Redis first, the bucket after)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+
+from minio.error import S3Error
+from pydantic import ValidationError
+
+from gateway.deps import Services
+from gateway.errors import ApiError
+from services.inputs import assign_ids
+from services.records import ClipRecord
+from services.recordbook import RecordBook
+from services.settings import JOB_OVERRIDABLE_SECTIONS
+from services.stages.registry import UnknownStage, parse_stage_list
+from workers import state as st
+from workers.routing import FINALIZE_TASK, INGEST_TASK, QUEUES
+
+MAX_JOB_ID = 64
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+# -- validation -------------------------------------------------------------------
+def validate_stages(stages: list[str] | str | None) -> list[str]:
+    text = ",".join(stages) if isinstance(stages, list) else stages
+    try:
+        return parse_stage_list(text)
+    except UnknownStage as exc:
+        raise ApiError(422, "unknown_stage", str(exc)) from None
+
+
+def validate_config(svc: Services, config: Any) -> dict[str, dict[str, Any]]:
+    if config in (None, ""):
+        return {}
+    if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
+        raise ApiError(422, "invalid_config", "config must be an object of sections, e.g. {\"clip\": {\"min_seconds\": 1}}")
+    refused = sorted(set(config) - set(JOB_OVERRIDABLE_SECTIONS))
+    if refused:
+        raise ApiError(422, "config_not_allowed",
+                       f"a job may not override section(s) {', '.join(refused)} "
+                       f"(allowed: {', '.join(JOB_OVERRIDABLE_SECTIONS)})")
+    try:
+        svc.settings.with_overrides(config)
+    except ValidationError as exc:
+        details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        first = details[0]
+        raise ApiError(422, "invalid_config", f"{'.'.join(first['loc'])}: {first['msg']}", details) from None
+    return config
+
+
+def parse_config_field(text: str | None) -> Any:
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the 'config' field is not valid JSON: {exc.msg} at {exc.pos}") from None
+
+
+async def check_sources(svc: Services, owner: str, sources: list[str]) -> None:
+    for uri in sources:
+        parsed = urlparse(uri)
+        if parsed.scheme in ("http", "https"):
+            if not parsed.hostname:
+                raise ApiError(422, "bad_source", f"{uri!r} has no host")
+            continue
+        if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+            raise ApiError(422, "bad_source", f"{uri!r} is neither s3://bucket/key nor an http(s) URL")
+        key = parsed.path.lstrip("/")
+        if parsed.netloc == svc.settings.s3.bucket and key.split("/", 1)[0] in ("jobs", "uploads"):
+            # Another job's files are its owner's alone.
+            parts = key.split("/")
+            if len(parts) < 3 or await job_owner(svc, parts[1]) != owner:
+                raise ApiError(403, "source_forbidden", f"{uri!r} belongs to a job that is not yours")
+        try:
+            await asyncio.to_thread(svc.store.client.stat_object, parsed.netloc, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"):
+                raise ApiError(400, "source_not_found", f"{uri!r} does not exist") from None
+            raise ApiError(400, "source_unreadable", f"{uri!r} cannot be read: {exc.code}") from None
+
+
+# -- creation ----------------------------------------------------------------------
+async def create_job(svc: Services, job_id: str, owner: str, stages: list[str], config: dict,
+                     named_uris: list[tuple[str, str]]) -> dict:
+    """Record the job and send one ingest task per video; returns the inputs."""
+    videos = assign_ids([PurePosixPath(name) for name, _ in named_uris])
+    inputs = [{"source_id": v.source_id, "name": name, "uri": uri} for v, (name, uri) in zip(videos, named_uris)]
+    keys = st.Keys(job_id)
+    fields = {
+        "owner": owner,
+        "state": st.JobState.queued.value,
+        "created": repr(st.now()),
+        "stages": json.dumps(stages),
+        "overrides": json.dumps(config),
+        "n_videos": str(len(inputs)),
+        "inputs": json.dumps(inputs),
+    }
+    created = await svc.redis.eval(st.CREATE_JOB, 2, keys.job, st.JOBS_BY_STATE, owner, fields["created"],
+                                   json.dumps(fields))
+    if not created:
+        raise ApiError(409, "job_exists", f"job {job_id} exists already")
+
+    def send() -> None:
+        for item in inputs:
+            svc.celery.send_task(INGEST_TASK, args=[job_id, item["source_id"]], queue=QUEUES["clip"])
+
+    await asyncio.to_thread(send)
+    return {"inputs": inputs}
+
+
+# -- reading -----------------------------------------------------------------------
+async def job_owner(svc: Services, job_id: str) -> str | None:
+    if not job_id or len(job_id) > MAX_JOB_ID:
+        return None
+    owner = await svc.redis.hget(st.Keys(job_id).job, "owner")
+    if owner is not None:
+        return owner.decode()
+    stored = await _bucket_status(svc, job_id)
+    return stored[0] if stored else None
+
+
+async def _bucket_status(svc: Services, job_id: str) -> tuple[str, dict] | None:
+    """The final state written by finalize, once Redis has forgotten the job."""
+    if not all(c.isalnum() or c in "-_" for c in job_id):
+        return None
+    try:
+        raw = await asyncio.to_thread(svc.job_store(job_id).get_json, "job.json")
+    except (KeyError, S3Error, ValueError):
+        return None
+    return raw.pop("owner", ""), raw
+
+
+def not_found(job_id: str) -> ApiError:
+    # The same answer for "no such job" and "not yours": a key learns nothing about other keys' jobs.
+    return ApiError(404, "job_not_found", f"no job {job_id!r} for this API key")
+
+
+async def require_job(svc: Services, job_id: str, owner: str) -> None:
+    if await job_owner(svc, job_id) != owner:
+        raise not_found(job_id)
+
+
+async def read_status(svc: Services, job_id: str, owner: str) -> str:
+    """The job's status as JSON text (one Redis round trip on the hot path)."""
+    if len(job_id) > MAX_JOB_ID:
+        raise not_found(job_id)
+    pipe = svc.redis.pipeline(transaction=False)
+    st.queue_status_reads(pipe, st.Keys(job_id))
+    found = st.status_from_reads(job_id, await pipe.execute())
+    if found is not None:
+        if found[0] != owner:
+            raise not_found(job_id)
+        return found[1].model_dump_json()
+    stored = await _bucket_status(svc, job_id)
+    if stored is None or stored[0] != owner:
+        raise not_found(job_id)
+    return st.JobStatus.model_validate(stored[1]).model_dump_json()
+
+
+async def load_clips(svc: Services, job_id: str, clip_ids: list[str]) -> list[ClipRecord | None]:
+    if not clip_ids:
+        return []
+    raw = await svc.redis.hmget(st.Keys(job_id).records, clip_ids)
+    out: list[ClipRecord | None] = []
+    book = RecordBook(svc.job_store(job_id))
+    for clip_id, value in zip(clip_ids, raw):
+        if value is not None:
+            out.append(ClipRecord.model_validate_json(value))
+        else:
+            out.append(await asyncio.to_thread(book.load_clip, clip_id))
+    return out
+
+
+async def clip_page(svc: Services, job_id: str, offset: int, limit: int) -> tuple[list[str], int, dict[str, str]]:
+    """Clip ids in order (video, then time), the total, and each clip's state."""
+    keys = st.Keys(job_id)
+    total = await svc.redis.zcard(keys.clips)
+    if total == 0 and not await svc.redis.exists(keys.job):
+        # Forgotten by Redis: the bucket's records are the clips.
+        book = RecordBook(svc.job_store(job_id))
+        clips = sorted(await asyncio.to_thread(book.all_clips), key=lambda c: (c.source_id, c.frame_start))
+        states = {c.id: _stored_state(c) for c in clips}
+        return [c.id for c in clips][offset:offset + limit], len(clips), states
+    ids = [i.decode() for i in await svc.redis.zrange(keys.clips, offset, offset + limit - 1)]
+    states = {}
+    if ids:
+        raw = await svc.redis.hmget(keys.clipstate, ids)
+        states = {i: (v.decode() if v else "queued") for i, v in zip(ids, raw)}
+    return ids, total, states
+
+
+def _stored_state(clip: ClipRecord) -> str:
+    if clip.failed_stage:
+        return f"failed:{clip.failed_stage}"
+    return "filtered" if clip.filtered_by else "done"
+
+
+# -- cancelling ----------------------------------------------------------------------
+async def cancel(svc: Services, job_id: str) -> bool:
+    """True if this call cancelled the job; False if it had already ended."""
+    keys = st.Keys(job_id)
+    changed = await svc.redis.eval(*st.set_state_args(keys, st.JobState.cancelled, st.ACTIVE, "finished"))
+    if changed:
+        # finalize writes what was done so far, and the final state, to the bucket.
+        await asyncio.to_thread(svc.celery.send_task, FINALIZE_TASK, args=[job_id], queue=QUEUES["finalize"])
+    return bool(changed)

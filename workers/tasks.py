@@ -1,0 +1,470 @@
+"""The Celery tasks: ingest (clip one video), one task per clip stage, finalize.
+
+A video fans out into per-clip chains: each clip-stage task runs one stage on
+one clip through ``services.execution.run_clip_stage`` (the embedded runner's
+code) and then sends the clip to the next stage's queue. The chain ends when
+the clip has been through every stage, was filtered out or failed; when the
+last clip of the last video ends, ``finalize`` writes the job's tables.
+
+Every task is idempotent: outputs are written under the same keys, clips are
+counted by set membership, and a stage already done with the same settings is
+not run again. Cancelling makes every later task of the job a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import redis
+from celery import Task
+from celery.signals import worker_ready, worker_shutdown
+from minio.error import S3Error
+
+from services.execution import needs_run, run_clip_stage, run_video_stage
+from services.inputs import file_digest
+from services.pipeline import RunSummary, _WholeVideo, finish_outputs
+from services.recordbook import RecordBook
+from services.settings import load_settings
+from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
+from services.stages.base import StageContext, VideoOutcome
+from workers import state as st
+from workers.app import app
+from workers.lease import message_lease
+from workers.routing import CLIP_STAGES, FINALIZE_TASK, INGEST_TASK, QUEUES, stage_task
+from workers.runtime import JobSpec, Runtime, runtime
+from workers.transient import is_transient
+
+log = logging.getLogger(__name__)
+
+TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True)
+
+
+class InputFailed(Exception):
+    """The input cannot be fetched (missing object, HTTP error): the video fails, the job goes on."""
+
+
+# -- plumbing shared by the tasks --------------------------------------------------
+def _retry_or_raise(task: Task, exc: BaseException) -> None:
+    """Retry a transient error with exponential backoff (jittered); re-raise anything else."""
+    if not is_transient(exc):
+        raise exc
+    conf = runtime().settings.redis
+    countdown = min(conf.retry_backoff_max_s, 2 ** task.request.retries) * (0.5 + os.urandom(1)[0] / 510)
+    raise task.retry(exc=exc, countdown=countdown, max_retries=conf.task_max_retries)
+
+
+def _lease(task: Task, rt: Runtime):
+    tag = (getattr(task.request, "properties", None) or {}).get("delivery_tag")
+    return message_lease(rt.redis, tag, rt.settings.redis.lease_renew_s)
+
+
+def _send(rt: Runtime, name: str, args: list, queue: str) -> None:
+    app.send_task(name, args=args, queue=queue)
+
+
+def _mark_running(rt: Runtime, keys: st.Keys) -> None:
+    rt.redis.eval(*st.set_state_args(keys, st.JobState.running, (st.JobState.queued,), "started"))
+
+
+def _observe_latency(rt: Runtime, stage: str, seconds: float) -> None:
+    key = st.stage_histogram_key(stage)
+    pipe = rt.redis.pipeline(transaction=False)
+    for bound in st.LATENCY_BUCKETS:
+        if seconds <= bound:
+            pipe.hincrby(key, f"le:{bound}", 1)
+    pipe.hincrby(key, "count", 1)
+    pipe.hincrbyfloat(key, "sum", seconds)
+    pipe.execute()
+
+
+def _finish_clip(rt: Runtime, job: JobSpec, clip_id: str, clip_state: str) -> None:
+    keys = st.Keys(job.id)
+    complete = rt.redis.eval(st.FINISH_CLIP, 5, keys.job, keys.ingested, keys.clips, keys.finished, keys.clipstate,
+                             clip_id, clip_state)
+    if complete:
+        _send(rt, FINALIZE_TASK, [job.id], QUEUES["finalize"])
+
+
+def _end_state(clip: ClipRecord) -> str:
+    if clip.failed_stage:
+        return f"failed:{clip.failed_stage}"
+    return "filtered" if clip.filtered_by else "done"
+
+
+def _advance(rt: Runtime, job: JobSpec, clip: ClipRecord, after: str | None) -> None:
+    """Send the clip to its next stage, or end its chain."""
+    stages = job.clip_stages
+    position = stages.index(after) + 1 if after else 0
+    if clip.active and position < len(stages):
+        nxt = stages[position]
+        rt.redis.hset(st.Keys(job.id).clipstate, clip.id, f"queued:{nxt}")
+        _send(rt, stage_task(nxt), [job.id, clip.id], QUEUES[nxt])
+    else:
+        _finish_clip(rt, job, clip.id, _end_state(clip))
+
+
+def _load_clip(rt: Runtime, book: RecordBook, keys: st.Keys, clip_id: str) -> ClipRecord | None:
+    raw = rt.redis.hget(keys.records, clip_id)
+    if raw:
+        return ClipRecord.model_validate_json(raw)
+    return book.load_clip(clip_id)
+
+
+def _save_clip(rt: Runtime, book: RecordBook, keys: st.Keys, clip: ClipRecord, stage: str | None) -> None:
+    """The bucket's record first (authoritative), then Redis in one transaction."""
+    book.save_clip(clip)
+    pipe = rt.redis.pipeline(transaction=True)
+    pipe.hset(keys.records, clip.id, clip.model_dump_json())
+    if stage is not None:
+        status = clip.stages.get(stage)
+        outcome = "done" if status and status.state is StageState.done else "failed"
+        other = "failed" if outcome == "done" else "done"
+        pipe.srem(keys.stage(stage, other), clip.id)
+        pipe.sadd(keys.stage(stage, outcome), clip.id)
+        if status:
+            pipe.hincrbyfloat(keys.job, f"seconds:{stage}", status.seconds)
+    pipe.execute()
+
+
+# -- ingest -------------------------------------------------------------------------
+@app.task(name=INGEST_TASK, **TASK_OPTIONS)
+def ingest(self: Task, job_id: str, source_id: str) -> None:
+    rt = runtime()
+    try:
+        with _lease(self, rt):
+            _ingest(rt, job_id, source_id)
+    except Exception as exc:
+        if is_transient(exc) and self.request.retries >= rt.settings.redis.task_max_retries:
+            _fail_video(rt, job_id, source_id, f"gave up after {self.request.retries} retries: {exc}")
+            return
+        _retry_or_raise(self, exc)
+
+
+def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
+    job = rt.job(job_id)
+    if job is None:
+        log.warning("ingest: job %s is unknown (expired?), dropping", job_id)
+        return
+    keys = st.Keys(job_id)
+    if job.state is st.JobState.cancelled or job.state in st.TERMINAL:
+        return
+    _mark_running(rt, keys)
+    store, recorder = rt.store(job_id)
+    book = RecordBook(store)
+    if rt.redis.sismember(keys.ingested, source_id):
+        # A redelivery after the clips were registered: resend the clips still on their way.
+        finished = {c.decode() for c in rt.redis.smembers(keys.finished)}
+        video = book.load_video(source_id)
+        for clip_id in (video.clip_ids if video else []):
+            if clip_id not in finished and (clip := book.load_clip(clip_id)) is not None:
+                _advance(rt, job, clip, None)
+        return
+    item = job.input(source_id)
+    settings = rt.job_settings(job)
+    clipping = "clip" in job.stages
+    with tempfile.TemporaryDirectory(prefix="spatialvid-ingest-") as tmp:
+        ctx = StageContext(settings=settings, store=store, workdir=Path(tmp), cache=rt.cache)
+        clipper = rt.stage("clip", ctx)
+        fingerprint = clipper.fingerprint(settings) if clipping else "whole"
+        video = VideoRecord(source=item.name, source_id=source_id)
+        try:
+            local = _fetch_input(rt, item.uri, Path(tmp))
+        except InputFailed as exc:
+            outcome = VideoOutcome(video=video.model_copy(update={"state": VideoState.failed, "error": str(exc)}),
+                                   clips=[])
+            _register(rt, job, book, outcome, started=time.perf_counter())
+            return
+        video.sha256 = file_digest(local)
+        if not rt.redis.hsetnx(keys.digests, video.sha256, source_id):
+            first = rt.redis.hget(keys.digests, video.sha256).decode()
+            if first != source_id:
+                _register_skipped(rt, job, item.name, source_id, f"same content as {job.input(first).name}")
+                return
+        started = time.perf_counter()
+        stage = clipper if clipping else _WholeVideo(clipper)
+        outcome = run_video_stage(stage, video, local, ctx, fingerprint)
+    if recorder.errors and outcome.video.state is VideoState.failed:
+        raise recorder.errors[-1]  # the store failed, not the video: retry
+    _register(rt, job, book, outcome, started)
+
+
+def _fetch_input(rt: Runtime, uri: str, folder: Path) -> Path:
+    """Download the input to a local file (stages need a path)."""
+    parsed = urlparse(uri)
+    name = Path(parsed.path).name or "input"
+    target = folder / f"input-{name}"
+    if parsed.scheme == "s3":
+        try:
+            rt.minio.fget_object(parsed.netloc, parsed.path.lstrip("/"), str(target))
+        except S3Error as exc:
+            if is_transient(exc):
+                raise
+            raise InputFailed(f"cannot read {uri}: {exc.code}") from None
+        return target
+    limit = rt.settings.gateway.max_upload_bytes
+    try:
+        with httpx.stream("GET", uri, follow_redirects=True, timeout=httpx.Timeout(60.0, connect=10.0)) as response:
+            if response.status_code >= 500:
+                raise ConnectionError(f"{uri} answered {response.status_code}")
+            if response.status_code != 200:
+                raise InputFailed(f"cannot download {uri}: HTTP {response.status_code}")
+            size = 0
+            with open(target, "wb") as handle:
+                for chunk in response.iter_bytes(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise InputFailed(f"{uri} is larger than the limit of {limit} bytes")
+                    handle.write(chunk)
+    except httpx.TransportError as exc:
+        if isinstance(exc, (httpx.ConnectError, httpx.TimeoutException)) and "Name or service" not in str(exc):
+            raise ConnectionError(f"cannot download {uri}: {exc}") from exc
+        raise InputFailed(f"cannot download {uri}: {exc}") from None
+    return target
+
+
+def _video_status(video: VideoRecord, state: str | None = None) -> st.VideoStatus:
+    return st.VideoStatus(
+        source=video.source,
+        source_id=video.source_id,
+        state=state or video.state.value,
+        error=video.error,
+        clips=len(video.clip_ids),
+        dropped=video.dropped,
+    )
+
+
+def _register(rt: Runtime, job: JobSpec, book: RecordBook, outcome: VideoOutcome, started: float) -> None:
+    """Save the video's clips and record (bucket), register them (Redis), start their chains."""
+    keys = st.Keys(job.id)
+    for clip in outcome.clips:
+        book.save_clip(clip)
+    book.save_video(outcome.video)
+    position = [i.source_id for i in job.inputs].index(outcome.video.source_id)
+    order: list[str] = []
+    for index, clip in enumerate(outcome.clips):
+        order += [clip.id, str(position * 1_000_000 + index)]
+    pipe = rt.redis.pipeline(transaction=True)
+    for clip in outcome.clips:
+        pipe.hset(keys.records, clip.id, clip.model_dump_json())
+    pipe.hincrbyfloat(keys.job, "seconds:clip", time.perf_counter() - started)
+    pipe.execute()
+    complete = rt.redis.eval(st.REGISTER_VIDEO, 6, keys.job, keys.videos, keys.ingested, keys.clips, keys.clipstate,
+                             keys.finished, outcome.video.source_id, _video_status(outcome.video).model_dump_json(),
+                             *order)
+    if outcome.video.state is VideoState.done:
+        _observe_latency(rt, "clip", outcome.video.seconds)
+    for clip in outcome.clips:
+        _advance(rt, job, clip, None)
+    if complete:
+        _send(rt, FINALIZE_TASK, [job.id], QUEUES["finalize"])
+
+
+def _register_skipped(rt: Runtime, job: JobSpec, name: str, source_id: str, reason: str) -> None:
+    keys = st.Keys(job.id)
+    status = st.VideoStatus(source=name, source_id=source_id, state="skipped", error=None,
+                            dropped={reason: 1})
+    complete = rt.redis.eval(st.REGISTER_VIDEO, 6, keys.job, keys.videos, keys.ingested, keys.clips, keys.clipstate,
+                             keys.finished, source_id, status.model_dump_json())
+    if complete:
+        _send(rt, FINALIZE_TASK, [job.id], QUEUES["finalize"])
+
+
+def _fail_video(rt: Runtime, job_id: str, source_id: str, reason: str) -> None:
+    job = rt.job(job_id)
+    if job is None:
+        return
+    store, _ = rt.store(job_id)
+    video = VideoRecord(source=job.input(source_id).name, source_id=source_id, state=VideoState.failed, error=reason)
+    _register(rt, job, RecordBook(store), VideoOutcome(video=video, clips=[]), time.perf_counter())
+
+
+# -- clip stages --------------------------------------------------------------------
+def _make_stage_task(stage_name: str):
+    @app.task(name=stage_task(stage_name), **TASK_OPTIONS)
+    def run_stage(self: Task, job_id: str, clip_id: str) -> None:
+        rt = runtime()
+        try:
+            with _lease(self, rt):
+                _run_stage(rt, stage_name, job_id, clip_id, self.request.retries)
+        except Exception as exc:
+            if is_transient(exc) and self.request.retries >= rt.settings.redis.task_max_retries:
+                _fail_clip(rt, job_id, clip_id, stage_name, f"gave up after {self.request.retries} retries: {exc}")
+                return
+            _retry_or_raise(self, exc)
+
+    return run_stage
+
+
+def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries: int) -> None:
+    job = rt.job(job_id)
+    if job is None or job.state in st.TERMINAL:
+        if job is not None and job.state is st.JobState.cancelled:
+            rt.redis.hset(st.Keys(job_id).clipstate, clip_id, "cancelled")
+        return  # cancelled (queued work is dropped) or a stale duplicate of a finished job
+    keys = st.Keys(job_id)
+    deliveries = rt.redis.hincrby(keys.attempts, f"{clip_id}:{stage_name}:{retries}", 1)
+    if deliveries > rt.settings.redis.max_deliveries:
+        _fail_clip(rt, job_id, clip_id, stage_name,
+                   f"its worker was lost {deliveries - 1} times while running {stage_name} on this clip")
+        return
+    store, recorder = rt.store(job_id)
+    book = RecordBook(store)
+    clip = _load_clip(rt, book, keys, clip_id)
+    if clip is None:
+        log.warning("%s: clip %s of job %s has no record, dropping", stage_name, clip_id, job_id)
+        return
+    settings = rt.job_settings(job)
+    with tempfile.TemporaryDirectory(prefix=f"spatialvid-{stage_name}-") as tmp:
+        ctx = StageContext(settings=settings, store=store, workdir=Path(tmp), cache=rt.cache)
+        stage = rt.stage(stage_name, ctx)
+        position = job.stages.index(stage_name)
+        prerequisites = [n for n in job.stages[:position] if n != "clip"]
+        fingerprint = stage.fingerprint(settings)
+        if needs_run(stage, clip, fingerprint, prerequisites, force=False):
+            rt.redis.hset(keys.clipstate, clip_id, f"running:{stage_name}")
+            result = run_clip_stage(stage, clip, ctx, fingerprint)
+            if recorder.errors and result.failed_stage == stage_name:
+                raise recorder.errors[-1]  # the store failed, not the clip: retry
+            _save_clip(rt, book, keys, result, stage_name)
+            _observe_latency(rt, stage_name, result.stages[stage_name].seconds)
+            clip = result
+    _advance(rt, job, clip, stage_name)
+
+
+def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: str) -> None:
+    """A poison clip (or a persistent outage): it fails alone, with its reason, and the job goes on."""
+    job = rt.job(job_id)
+    if job is None:
+        return
+    keys = st.Keys(job_id)
+    store, _ = rt.store(job_id)
+    book = RecordBook(store)
+    clip = _load_clip(rt, book, keys, clip_id)
+    if clip is None:
+        return
+    clip = clip.model_copy(deep=True)
+    clip.stages[stage_name] = StageStatus(state=StageState.failed, error=reason)
+    _save_clip(rt, book, keys, clip, stage_name)
+    _finish_clip(rt, job, clip_id, _end_state(clip))
+
+
+STAGE_TASKS = {name: _make_stage_task(name) for name in CLIP_STAGES}
+
+
+# -- finalize -----------------------------------------------------------------------
+@app.task(name=FINALIZE_TASK, **TASK_OPTIONS)
+def finalize(self: Task, job_id: str) -> None:
+    rt = runtime()
+    try:
+        with _lease(self, rt):
+            _finalize(rt, job_id)
+    except Exception as exc:
+        if is_transient(exc) and self.request.retries < rt.settings.redis.task_max_retries:
+            _retry_or_raise(self, exc)
+        log.exception("finalize failed for job %s", job_id)
+        keys = st.Keys(job_id)
+        rt.redis.hset(keys.job, "error", f"finalize failed: {type(exc).__name__}: {exc}")
+        rt.redis.eval(*st.set_state_args(keys, st.JobState.failed, st.ACTIVE, "finished"))
+        raise
+
+
+def _finalize(rt: Runtime, job_id: str) -> None:
+    job = rt.job(job_id)
+    if job is None:
+        return
+    keys = st.Keys(job_id)
+    store, _ = rt.store(job_id)
+    book = RecordBook(store)
+    clips = sorted(book.all_clips(), key=lambda c: (c.source_id, c.frame_start))
+    videos = [st.VideoStatus.model_validate_json(v) for v in rt.redis.hvals(keys.videos)]
+    summary = _summary(rt, job, book, videos, keys)
+    finish_outputs(store, book, summary, clips)
+    # The final state: decided from what the records say.
+    failed_videos = [v for v in videos if v.state == VideoState.failed.value]
+    failed_clips = [c for c in clips if c.failed_stage]
+    if job.state is st.JobState.cancelled:
+        final = st.JobState.cancelled
+    elif videos and len(failed_videos) == len(videos) or clips and len(failed_clips) == len(clips):
+        final = st.JobState.failed
+    elif failed_videos or failed_clips:
+        final = st.JobState.partially_failed
+    else:
+        final = st.JobState.succeeded
+    # job.json first (with the final state), then the state in Redis: a client that
+    # sees the job ended finds every file in the bucket.
+    _write_job_json(rt, store, keys, job_id, final)
+    changed = rt.redis.eval(*st.set_state_args(keys, final, st.ACTIVE, "finished"))
+    if not changed:  # cancelled (or ended) meanwhile: the bucket gets the state Redis has
+        _write_job_json(rt, store, keys, job_id, None)
+    ttl = rt.settings.redis.job_ttl_s
+    pipe = rt.redis.pipeline(transaction=False)
+    for key in keys.all():
+        pipe.expire(key, ttl)
+    pipe.execute()
+
+
+def _summary(rt: Runtime, job: JobSpec, book: RecordBook, videos: list[st.VideoStatus], keys: st.Keys) -> RunSummary:
+    summary = RunSummary(stages=job.stages, videos_in=len(job.inputs),
+                         output=f"s3://{rt.settings.s3.bucket}/jobs/{job.id}/")
+    for video in videos:
+        if video.state == VideoState.failed.value:
+            summary.videos_failed[video.source] = video.error or "unknown error"
+        elif video.state == "skipped":
+            summary.videos_skipped[video.source] = next(iter(video.dropped), "skipped")
+    dropped: Counter[str] = Counter()
+    for record in book.all_videos():
+        for reason, n in record.dropped.items():
+            dropped[f"clip: {reason}"] += n
+    summary.dropped = dict(dropped)
+    raw = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.job).items()}
+    summary.stage_seconds = {k.split(":", 1)[1]: float(v) for k, v in raw.items() if k.startswith("seconds:")}
+    summary.stage_items["clip"] = len(job.inputs)
+    for stage in job.clip_stages:
+        summary.stage_items[stage] = rt.redis.scard(keys.stage(stage, "done")) + rt.redis.scard(
+            keys.stage(stage, "failed"))
+    return summary
+
+
+def _write_job_json(rt: Runtime, store, keys: st.Keys, job_id: str, final: st.JobState | None) -> None:
+    pipe = rt.redis.pipeline(transaction=False)
+    st.queue_status_reads(pipe, keys)
+    found = st.status_from_reads(job_id, pipe.execute())
+    if found is None:
+        return
+    owner, status = found
+    if final is not None:
+        status.state = final
+        status.progress = 1.0
+        status.timings.finished_at = st.now()
+        status.timings.elapsed_s = round(status.timings.finished_at - status.timings.created_at, 3)
+    payload = {"owner": owner, **status.model_dump(mode="json")}
+    store.put_bytes("job.json", json.dumps(payload, indent=2).encode())
+
+
+# -- worker lifecycle: the stack waits for every queue's worker to say it is ready ---------
+def _worker_registry() -> redis.Redis:
+    return redis.Redis.from_url(load_settings().redis.url)
+
+
+@worker_ready.connect
+def _announce(sender=None, **_: object) -> None:
+    queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
+    _worker_registry().hset(st.WORKERS, f"{socket.gethostname()}:{os.getpid()}",
+                            json.dumps({"pid": os.getpid(), "queues": queues, "since": time.time()}))
+
+
+@worker_shutdown.connect
+def _retire(**_: object) -> None:
+    try:
+        _worker_registry().hdel(st.WORKERS, f"{socket.gethostname()}:{os.getpid()}")
+    except redis.RedisError:  # shutting down: best effort
+        pass
