@@ -62,6 +62,7 @@ class TritonModelClient:
         self._pool_lock = threading.Lock()
         self.max_batch_size = self.settings.max_batch_size
         self.output_names: list[str] = []
+        self.per_item = False
         self.version = ""
         if wait:
             self.wait_ready()
@@ -134,6 +135,9 @@ class TritonModelClient:
         if model_max > 0:
             self.max_batch_size = min(self.settings.max_batch_size, model_max)
         self.output_names = [o["name"] for o in config.get("output", [])]
+        params = config.get("parameters", {}) or {}
+        # The model's own contract has no batch axis (one item per call): add and remove it here.
+        self.per_item = str((params.get("per_item") or {}).get("string_value", "")).lower() == "true"
         self.version = str((meta.get("versions") or [""])[-1])
 
     # -- inference -----------------------------------------------------------------
@@ -142,6 +146,9 @@ class TritonModelClient:
         """Run the model on a batch (first axis of every input); outputs concatenated in order."""
         if not inputs:
             raise ValueError("infer needs at least one input")
+        if self.per_item:
+            outputs = self._infer_with_retry({k: np.asarray(v)[None] for k, v in inputs.items()})
+            return {k: v[0] for k, v in outputs.items()}
         sizes = {len(a) for a in inputs.values()}
         if len(sizes) != 1:
             raise ValueError(f"inputs disagree on the batch size: { {k: len(v) for k, v in inputs.items()} }")
