@@ -260,3 +260,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     return app
+
+
+def __getattr__(name: str):
+    # ``uvicorn gateway.app:app`` (the deployment's images): the app, built on first access.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import weakref
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from celery import Celery
@@ -19,11 +21,22 @@ from services.storage.s3 import S3Store, make_client
 @dataclass
 class Services:
     settings: Settings
-    redis: aioredis.Redis
     store: S3Store  # the bucket root (jobs/ and uploads/ below it)
     presigner: Minio  # signs URLs for the endpoint clients reach
     celery: Celery
     keyring: KeyRing
+    _redis: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = field(
+        default_factory=weakref.WeakKeyDictionary)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """An asyncio Redis client for the running event loop (its connections belong to one loop;
+        uvicorn has one, an in-process test client may start several)."""
+        loop = asyncio.get_running_loop()
+        client = self._redis.get(loop)
+        if client is None:
+            client = self._redis[loop] = aioredis.Redis.from_url(self.settings.redis.url, max_connections=256)
+        return client
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
@@ -33,7 +46,6 @@ class Services:
         presign_settings: S3Settings = settings.s3.model_copy(update={"endpoint": public}) if public else settings.s3
         return cls(
             settings=settings,
-            redis=aioredis.Redis.from_url(settings.redis.url, max_connections=256),
             store=S3Store(settings.s3),
             presigner=make_client(presign_settings),
             celery=make_celery(settings),

@@ -254,6 +254,10 @@ class Stack:
     def _bucket_ok(self, info: StackInfo) -> bool:
         from services.storage.s3 import S3Store
 
+        host, port = info.s3_endpoint.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=1):
+            pass  # listening: only now ask the S3 client (it would retry and log)
+
         s3 = self.settings.s3.model_copy(update={"endpoint": info.s3_endpoint, "secure": False})
         S3Store(s3).ensure_bucket()
         return True
