@@ -42,17 +42,7 @@ def _rate(text: str | None) -> float:
 
 def probe(path: Path, settings: VideoSettings | None = None) -> VideoInfo:
     path = Path(path)
-    if not path.exists():
-        raise ProbeError(f"file not found: {path}")
-    if not path.is_file():
-        raise ProbeError(f"not a file: {path}")
-    if path.stat().st_size == 0:
-        raise ProbeError("empty file (0 bytes)")
-    try:  # ffprobe's own message for this is a vague "Permission denied" line
-        with open(path, "rb"):
-            pass
-    except PermissionError:
-        raise ProbeError(f"permission denied: {path}") from None
+    _check_readable(path)
     cmd = [
         ffprobe_path(settings), "-v", "error", "-count_packets",
         "-show_entries",
@@ -106,6 +96,21 @@ def probe(path: Path, settings: VideoSettings | None = None) -> VideoInfo:
         variable_frame_rate=bool(r_rate and avg_rate and abs(r_rate - avg_rate) / avg_rate > 0.01),
         start_offset=max(0.0, _seconds(video.get("start_time")) - _seconds(data.get("format", {}).get("start_time"))),
     )
+
+
+def _check_readable(path: Path) -> None:
+    """Plain reasons for files ffprobe cannot even open (its own message is vague)."""
+    try:
+        if not path.exists():
+            raise ProbeError(f"file not found: {path}")
+        if not path.is_file():
+            raise ProbeError(f"not a file: {path}")
+        if path.stat().st_size == 0:
+            raise ProbeError("empty file (0 bytes)")
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise ProbeError(f"permission denied: {path}") from None
 
 
 # A file holding fewer frames than this share of what its header lists is cut short.
