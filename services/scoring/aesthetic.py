@@ -100,5 +100,17 @@ class AestheticScorer(Scorer):
         return {"aesthetic": f"LAION improved aesthetic MLP ({self.mlp_name}) on {self.embedder.backend}"}
 
 
+class RemoteAestheticScorer(AestheticScorer):
+    """The same scores from a model client: Triton's ``aesthetic`` model runs ``AestheticScorer.predict``."""
+
+    def __init__(self, client) -> None:  # a ModelClient: {"image": (N, H, W, 3)} -> {"score": (N, 1)}
+        self.client = client
+        self.embedder = client  # provenance names the served model
+        self.mlp_name = MLP_FILE
+
+    def predict(self, frames: np.ndarray) -> np.ndarray:
+        return np.asarray(self.client.infer({"image": frames})["score"], np.float32)[:, 0]
+
+
 __all__ = ["MLP_FILE", "SUBDIR", "AestheticMLP", "AestheticScorer", "ClipImageEmbedder", "find_aesthetic_weights",
            "load_aesthetic_mlp"]

@@ -102,15 +102,25 @@ def build_suite(settings: Settings) -> ScoringSuite:
     from services.scoring.vmaf_motion import VmafMotionScorer
     cfg = settings.score
     notes: list[str] = []
+    # Models set to "triton" in settings.models.client run on the Triton server (same code there).
+    triton = {name for name, mode in settings.models.client.items() if mode == "triton"}
+    if triton:
+        from services.models.triton_client import TritonClient
+    ocr_remote = TritonClient("ocr_det", settings) if "ocr_det" in triton else None
     scorers: list[Scorer] = [LuminanceScorer(), VmafMotionScorer(), FlowScorer(cfg.flow_preset),
-                             OcrScorer(PPOCRDetector(threads=cfg.ocr_threads))]
+                             OcrScorer(PPOCRDetector(threads=cfg.ocr_threads, remote=ocr_remote))]
     weights = find_aesthetic_weights(settings.models.weights_dir)
-    if cfg.quality_backend == "aesthetic" and weights is None:
+    remote_aesthetic = "aesthetic" in triton and cfg.quality_backend != "brisque"
+    if cfg.quality_backend == "aesthetic" and weights is None and not remote_aesthetic:
         raise ScoringError(
             f"quality_backend=aesthetic but the LAION aesthetic weights are not in "
             f"{settings.models.weights_dir}/aesthetic (see services/scoring/aesthetic.py)"
         )
-    if cfg.quality_backend != "brisque" and weights is not None:
+    if remote_aesthetic:  # the weights are the server's concern
+        from services.scoring.aesthetic import RemoteAestheticScorer
+
+        scorers.append(RemoteAestheticScorer(TritonClient("aesthetic", settings)))
+    elif cfg.quality_backend != "brisque" and weights is not None:
         import torch
 
         from services.scoring.aesthetic import AestheticScorer
