@@ -217,8 +217,11 @@ async def clip_detail(job_id: str, clip_id: str, owner: str = Depends(require_ow
     if clip is None:
         raise ApiError(404, "clip_not_found", f"no clip {clip_id!r} in job {job_id}")
     store = svc.job_store(job_id)
-    keys = await asyncio.to_thread(lambda: [k for k in [clip.clip_key] if store.exists(k)]
-                                   + store.list(f"annotations/{clip.id}/"))
+    try:
+        keys = await asyncio.to_thread(lambda: [k for k in [clip.clip_key] if store.exists(k)]
+                                       + store.list(f"annotations/{clip.id}/"))
+    except ValueError:  # not a valid key: no such clip
+        raise ApiError(404, "clip_not_found", f"no clip {clip_id!r} in job {job_id}") from None
     seconds = svc.settings.s3.presign_seconds
     files = [ClipFile(key=k, url=_presign(svc, store.object_name(k), seconds), expires_in_s=seconds) for k in keys]
     state = await svc.redis.hget(jobs.st.Keys(job_id).clipstate, clip_id)

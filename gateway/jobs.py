@@ -87,6 +87,8 @@ async def check_sources(svc: Services, owner: str, sources: list[str]) -> None:
             if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"):
                 raise ApiError(400, "source_not_found", f"{uri!r} does not exist") from None
             raise ApiError(400, "source_unreadable", f"{uri!r} cannot be read: {exc.code}") from None
+        except ValueError as exc:  # the S3 client refuses the name itself (e.g. an invalid bucket name)
+            raise ApiError(422, "bad_source", f"{uri!r}: {exc}") from None
 
 
 # -- creation ----------------------------------------------------------------------
