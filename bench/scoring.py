@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -38,6 +40,12 @@ from services.settings import Settings  # noqa: E402
 from services.video.probe import probe  # noqa: E402
 
 SIZE = (640, 360)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (ffmpeg): load-independent work."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def static_ffmpeg() -> str:
@@ -155,22 +163,26 @@ def main() -> None:
     same_split: dict[str, float] = {}
     ours, theirs = {}, {}
     one_pass = separate = same_code = 0.0
+    cpu = {"one": 0.0, "separate": 0.0, "same": 0.0}
     for clip in clips:
         info = infos[clip]
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), cpu_seconds()
         report = suite.score_file(clip, (info.width, info.height), info.num_frames)
         one_pass += time.perf_counter() - started
+        cpu["one"] += cpu_seconds() - cpu0
         ours[clip] = report.columns
         for name, s in report.seconds.items():
             one_split[name] = one_split.get(name, 0.0) + s
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), cpu_seconds()
         theirs[clip], split = separate_passes(clip, info.num_frames, suite, ffmpeg, args.workdir)
         separate += time.perf_counter() - started
+        cpu["separate"] += cpu_seconds() - cpu0
         for name, s in split.items():
             sep_split[name] = sep_split.get(name, 0.0) + s
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), cpu_seconds()
         _, split = separate_passes(clip, info.num_frames, suite, ffmpeg, args.workdir, own_motion=True)
         same_code += time.perf_counter() - started
+        cpu["same"] += cpu_seconds() - cpu0
         for name, s in split.items():
             same_split[name] = same_split.get(name, 0.0) + s
 
@@ -182,6 +194,11 @@ def main() -> None:
     print(f"separate, this project's motion code instead of libvmaf: {n / same_code * 60:7.1f} clips/min "
           f"({same_code / n * 1000:6.0f} ms/clip), speed-up {same_code / one_pass:.2f}x "
           f"(motion {same_split['motion'] / n * 1000:.0f} ms/clip)")
+    print(f"CPU time per clip (this process + ffmpeg children; independent of other load): one pass "
+          f"{cpu['one'] / n * 1000:.0f} ms, separate {cpu['separate'] / n * 1000:.0f} ms "
+          f"({cpu['separate'] / cpu['one']:.2f}x), separate with this project's motion {cpu['same'] / n * 1000:.0f} ms "
+          f"({cpu['same'] / cpu['one']:.2f}x)")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} cores)")
     print("\nper-score time split, ms/clip (one pass: decode is the shared pass; motion runs while it streams)")
     for name in sorted(set(one_split) | set(sep_split)):
         a = f"{one_split[name] / n * 1000:8.1f}" if name in one_split else "       -"
