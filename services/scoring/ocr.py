@@ -112,17 +112,74 @@ def _clean_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
     return boxes[(sides_a > 3) & (sides_b > 3)]
 
 
+class PPOCRReader:
+    """PP-OCRv4 text recognition (rapidocr_onnxruntime's wheel) on the crops of given boxes."""
+
+    def __init__(self, threads: int = 1) -> None:
+        import onnxruntime as ort
+        import rapidocr_onnxruntime
+        from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
+        from rapidocr_onnxruntime.utils import read_yaml
+
+        root = Path(rapidocr_onnxruntime.__file__).parent
+        config = read_yaml(str(root / "config.yaml"))["Rec"]
+        config.update(model_path=str(root / config["model_path"]), intra_op_num_threads=threads, inter_op_num_threads=1)
+        self.recognizer = TextRecognizer(config)
+        version = importlib.metadata.version("rapidocr_onnxruntime")
+        self.backend = f"rapidocr_onnxruntime {version} ch_PP-OCRv4_rec (onnxruntime {ort.__version__})"
+
+    def read(self, frame: np.ndarray, boxes: np.ndarray) -> list[str]:
+        """Text in each box of an RGB frame (boxes (N, 4, 2) clockwise from top-left)."""
+        if len(boxes) == 0:
+            return []
+        bgr = np.ascontiguousarray(frame[..., ::-1])
+        crops = [_crop(bgr, box) for box in boxes]
+        results, _ = self.recognizer(crops)
+        return [text for text, _score in results]
+
+
+def _crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    width = int(max(np.linalg.norm(box[0] - box[1]), np.linalg.norm(box[2] - box[3])))
+    height = int(max(np.linalg.norm(box[0] - box[3]), np.linalg.norm(box[1] - box[2])))
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+    warp = cv2.getPerspectiveTransform(box.astype(np.float32), target)
+    crop = cv2.warpPerspective(image, warp, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
+    return np.rot90(crop) if height >= 1.5 * width else crop  # vertical text, as PaddleOCR reads it
+
+
 class OcrScorer(Scorer):
     name = "ocr"
     columns = ("ocr",)
 
-    def __init__(self, detector: TextDetector) -> None:
+    def __init__(self, detector: TextDetector, reader: PPOCRReader | None = None, max_text_boxes: int = 3) -> None:
         self.detector = detector
+        self.reader = reader
+        self.max_text_boxes = max_text_boxes
+        if reader is not None:
+            self.columns = ("ocr", "ocr_text")
 
     def score(self, frames: SampledFrames) -> dict[str, Scalar]:
         height, width = frames.rgb.shape[1:3]
-        ratios = [text_area_ratio(b, height, width) for b in self.detector.detect(frames.rgb)]
-        return {"ocr": max(ratios) if ratios else None}
+        boxes = self.detector.detect(frames.rgb)
+        ratios = [text_area_ratio(b, height, width) for b in boxes]
+        out: dict[str, Scalar] = {"ocr": max(ratios) if ratios else None}
+        if self.reader is not None:
+            out["ocr_text"] = self._read_largest(frames.rgb, boxes, ratios)
+        return out
+
+    def _read_largest(self, rgb: np.ndarray, boxes: list[np.ndarray], ratios: list[float]) -> str:
+        """The text of the largest boxes of the frame with the most text, in reading order."""
+        if not ratios or max(ratios) == 0:
+            return ""
+        best = int(np.argmax(ratios))
+        found = boxes[best]
+        areas = np.array([cv2.contourArea(b.astype(np.float32)) for b in found])
+        keep = found[np.argsort(-areas)[: self.max_text_boxes]]
+        keep = keep[np.lexsort((keep[:, 0, 0], keep[:, 0, 1]))]  # top to bottom, then left to right
+        return " | ".join(t for t in self.reader.read(rgb[best], keep) if t)
 
     def provenance(self) -> dict[str, str]:
-        return {"ocr": f"{self.detector.backend}, text-box union / frame area, max over frames"}
+        out = {"ocr": f"{self.detector.backend}, text-box union / frame area, max over frames"}
+        if self.reader is not None:
+            out["ocr_text"] = f"{self.reader.backend}, largest {self.max_text_boxes} boxes of the frame with most text"
+        return out

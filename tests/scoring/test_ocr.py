@@ -74,3 +74,16 @@ def test_text_overlay_case_agrees_with_its_ground_truth_text_masks(clips, detect
 def test_provenance_names_the_model(detector):
     assert "ch_PP-OCRv4_det" in OcrScorer(detector).provenance()["ocr"]
     assert "rapidocr_onnxruntime" in OcrScorer(detector).provenance()["ocr"]
+
+
+def test_optional_text_reading_returns_the_burned_in_words(clips, detector):
+    from services.scoring.ocr import PPOCRReader
+
+    if "plain" not in clips:
+        pytest.skip("bench case orbit_plain not available")
+    scorer = OcrScorer(detector, PPOCRReader(threads=1))
+    clean = read_rgb_frame(clips["plain"], 40)
+    out = scorer.score(frames_of(clean, burn_subtitle(clean, "Hello subtitle world")))
+    assert "Hello" in out["ocr_text"] and "world" in out["ocr_text"]
+    assert "ch_PP-OCRv4_rec" in scorer.provenance()["ocr_text"]
+    assert scorer.score(frames_of(np.zeros((360, 640, 3), np.uint8)))["ocr_text"] == ""
