@@ -76,6 +76,8 @@ class LoaderModel:
             self.model = self.loader(weights_dir, device=instance_device(args))
         except FileNotFoundError as exc:  # WeightsMissing is one: say which files where
             raise pb_utils.TritonModelException(f"{self.name}: weights missing: {exc}") from None
+        except ImportError as exc:  # e.g. a model whose code is not on PyPI (ModelPackageMissing)
+            raise pb_utils.TritonModelException(f"{self.name}: model code missing: {exc}") from None
 
     def execute(self, requests: list) -> list:
         pb = self.pb

@@ -14,7 +14,7 @@ from services.stages.base import ClipFailed
 from services.triton_server import TritonServer
 
 from .conftest import require_installation, triton_settings
-from .tiny_weights import WRITERS
+from .tiny_weights import WITHOUT_WRITER, WRITERS
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "triton_models"
 
@@ -24,7 +24,8 @@ def frames(text_frames) -> np.ndarray:
     """Two real frames, made small so that the CPU models stay quick."""
     import cv2
 
-    return np.stack([cv2.resize(f, (224, 126), interpolation=cv2.INTER_AREA) for f in text_frames[:2]])
+    # 128 rows: RAFT's smallest input.
+    return np.stack([cv2.resize(f, (224, 128), interpolation=cv2.INTER_AREA) for f in text_frames[:2]])
 
 
 def in_process(name: str, weights_dir: Path):
@@ -42,6 +43,9 @@ def sample_inputs(name: str, frames: np.ndarray) -> dict[str, np.ndarray]:
     if name == "sam2":
         points = np.array([[[30, 40], [60, 50], [90, 30]], [[150, 90], [170, 100], [200, 80]]], np.float32)
         return {"image": frames[0], "points": points, "labels": np.ones((2, 3), np.int32)}
+    if name == "raft":
+        pair = frames[:1, :, 48:176]  # one 128x128 pair: RAFT is slow on a CPU
+        return {"image1": pair, "image2": np.roll(pair, 3, axis=2)}
     return {"image": frames}
 
 
@@ -66,6 +70,17 @@ def test_model_loads_tiny_checkpoint_and_answers_like_in_process(name, triton_se
             np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-4, err_msg=key)
 
 
+@pytest.mark.parametrize("name", sorted(WITHOUT_WRITER))
+def test_model_without_its_code_is_unavailable_with_a_clear_reason(name, triton_server):
+    state = triton_server.model_states()[name]
+    assert state["state"] == "UNAVAILABLE"
+    # No checkpoint is written for it: the loader names the published files it looked for.
+    assert "weights missing" in state["reason"] and "model.safetensors" in state["reason"], state
+    with pytest.raises(ModelUnavailable, match=f"{name} is unavailable"):
+        TritonModelClient(name, triton_server.settings)
+    pytest.skip(f"{name} cannot answer here: {WITHOUT_WRITER[name]} (reported: {state['reason'][:120]})")
+
+
 def test_model_errors_come_back_as_clip_failures_with_the_models_message(triton_server, frames):
     client = TritonModelClient("sam2", triton_server.settings)
     try:
@@ -74,7 +89,7 @@ def test_model_errors_come_back_as_clip_failures_with_the_models_message(triton_
         with pytest.raises(ClipFailed, match=r"Triton model sam2 failed: sam2: ValueError: .*reshape"):
             client.infer(bad)
         # The model is still serving afterwards.
-        assert client.infer(sample_inputs("sam2", frames))["masks"].shape == (2, 126, 224)
+        assert client.infer(sample_inputs("sam2", frames))["masks"].shape == (2, 128, 224)
     finally:
         client.close()
 

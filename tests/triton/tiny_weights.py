@@ -40,11 +40,35 @@ def write_aesthetic(weights_dir: Path) -> None:
     torch.save(PublishedMLP(OUT).state_dict(), folder / MLP_FILE)
 
 
+def write_raft(weights_dir: Path) -> None:
+    """``raft/raft-things.pth``: the full RAFT network's random state dict, DataParallel ``module.`` keys.
+
+    RAFT has one published size, so this one is not tiny (5.3 M parameters), only random.
+    """
+    import torch
+
+    from services.models import raft
+
+    torch.manual_seed(0)
+    network = raft.build_network()
+    with torch.no_grad():
+        for module in network.modules():  # non-trivial batch-norm statistics
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    (weights_dir / "raft").mkdir(parents=True, exist_ok=True)
+    torch.save({f"module.{k}": v for k, v in network.state_dict().items()}, weights_dir / "raft" / "raft-things.pth")
+
+
 WRITERS: dict[str, Callable[[Path], None]] = {
     "aesthetic": write_aesthetic,
     "depth_anything_v2": write_depth_anything_v2,
+    "raft": write_raft,
     "sam2": write_sam2,
 }
+# UniDepth V2's architecture lives only in the GitHub-only ``unidepth`` package, which
+# is not installed, so no checkpoint of it can be written or loaded here.
+WITHOUT_WRITER = {"unidepth": "UniDepth's model code (the GitHub-only unidepth package) is not installed"}
 
 
 def write_all(weights_dir: Path) -> list[str]:
