@@ -10,6 +10,7 @@ is decoded twice and nothing but the sampled frames is kept in memory.
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,7 +76,9 @@ def decode_for_scoring(
     samples: dict[int, np.ndarray] = {}
     flow_frames: dict[int, np.ndarray] = {}
     last_two: list[tuple[int, bytes]] = []  # for clips shorter than announced
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=frame_bytes * 4)
+    # stderr goes to a file: a broken stream can log more than a pipe holds and stall ffmpeg.
+    errors = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, bufsize=frame_bytes * 4)
     n = 0
     try:
         while True:
@@ -96,8 +99,9 @@ def decode_for_scoring(
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        err = proc.stderr.read().decode(errors="replace").strip()
-        proc.stderr.close()
+        errors.seek(0)
+        err = errors.read().decode(errors="replace").strip()
+        errors.close()
     detail = err.splitlines()[-1] if err else "ffmpeg produced no frames"
     if n == 0:
         raise ScoringError(f"cannot decode clip: {detail}")
