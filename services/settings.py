@@ -210,10 +210,11 @@ class TritonSettings(Section):
     max_batch_size: int = Field(default=8, ge=1)
     max_inflight: int = Field(default=2, ge=1)
     # Local server: its own virtualenv (nvidia-pytriton pins numpy<2), the model
-    # repository, and the config variant (""=config.pbtxt on GPU, "cpu"=configs/cpu.pbtxt).
+    # repository, and the config variant (""=config.pbtxt on GPU, "cpu"=configs/cpu.pbtxt,
+    # "auto"=the GPU one where an NVIDIA GPU is visible, else cpu).
     venv: Path = Path(".venv-triton")
     model_repository: Path = Path("triton_models")
-    config_name: str = ""
+    config_name: str = "auto"
     metrics_port: int = 8002
     # Models to load (empty: every model in the repository).
     models: list[str] = Field(default_factory=list)

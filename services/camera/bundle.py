@@ -39,10 +39,18 @@ class BundleProblem:
     obs_xy: np.ndarray  # (M,2) normalised image coordinates
     focal_px: float  # converts normalised residuals to pixels
     loss_scale_px: float = 1.0
+    # Self-calibration: log(focal) becomes one more unknown (a 6-wide block whose first column is used).
+    focal_free: bool = False
+    # Cameras whose centre is held (rotation-only keyframes: no translation is invented).
+    centre_locked: np.ndarray | None = None  # (K,) bool
+
+    @property
+    def num_free_poses(self) -> int:
+        return int(self.free.max() + 1) if len(self.free) and self.free.max() >= 0 else 0
 
     @property
     def num_free(self) -> int:
-        return int(self.free.max() + 1) if len(self.free) and self.free.max() >= 0 else 0
+        return self.num_free_poses + (1 if self.focal_free else 0)
 
 
 def _directions(p: BundleProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -91,8 +99,20 @@ def linearize(p: BundleProblem) -> tuple[LinearizedProblem, float]:
     rho = p.rho[j][:, None, None]
     Jh_obs = np.concatenate([skew(h), -rho * Ri_t], axis=2)  # (M,3,6) w.r.t. observing camera
     Jh_anchor = np.concatenate([-Ri_t @ p.R[a] @ skew(p.bearing[j]), rho * Ri_t], axis=2)
+    if p.centre_locked is not None:
+        Jh_obs[p.centre_locked[i], :, 3:] = 0.0
+        Jh_anchor[p.centre_locked[a], :, 3:] = 0.0
     J = np.stack([P @ Jh_obs, P @ Jh_anchor], axis=1)  # (M,2,2,6)
     pose_index = np.stack([p.free[i], p.free[a]], axis=1)
+    if p.focal_free:
+        # r = f*proj(h) - (pixel - c); the anchor bearing's x,y scale with 1/f as well
+        db = np.zeros((len(h), 3))
+        db[:, :2] = -p.bearing[j][:, :2]
+        d_logf = p.focal_px * uv + np.einsum("mki,mi->mk", P, np.einsum("mij,mjk,mk->mi", Ri_t, p.R[a], db))
+        Jf = np.zeros((len(h), 1, 2, 6))
+        Jf[:, 0, :, 0] = d_logf
+        J = np.concatenate([J, Jf], axis=1)
+        pose_index = np.column_stack([pose_index, np.full(len(h), p.num_free_poses)])
     w = cauchy_weights(r, p.loss_scale_px) * valid
     if p.rho_free:
         jp = np.einsum("mki,mi->mk", P, np.einsum("mij,mj->mi", Ri_t, dC))
@@ -118,7 +138,13 @@ def retract(p: BundleProblem, d_pose: np.ndarray, d_point: np.ndarray) -> Bundle
     rho = p.rho
     if p.rho_free and len(d_point):
         rho = np.maximum(p.rho + d_point, 0.0)
-    return replace(p, R=R, C=C, rho=rho)
+    out = replace(p, R=R, C=C, rho=rho)
+    if p.focal_free:
+        ratio = float(np.exp(-np.clip(d_pose[p.num_free_poses, 0], -0.5, 0.5)))  # f_old / f_new
+        bearing = p.bearing.copy()
+        bearing[:, :2] *= ratio
+        out = replace(out, bearing=bearing, obs_xy=p.obs_xy * ratio, focal_px=p.focal_px / ratio)
+    return out
 
 
 def optimise(p: BundleProblem, max_iterations: int = 10) -> tuple[BundleProblem, LMResult]:

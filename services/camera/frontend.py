@@ -31,7 +31,7 @@ class FrontEndConfig:
     min_distance: int = 12
     quality: float = 0.005
     fb_threshold_px: float = 0.7
-    lk_window: int = 21
+    lk_window: int = 15
     lk_levels: int = 3
     cut_survival: float = 0.35  # fraction of tracks surviving one frame below which a cut is suspected
     cut_hist_corr: float = 0.6  # colour histogram correlation below which the suspicion is confirmed

@@ -31,6 +31,7 @@ class SfmConfig:
     init_gap: int = 2  # keyframes back for the two-view initialisation
     parallax_px: float = 0.6  # below this translational parallax a pair is rotation-only
     min_tri_parallax_px: float = 2.0
+    lock_rotation_only: bool = True  # hold the centre of keyframes the two-view test finds rotation-only
     max_ba_points: int = 300  # points per window BA (evenly sampled track ids)
     prior_new: float = 0.02  # rho prior weight (px^2 per 100% change) for a fresh point
     prior_per_old_obs: float = 0.5  # extra weight per keyframe observation that left the window
@@ -51,8 +52,7 @@ class SfmResult:
     inliers: np.ndarray  # (N,) inlier observations per frame
     rms_px: np.ndarray  # (N,) robust RMS reprojection error of inliers per frame
     failure: str | None = None
-    ba_cost: float = 0.0  # summed final BA cost (used by the focal search)
-    ba_obs: int = 0
+    odometry: "KeyframeOdometry | None" = None
 
 
 class _PointMap:
@@ -98,9 +98,9 @@ class KeyframeOdometry:
         self.R: list[np.ndarray] = []
         self.C: list[np.ndarray] = []
         self.obs: list[tuple[np.ndarray, np.ndarray]] = []  # per keyframe: (ids, normalised xy)
+        self.obs_px: list[tuple[np.ndarray, np.ndarray]] = []  # per keyframe: (ids, pixel xy) for the focal search
         self.scale_rho = 1.0
-        self.total_cost = 0.0
-        self.total_obs = 0
+        self.rotation_only: list[bool] = []
 
     # -- problem assembly -------------------------------------------------------------------
     def _build(self, kf_free: list[int], kf_fixed: list[int], obs: list[tuple[int, np.ndarray, np.ndarray]],
@@ -174,6 +174,7 @@ class KeyframeOdometry:
         if rel is None:
             return self.R[-1].copy(), self.C[-1].copy()
         R = self.R[ref] @ rel.R.T
+        self._last_rotation_only = rel.rotation_only
         if rel.rotation_only:
             return R, self.C[-1].copy()
         step = np.linalg.norm(self.C[-1] - self.C[-2]) * (k - ref) if k >= 2 else 0.0
@@ -225,6 +226,7 @@ class KeyframeOdometry:
         sel = _sampled(ft.ids, self.stride)
         ids, xy = ft.ids[sel], _normalise(ft.xy[sel].astype(float), self.K)
         k = len(self.R)
+        self._last_rotation_only = False
         if k == 0:
             R, C = np.eye(3), np.zeros(3)
             inl, rms = len(ids), 0.0
@@ -238,13 +240,25 @@ class KeyframeOdometry:
             self._triangulate(R, C, ids, xy)
         self.R.append(R)
         self.C.append(C)
+        self.rotation_only.append(bool(self._last_rotation_only) and self.cfg.lock_rotation_only)
         self.obs.append((ids, xy))
+        self.obs_px.append((ids, ft.xy[sel].astype(float)))
         self._add_points(k, ids, xy)
         if k > 0:
             self._window_ba(k)
-            R, C = self.R[k], self.C[k]
-            _, _, inl, rms = self._pose_only(R, C, ids, xy)
+            inl, rms = self.frame_fit(self.R[k], self.C[k], ids, xy)
         return inl, rms
+
+    def frame_fit(self, R: np.ndarray, C: np.ndarray, ids: np.ndarray, xy: np.ndarray) -> tuple[int, float]:
+        """Inlier count and inlier RMS (pixels) of one camera against the map, without optimising."""
+        ok = ids < self.map.size
+        prob, _, _ = self._build([-1], [], [(-1, ids[ok], xy[ok])], False, None, extra_cams={-1: (R, C)})
+        if len(prob.obs_cam) == 0:
+            return 0, np.inf
+        r, valid = bundle.residuals(prob)
+        e = np.linalg.norm(r, axis=1)
+        inl = valid & (e < self.cfg.inlier_px)
+        return int(inl.sum()), (float(np.sqrt(np.mean(e[inl] ** 2))) if inl.any() else np.inf)
 
     def _window_ba(self, k: int) -> None:
         cfg, m = self.cfg, self.map
@@ -261,6 +275,7 @@ class KeyframeOdometry:
         if len(ids_win) > cfg.max_ba_points:
             ids_win = ids_win[np.linspace(0, len(ids_win) - 1, cfg.max_ba_points).astype(int)]
         prob, cams, cand = self._build(free, fixed, obs, True, ids_win)
+        prob.centre_locked = np.array([self.rotation_only[c] for c in cams])
         prob, res = bundle.optimise(prob, cfg.ba_iterations)
         for n, kk in enumerate(cams):
             if prob.free[n] >= 0:
@@ -275,8 +290,6 @@ class KeyframeOdometry:
         seen = m.rho[ids_win]
         if len(seen) > 10:
             self.scale_rho = float(np.median(seen[seen > 0])) if (seen > 0).sum() > 10 else self.scale_rho
-        self.total_cost = res.cost
-        self.total_obs = len(prob.obs_cam)
 
     def pose_frame(self, ft: FrameTracks, R0: np.ndarray, C0: np.ndarray):
         sel = _sampled(ft.ids, self.stride)
@@ -315,4 +328,4 @@ def run_segment(frames: list[FrameTracks], K: Intrinsics, cfg: SfmConfig, stride
                 R0, C0, inl, e = vo.pose_frame(frames[t], R0, C0)
                 inliers[t], rms[t] = inl, e
             R[t], C[t] = R0, C0
-    return SfmResult(R, C, kfs, inliers, rms, failure, vo.total_cost, vo.total_obs)
+    return SfmResult(R, C, kfs, inliers, rms, failure, vo)

@@ -1,0 +1,170 @@
+"""Focal length from the video itself: a 1-D search minimising bundle-adjustment error.
+
+A pure translation or a roll about the optical axis says nothing about the focal
+length (a different focal gives an equally consistent, stretched scene), while pans,
+tilts and orbits pin it down. So the search runs on the stretch of keyframes with
+the most pan/tilt rotation (found by a first pass at a prior focal), re-solves that
+stretch's bundle adjustment for each candidate focal (warm-started from its
+neighbour), and keeps the minimum. A flat cost curve means the clip does not
+determine the focal: the prior is kept and reported as such.
+Principal point: the image centre; pixels: square (both assumed, not estimated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from services.camera import bundle
+from services.camera.geometry import so3_log
+from services.camera.frontend import FrameTracks
+from services.camera.sfm import Intrinsics, KeyframeOdometry, SfmConfig
+from services.camera.twoview import relative_motion
+
+
+@dataclass
+class FocalEstimate:
+    f: float  # pixels at the working resolution
+    estimated: bool  # False: not observable here, the prior is returned
+    source: str  # "ba-search" or "prior: ..."
+    curve: list[tuple[float, float]]  # (hfov deg, cost per observation)
+
+
+def hfov_to_focal(hfov_deg: float, width: float) -> float:
+    return 0.5 * width / np.tan(np.radians(hfov_deg) / 2.0)
+
+
+def focal_to_hfov(f: float, width: float) -> float:
+    return float(np.degrees(2.0 * np.arctan(0.5 * width / f)))
+
+
+
+
+def _chunk_problem(vo: KeyframeOdometry, kfs: list[int], f: float, cx: float, cy: float, max_points: int,
+                   R: np.ndarray, C: np.ndarray) -> bundle.BundleProblem:
+    ids_all = np.concatenate([vo.obs_px[k][0] for k in kfs])
+    uniq, counts = np.unique(ids_all, return_counts=True)
+    pts = uniq[counts >= 3]
+    if len(pts) > max_points:
+        pts = pts[np.linspace(0, len(pts) - 1, max_points).astype(int)]
+    pid = {int(i): n for n, i in enumerate(pts)}
+    anchor = np.full(len(pts), -1)
+    bearing = np.zeros((len(pts), 3))
+    oc, op, oxy = [], [], []
+    for n, k in enumerate(kfs):
+        ids, px = vo.obs_px[k]
+        inside = np.isin(ids, pts)
+        for i, p in zip(ids[inside], px[inside]):
+            j = pid[int(i)]
+            xy = ((p[0] - cx) / f, (p[1] - cy) / f)
+            if anchor[j] < 0:
+                anchor[j] = n
+                bearing[j] = (xy[0], xy[1], 1.0)
+            else:
+                oc.append(n); op.append(j); oxy.append(xy)
+    obs_cam, obs_pt, obs_xy = np.array(oc, int), np.array(op, int), np.array(oxy, float).reshape(-1, 2)
+    # closed-form inverse depths from the current poses (the same algebra as the odometry)
+    x = np.column_stack([obs_xy, np.ones(len(obs_xy))])
+    Ri, Ci = R[obs_cam], C[obs_cam]
+    Ra, Ca = R[anchor[obs_pt]], C[anchor[obs_pt]]
+    u = np.cross(x, np.einsum("nji,njk,nk->ni", Ri, Ra, bearing[obs_pt]))
+    v = np.cross(x, np.einsum("nji,nj->ni", Ri, Ca - Ci))
+    num = np.bincount(obs_pt, -(u * v).sum(1), minlength=len(pts))
+    den = np.bincount(obs_pt, (v * v).sum(1), minlength=len(pts))
+    rho = np.maximum(num / np.maximum(den, 1e-12), 0.0)
+    scale = float(np.median(rho[rho > 0])) if (rho > 0).sum() > 5 else 1.0
+    rho = np.where(den > 1e-10, rho, scale)
+    free = np.arange(len(kfs)) - 1  # first keyframe of the stretch holds the gauge
+    return bundle.BundleProblem(R=R.copy(), C=C.copy(), free=free, anchor=anchor, bearing=bearing, rho=rho,
+                                rho_free=True, rho_prior=np.full(len(pts), scale),
+                                rho_prior_weight=np.full(len(pts), 1e-3 / scale**2), obs_cam=obs_cam,
+                                obs_point=obs_pt, obs_xy=obs_xy, focal_px=f, loss_scale_px=1.0)
+
+
+def pan_tilt_from_pairs(keyframes: list[FrameTracks], f: float, cx: float, cy: float) -> np.ndarray:
+    """Cheap pan/tilt magnitude (radians) between consecutive keyframes from two-view geometry."""
+    out = np.zeros(max(len(keyframes) - 1, 0))
+    rot_only = np.zeros(len(out), bool)
+    for n in range(len(keyframes) - 1):
+        a, b = keyframes[n], keyframes[n + 1]
+        _, i0, i1 = np.intersect1d(a.ids, b.ids, return_indices=True)
+        rel = relative_motion(a.xy[i0], b.xy[i1], f, cx, cy)
+        if rel is not None:
+            out[n] = np.linalg.norm(so3_log(rel.R)[:2])
+            rot_only[n] = rel.rotation_only
+    return out, rot_only
+
+
+def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, height: float, prior_label: str,
+                   cfg: SfmConfig, chunk: int = 10, general_chunk: int = 20, min_pan_tilt_deg: float = 3.0, max_points: int = 160,
+                   hfov_range: tuple[float, float] = (30.0, 120.0), max_sigma: float = 0.01) -> FocalEstimate:
+    """``keyframes``: the segment's keyframe tracks. Returns the focal in working-resolution pixels."""
+    cx, cy = width / 2.0, height / 2.0
+    if len(keyframes) < 4:
+        return FocalEstimate(f_prior, False, f"prior ({prior_label}): too few keyframes", [])
+    pt, rot_only = pan_tilt_from_pairs(keyframes, f_prior, cx, cy)
+    L = min(chunk, len(keyframes))
+    sums = np.convolve(pt, np.ones(L - 1), mode="valid")
+    all_rot = np.convolve(rot_only.astype(float), np.ones(L - 1), mode="valid") >= L - 1 - 1e-9
+    enough = np.degrees(sums) >= min_pan_tilt_deg
+    # a stretch of pure rotation pins the focal best (homography self-calibration): prefer one
+    if (all_rot & enough).any():
+        start = int(np.argmax(np.where(all_rot & enough, sums, -1.0)))
+    else:
+        # rotation with translation determines the focal more weakly: use a longer stretch
+        L = min(general_chunk, len(keyframes))
+        sums = np.convolve(pt, np.ones(L - 1), mode="valid")
+        start = int(np.argmax(sums))
+    if np.degrees(sums[start]) < min_pan_tilt_deg:
+        return FocalEstimate(f_prior, False, f"prior ({prior_label}): no pan/tilt to observe the focal", [])
+    # odometry on that stretch alone at the prior focal gives the starting point
+    vo = KeyframeOdometry(Intrinsics(f_prior, cx, cy), cfg, point_stride=2)
+    for ft in keyframes[start : start + L]:
+        vo.add_keyframe(ft)
+    kfs = list(range(L))
+    Rc, Cc = np.array(vo.R), np.array(vo.C)
+    # a stretch of pure rotation: points at infinity, centres out of the problem (a homography fit)
+    rotation_only = bool(rot_only[start : start + L - 1].all())
+    curve: dict[float, float] = {}
+
+    def solve(f: float, R: np.ndarray, C: np.ndarray, iterations: int, focal_free: bool = False):
+        prob = _chunk_problem(vo, kfs, f, cx, cy, max_points, R, C)
+        prob = replace(prob, focal_free=focal_free)
+        if rotation_only:
+            prob = replace(prob, rho=np.zeros_like(prob.rho), rho_free=False, C=np.zeros_like(prob.C))
+        prob, res = bundle.optimise(prob, iterations)
+        per_obs = res.cost / max(len(prob.obs_cam), 1)
+        curve[prob.focal_px] = per_obs
+        return per_obs, prob
+
+    # coarse grid (cold starts) to land in the right basin
+    lo, hi = hfov_to_focal(hfov_range[1], width), hfov_to_focal(hfov_range[0], width)
+    grid = np.exp(np.linspace(np.log(lo), np.log(hi), 9))
+    coarse = [solve(f, Rc, Cc, 8)[0] for f in grid]
+    b = int(np.argmin(coarse))
+    if b in (0, len(grid) - 1):
+        return FocalEstimate(f_prior, False, f"prior ({prior_label}): focal search hit the range limit", _curve(curve, width))
+    # self-calibrating bundle adjustment from there (log focal is one more unknown)
+    best_cost, prob = solve(grid[b], Rc, Cc, 40, focal_free=True)
+    for _ in range(3):
+        f_best = float(prob.focal_px)
+        # profile cost 6% either side (other unknowns re-optimised): curvature, and a check that
+        # the self-calibration reached the minimum (else restart from the better side)
+        sides = [solve(f_best * k, prob.R, prob.C, 15) for k in (1 / 1.06, 1.06)]
+        better = min(sides, key=lambda s: s[0])
+        if better[0] >= best_cost:
+            break
+        best_cost, prob = solve(float(better[1].focal_px), better[1].R, better[1].C, 40, focal_free=True)
+    f_best = float(prob.focal_px)
+    rise = (min(s[0] for s in sides) - best_cost) / max(best_cost, 1e-9)
+    chi2 = 2.0 * len(prob.obs_cam) * rise
+    sigma = 0.06 / np.sqrt(chi2) if chi2 > 0 else np.inf
+    if sigma > max_sigma:
+        return FocalEstimate(f_prior, False, f"prior ({prior_label}): focal not determined (sigma {100 * sigma:.1f}%)",
+                             _curve(curve, width))
+    return FocalEstimate(f_best, True, f"self-calibrating BA (sigma {100 * sigma:.2f}%)", _curve(curve, width))
+
+
+def _curve(curve: dict[float, float], width: float) -> list[tuple[float, float]]:
+    return [(focal_to_hfov(f, width), float(curve[f])) for f in sorted(curve)]

@@ -1,0 +1,113 @@
+"""The pure entry point: frames in, per-frame camera poses and intrinsics out.
+
+Pipeline per clip: KLT tracks over every frame (streamed, compact) -> split at hard
+cuts -> per segment: keyframe odometry at a prior focal, focal self-calibration on
+the stretch with the most pan/tilt, odometry again at that focal with every frame
+posed against the map -> segments chained end to start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.camera.frontend import FrameTracks, FrontEndConfig, KLTTracker
+from services.camera.geometry import c2w_matrices
+from services.camera.intrinsics import estimate_focal, focal_to_hfov, hfov_to_focal
+from services.camera.sfm import Intrinsics, SfmConfig, keyframe_positions, run_segment
+
+BACKEND = "geometric-klt-ba/1"
+
+
+@dataclass
+class CameraTrack:
+    c2w: np.ndarray  # (N,4,4) camera-to-world, OpenCV axes, first frame identity, up to scale
+    intrinsics: np.ndarray  # (N,4) fx/W, fy/H, cx/W, cy/H
+    frame_indices: np.ndarray  # (N,) clip frame of each row
+    success: bool
+    reason: str | None
+    backend: str = BACKEND
+    # Extra diagnostics (not part of the published layout)
+    segments: list[tuple[int, int]] = field(default_factory=list)  # [start, end) frame ranges split at hard cuts
+    focal_estimated: list[bool] = field(default_factory=list)
+    focal_source: list[str] = field(default_factory=list)
+    hfov_deg: list[float] = field(default_factory=list)
+    inliers: np.ndarray | None = None  # (N,) inlier tracks per frame
+    notes: list[str] = field(default_factory=list)
+
+
+def _split_segments(tracks: list[FrameTracks]) -> list[list[FrameTracks]]:
+    out: list[list[FrameTracks]] = []
+    for ft in tracks:
+        if not out or ft.segment != out[-1][-1].segment:
+            out.append([])
+        out[-1].append(ft)
+    return out
+
+
+def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTrack:
+    """Track every frame; ``settings`` is a ``CameraSettings`` (see services/settings.py)."""
+    fe = FrontEndConfig(max_side=settings.working_max_side, max_tracks=settings.max_tracks)
+    tracker = KLTTracker(fe)
+    tracks: list[FrameTracks] = []
+    width = height = 0
+    for index, rgb in enumerate(frames):
+        tracks.append(tracker.push(index, rgb))
+        height, width = rgb.shape[:2]
+    n = len(tracks)
+    if n == 0:
+        return CameraTrack(np.zeros((0, 4, 4)), np.zeros((0, 4)), np.zeros(0, int), False, "no frames", BACKEND)
+    Ww, Hw = tracker.size
+    cfg = SfmConfig(window=settings.window)
+    stride = max(1, int(round(fps / settings.keyframe_rate_hz)))
+    f_prior = hfov_to_focal(settings.prior_hfov_deg, Ww)
+    prior_label = f"hfov {settings.prior_hfov_deg:g} deg"
+    if settings.known_hfov_deg:
+        f_prior, prior_label = hfov_to_focal(settings.known_hfov_deg, Ww), f"given hfov {settings.known_hfov_deg:g} deg"
+    K0 = Intrinsics(f_prior, Ww / 2.0, Hw / 2.0)
+
+    c2w = np.tile(np.eye(4), (n, 1, 1))
+    intr = np.zeros((n, 4))
+    inliers = np.zeros(n, int)
+    result = CameraTrack(c2w, intr, np.arange(n), True, None, BACKEND)
+    failures: list[str] = []
+    base = np.eye(4)
+    for seg in _split_segments(tracks):
+        a, b = seg[0].index, seg[-1].index + 1
+        result.segments.append((a, b))
+        if len(seg) < 2:
+            c2w[a:b] = base
+            intr[a:b] = (K0.f / Ww, K0.f / Hw, 0.5, 0.5)
+            result.focal_estimated.append(False)
+            result.focal_source.append("prior: single-frame segment")
+            result.hfov_deg.append(focal_to_hfov(K0.f, Ww))
+            continue
+        K = K0
+        source = f"prior ({prior_label})"
+        estimated = False
+        if not settings.known_hfov_deg:
+            est = estimate_focal([seg[p] for p in keyframe_positions(len(seg), stride)], f_prior, Ww, Hw, prior_label, cfg)
+            K = Intrinsics(est.f, Ww / 2.0, Hw / 2.0)
+            source, estimated = est.source, est.estimated
+        res = run_segment(seg, K, cfg, stride)
+        if res.failure:
+            failures.append(res.failure)
+        T = base @ c2w_matrices(res.R, res.C)
+        c2w[a:b] = T
+        base = T[-1]
+        intr[a:b] = (K.f / Ww, K.f / Hw, 0.5, 0.5)
+        inliers[a:b] = res.inliers
+        result.focal_estimated.append(estimated)
+        result.focal_source.append(source)
+        result.hfov_deg.append(focal_to_hfov(K.f, Ww))
+    result.inliers = inliers
+    if len(result.segments) > 1:
+        cuts = ", ".join(str(s[0]) for s in result.segments[1:])
+        result.notes.append(f"hard cut at frame {cuts}: tracked as {len(result.segments)} segments chained end to start; "
+                            "scale is not shared across segments")
+    if failures:
+        result.success = False
+        result.reason = "; ".join(failures)
+    return result

@@ -1,0 +1,75 @@
+"""The camera stage: per-frame poses and intrinsics, motion labels and trajectory statistics.
+
+Thin I/O around ``services.camera.track_camera``; writes, under ``annotations/{clip_id}/``:
+``poses.npy`` (N x 7 world-to-camera tx,ty,tz,qx,qy,qz,qw), ``c2w.npy`` (N,4,4 camera-to-world),
+``intrinsics.npy`` (N x 4 fx/W, fy/H, cx/W, cy/H), ``indexes.txt`` (clip frame of each row)
+and ``instructions.json`` ({"start->end": [labels]}, clip frames, end exclusive).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+
+from services.camera.frontend import working_size
+from services.camera.geometry import c2w_to_w2c_quat
+from services.camera.labels import motion_instructions, trajectory_stats
+from services.camera.track import track_camera
+from services.records import ClipRecord
+from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
+from services.video.decode import DecodeError, read_frames
+
+ARTIFACTS = ("poses.npy", "c2w.npy", "intrinsics.npy", "indexes.txt", "instructions.json")
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+class CameraStage(ClipStage):
+    name = "camera"
+    config_sections = ("camera",)
+
+    def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
+        settings = ctx.settings.camera
+        if settings.backend != "geometric":
+            raise ClipFailed(f"camera backend {settings.backend!r} is not available (only 'geometric')")
+        if not ctx.store.exists(clip.clip_key):
+            raise ClipFailed(f"clip file {clip.clip_key} is missing")
+        with ctx.store.local_path(clip.clip_key) as path:
+            try:
+                # decode straight at the tracker's working size (ffmpeg scales; intrinsics are normalised)
+                size = working_size(clip.width, clip.height, settings.working_max_side)
+                frames = read_frames(path, size=size, settings=ctx.settings.video)
+                track = track_camera(frames, clip.fps, settings)
+            except DecodeError as exc:
+                raise ClipFailed(str(exc)) from None
+        if len(track.c2w) == 0:
+            raise ClipFailed(track.reason or "no poses")
+        stats = trajectory_stats(track.c2w, clip.fps)
+        instructions = motion_instructions(track.c2w, clip.fps, track.frame_indices, track.segments)
+        files = {
+            "poses.npy": _npy_bytes(c2w_to_w2c_quat(track.c2w).astype(np.float64)),
+            "c2w.npy": _npy_bytes(track.c2w.astype(np.float64)),
+            "intrinsics.npy": _npy_bytes(track.intrinsics.astype(np.float64)),
+            "indexes.txt": ("\n".join(str(int(i)) for i in track.frame_indices) + "\n").encode(),
+            "instructions.json": json.dumps(instructions, indent=1).encode(),
+        }
+        artifacts = []
+        for name, data in files.items():
+            key = clip.annotation_key(name)
+            ctx.store.put_bytes(key, data)
+            artifacts.append(key)
+        columns = dict(success=track.success, **stats, pose_backend=track.backend)
+        focal = "; ".join(f"hfov {h:.1f} deg ({s})" for h, s in zip(track.hfov_deg, track.focal_source))
+        provenance = {
+            "poses": f"{track.backend} (up to scale; focal: {focal})",
+            "success,anomaly,moveDist,distLevel,rotAngle,trajTurns": f"{track.backend} + reference trajectory statistics",
+            "instructions": "reference enhanced vote on level-frame motion (services.camera.labels)",
+        }
+        notes = list(track.notes) + ([f"tracking failed: {track.reason}"] if not track.success else [])
+        return ClipOutcome(columns=columns, artifacts=artifacts, provenance=provenance, note="; ".join(notes) or None)
