@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -171,8 +172,9 @@ class TritonServer:
             "--backend-config=python,shm-growth-byte-size=16777216",
             "--log-verbose=0",
         ]
-        if t.config_name:
-            cmd.append(f"--model-config-name={t.config_name}")
+        config_name = resolve_config_name(t.config_name)
+        if config_name:
+            cmd.append(f"--model-config-name={config_name}")
         if t.models:
             cmd.append("--model-control-mode=explicit")
             cmd += [f"--load-model={name}" for name in t.models]
@@ -187,7 +189,8 @@ class TritonServer:
         with open(self.log_path, "ab") as log:
             # Own session: the Python stubs are its children, so the group can be killed at once.
             self.process = subprocess.Popen(
-                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=_death_signal_setter(),
             )
         try:
             self._wait_ready(self.settings.triton.startup_timeout_s)
@@ -245,6 +248,9 @@ class TritonServer:
         _kill_group(process.pid)
         if killed or process.returncode not in (0, None):
             self.clean_shared_memory()
+        # The backend symlinks (and the log, unless it was asked for elsewhere) go too.
+        keep_log = self.log_path.parent == self._workdir
+        shutil.rmtree(self._workdir / "backends" if keep_log else self._workdir, ignore_errors=True)
 
     def clean_shared_memory(self) -> list[Path]:
         removed = []
@@ -261,6 +267,31 @@ class TritonServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def resolve_config_name(name: str) -> str:
+    """``auto``: the production config (GPU) where an NVIDIA GPU is visible, else ``cpu``."""
+    if name != "auto":
+        return name
+    has_gpu = Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+    return "" if has_gpu else "cpu"
+
+
+def _death_signal_setter():
+    """A preexec_fn that makes the child get SIGTERM when the process that started it dies,
+    so a killed launcher never leaves a server (and its stubs) behind. Resolved here, in the
+    parent: the child, forked from a possibly threaded process, must not import anything."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _kill_group(pid: int) -> None:
@@ -287,10 +318,12 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     server = TritonServer(settings)
+    # SIGTERM stops it as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     server.start()
     print(f"tritonserver ready at {server.http_url} (pid {server.process.pid}), log {server.log_path}", flush=True)
     for name, state in sorted(server.model_states().items()):
-        print(f"  {name}: {state['state']} {state['reason']}".rstrip(), flush=True)
+        print(f"  {name}: {state['state'] or 'not loaded'} {state['reason']}".rstrip(), flush=True)
     try:
         while server.process and server.process.poll() is None:
             time.sleep(1)
