@@ -36,7 +36,10 @@ class SampledFrames:
 
 
 class FrameSink(Protocol):
-    """Sees every decoded frame's luma plane (native resolution, uint8 HxW), in order."""
+    """Sees every decoded frame's luma plane (native resolution, uint8 HxW), in order.
+
+    The arrays are read-only and never reused by the decoder, so a sink may keep them.
+    """
 
     def push(self, luma: np.ndarray) -> None: ...
 

@@ -68,7 +68,7 @@ class MotionAccumulator:
 
     def push(self, luma: np.ndarray) -> None:
         self._scores.append(0.0 if self._prev is None else motion_sad_score(self._prev, luma))
-        self._prev = luma.copy()
+        self._prev = luma  # the decoder never reuses a frame's buffer (FrameSink contract)
 
     def finish(self) -> dict[str, Scalar]:
         motion2 = motion2_scores(np.array(self._scores))
