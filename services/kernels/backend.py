@@ -1,0 +1,83 @@
+"""Which device the kernel operators run on, and the log line that says so.
+
+``SPATIALVID_KERNELS``: ``auto`` (default: CUDA when torch sees a GPU, else CPU),
+``cpu``, ``cuda`` (the compiled kernels when built, else the same maths in torch
+on the GPU) or ``torch-cuda`` (always the plain torch maths on the GPU: the
+baseline of bench/cuda_tracking.py). The numpy-facing helpers call
+``current()``; the bench switches with ``use()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+log = logging.getLogger(__name__)
+NAMES = ("auto", "cpu", "cuda", "torch-cuda")
+
+
+@dataclass(frozen=True)
+class Backend:
+    device: torch.device
+    use_kernels: bool  # False: call the torch reference directly (bypass the CUDA kernels)
+
+    @property
+    def label(self) -> str:
+        from services.kernels.ops import implementation
+
+        if self.device.type == "cuda" and not self.use_kernels:
+            return "torch-cuda"
+        return implementation(self.device)
+
+
+def resolve(name: str) -> Backend:
+    name = name.lower()
+    if name not in NAMES:
+        raise ValueError(f"SPATIALVID_KERNELS={name!r}: expected one of {', '.join(NAMES)}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name in ("cuda", "torch-cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"kernel backend {name!r} asked for, but torch {torch.__version__} sees no CUDA device")
+    if name == "cpu":
+        return Backend(torch.device("cpu"), True)
+    return Backend(torch.device("cuda"), name == "cuda")
+
+
+_override: list[Backend] = []
+
+
+@functools.cache
+def _from_environment() -> Backend:
+    return resolve(os.environ.get("SPATIALVID_KERNELS", "auto"))
+
+
+def current() -> Backend:
+    return _override[-1] if _override else _from_environment()
+
+
+@contextlib.contextmanager
+def use(name: str) -> Iterator[Backend]:
+    """Run a block with another backend (benchmarks and tests; workers use the environment)."""
+    backend = resolve(name)
+    _override.append(backend)
+    try:
+        yield backend
+    finally:
+        _override.pop()
+
+
+_announced: set[tuple[str, str]] = set()
+
+
+def announce(op: str, backend: Backend) -> None:
+    """Log once per operator and implementation which code runs it (the worker log shows this)."""
+    key = (op, backend.label)
+    if key not in _announced:
+        _announced.add(key)
+        log.info("spatialvid::%s runs on %s", op, backend.label)
