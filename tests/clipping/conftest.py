@@ -52,6 +52,13 @@ def media(tmp_path_factory, vtest) -> dict[str, Path]:
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=321x241:rate=25", "-t", "4", "-c:v", "ffv1", "-pix_fmt", "yuv444p",
            str(out["odd"]))
 
+    # Variable frame rate: 4 s at 30 fps, then a different picture at 15 fps.
+    out["vfr"] = root / "vfr.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=4",
+           "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15:duration=4",
+           "-filter_complex", "[0:v]settb=1/90000[a];[1:v]settb=1/90000[b];[a][b]concat=n=2:v=1[out]",
+           "-map", "[out]", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", str(out["vfr"]))
+
     # Bad inputs.
     good = root / "good6s.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "6",

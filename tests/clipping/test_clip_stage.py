@@ -9,6 +9,7 @@ from services.records import VideoRecord
 from services.stages.base import VideoFailed
 from services.stages.clip import ClipStage, store_whole_clip, whole_clip
 from services.video import cut as cut_module
+from services.video.decode import read_frames
 from services.video.probe import probe
 from tests.clipping.helpers import BIKES_CUTS, all_frames, make_context, psnr, unprivileged
 
@@ -18,11 +19,11 @@ def _run(path, ctx, source_id=None):
     return ClipStage().run(video, path, ctx)
 
 
-def _assert_same_frame(clip_frame, frames, index, min_psnr=35.0):
+def _assert_same_frame(clip_frame, frames, index, min_psnr=35.0, distinct=True):
     """``clip_frame`` is source frame ``index``, and clearly not its neighbours."""
     here = psnr(clip_frame, frames[index])
     assert here >= min_psnr, f"first frame PSNR {here:.1f} dB vs source frame {index}"
-    for other in (index - 1, index + 1):
+    for other in (index - 1, index + 1) if distinct else ():
         if 0 <= other < len(frames):
             assert here > psnr(clip_frame, frames[other]) + 3.0, f"frame {index} looks like frame {other}"
 
@@ -120,6 +121,27 @@ def test_portrait_by_rotation_metadata(media, tmp_path):
     landscape = all_frames(media["landscape"])
     upright = [np.ascontiguousarray(np.rot90(f, k=1)) for f in landscape]
     _assert_same_frame(first, upright, clip.frame_start)
+
+
+def test_variable_frame_rate_is_put_on_its_average_rate_grid(media, tmp_path):
+    info = probe(media["vfr"])
+    assert info.variable_frame_rate and info.fps == pytest.approx(180 / (4 + 4 - 1 / 15), rel=1e-3)
+    ctx = make_context(tmp_path, min_seconds=1.0)
+    outcome = _run(media["vfr"], ctx)
+    assert outcome.video.num_shots == 2
+    grid = list(read_frames(media["vfr"], fps=info.fps))  # the frames as numbered
+    assert outcome.video.num_frames == len(grid)
+    cut = outcome.clips[1].frame_start - 7  # the second shot starts 7 grid frames (0.3 s) earlier
+    assert abs(cut - 4.0 * info.fps) <= 2
+    for clip in outcome.clips:
+        with ctx.store.local_path(clip.clip_key) as path:
+            out = probe(path)
+            first = next(read_frames(path))
+        # Constant frame rate out, at the average rate, exactly the span's frames.
+        assert not out.variable_frame_rate and out.fps == pytest.approx(info.fps, rel=1e-4)
+        assert out.num_frames == clip.num_frames == clip.frame_end - clip.frame_start
+        # Resampling repeats frames of the 15 fps part: neighbours may be identical.
+        _assert_same_frame(first, grid, clip.frame_start, distinct=False)
 
 
 def test_odd_size_and_max_height(media, vtest, tmp_path):
