@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.kernels import bundle_ops
+
 POSE_DOF = 6
 
 
@@ -49,26 +51,11 @@ def solve_normal_equations(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One damped Gauss-Newton step: returns (pose update (num_poses,6), point update (num_points,))."""
     n_c = num_poses * POSE_DOF
-    w = lin.weights
-    r = lin.residuals
-    M, B = lin.pose_index.shape
-    # Per observation: all pose columns (B*6) stacked; fixed blocks are zeroed and sent to a trash block.
-    free = lin.pose_index >= 0
-    J = lin.pose_jacobians * free[:, :, None, None]
-    J = np.transpose(J, (0, 2, 1, 3)).reshape(M, 2, B * POSE_DOF)
-    block = np.where(free, lin.pose_index, num_poses)  # trash block index = num_poses
-    col = (block[:, :, None] * POSE_DOF + np.arange(POSE_DOF)).reshape(M, B * POSE_DOF)
-    nc_trash = (num_poses + 1) * POSE_DOF
-
-    # Dense pose Jacobian (2M x 6P): the pose system is small, so one BLAS product beats scatter-adds.
-    # Within one observation the blocks are distinct (only the discarded trash block may repeat).
-    dense = np.zeros((2 * M, nc_trash))
-    dense[np.repeat(np.arange(2 * M)[:, None], B * POSE_DOF, 1), np.repeat(col, 2, axis=0)] = J.reshape(2 * M, B * POSE_DOF)
-    dense = dense[:, :n_c]
-    sw = np.sqrt(np.repeat(w, 2))[:, None]
-    Dw = dense * sw
-    Hcc = Dw.T @ Dw
-    gc = -dense.T @ (np.repeat(w, 2) * r.ravel())
+    # H and g from the per-observation blocks: the spatialvid::ba_normal_equations operator (torch on
+    # the CPU, a CUDA kernel on a GPU worker; services.kernels picks by SPATIALVID_KERNELS).
+    ne = bundle_ops.build_normal_equations(lin.residuals, lin.weights, lin.pose_index, lin.pose_jacobians,
+                                           lin.point_index, lin.point_jacobians, num_poses, num_points)
+    Hcc, gc = ne.Hcc, ne.gc
 
     if num_points == 0:
         Hcc = Hcc + np.diag(damping * np.diag(Hcc) + 1e-9 + damping * 1e-6)
@@ -78,17 +65,10 @@ def solve_normal_equations(
             dc = np.linalg.lstsq(Hcc, gc, rcond=None)[0]
         return dc.reshape(num_poses, POSE_DOF), np.zeros(0)
 
-    has_pt = lin.point_index >= 0
-    pidx = np.where(has_pt, lin.point_index, 0)
-    jp = lin.point_jacobians * has_pt[:, None]
-    Hpp = np.bincount(pidx, w * (jp**2).sum(1), minlength=num_points).astype(float)
-    gp = np.bincount(pidx, -w * (jp * r).sum(1), minlength=num_points).astype(float)
+    Hpp, gp, Hcp = ne.Hpp, ne.gp, ne.Hcp
     if lin.point_prior_hessian is not None:
         Hpp += lin.point_prior_hessian
         gp += lin.point_prior_gradient
-    Hcp_obs = np.einsum("mki,mk->mi", J * w[:, None, None], jp)  # (M, B6)
-    flat_cp = (col * num_points + pidx[:, None]).ravel()
-    Hcp = np.bincount(flat_cp, Hcp_obs.ravel(), minlength=nc_trash * num_points).reshape(nc_trash, num_points)[:n_c]
 
     # Levenberg-Marquardt damping (multiplicative on the diagonal, plus a floor for unobserved directions).
     Hcc = Hcc + np.diag(damping * np.diag(Hcc) + 1e-9 + damping * 1e-6)
