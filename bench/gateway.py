@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,6 +41,15 @@ def rss_kib(pid: int) -> tuple[int, int]:
     """(current RSS, peak RSS) of one process, in KiB."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def gateway_pids(info: StackInfo) -> list[int]:
@@ -164,10 +174,17 @@ def main() -> int:
                 job = http.post("/v1/jobs", files={"files": ("bikes.mp4", video)}, data={"stages": "clip"}).json()
         url = f"{info.api_url}/v1/jobs/{job['id']}"
         time.sleep(2.0)
+        pids = gateway_pids(info)
+        cpu_before = cpu_seconds(pids)
         if shutil.which("wrk"):
             polls = polls_with_wrk(url, info.api_key, args.connections, args.seconds, args.threads)
         else:
             polls = asyncio.run(_polls_with_httpx(url, info.api_key, args.connections, args.seconds))
+        # The gateway's own CPU per poll: what the rate would be with a core to itself, on a busy machine.
+        cpu_ms = (cpu_seconds(pids) - cpu_before) * 1e3 / (polls["polls_per_s"] * polls["seconds"])
+        polls["gateway_cpu_ms_per_poll"] = round(cpu_ms, 3)
+        polls["polls_per_s_per_gateway_core"] = round(1e3 / cpu_ms)
+        polls["load_average_1m"] = os.getloadavg()[0]
         results = {"polls": polls}
         if args.upload_gb > 0:
             results["upload"] = upload(info, int(args.upload_gb * 1e9))

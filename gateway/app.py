@@ -25,6 +25,7 @@ from gateway.models import (
 )
 from gateway.uploads import MultipartUpload
 from services.settings import Settings, load_settings
+from services.storage.s3 import S3Store
 
 MAX_JSON_BYTES = 1 << 20
 # Bytes of an oversized body read (and dropped) before answering 413, so the client gets the answer.
@@ -118,7 +119,11 @@ async def _receive_uploads(request: Request, svc: Services, job_id: str):
     if declared and declared.isdigit() and int(declared) > limit + MAX_JSON_BYTES:
         await _drain(request)
         raise ApiError(413, "too_large", f"the upload ({declared} bytes) is larger than the limit of {limit} bytes")
-    upload = MultipartUpload(svc.store.scoped(f"uploads/{job_id}/"), limit)
+    conf = svc.settings.gateway
+    # The gateway's own part size: smaller parts, flatter memory (workers keep s3.part_size).
+    s3 = svc.settings.s3.model_copy(update={"part_size": conf.upload_part_size})
+    store = S3Store(s3, prefix=f"uploads/{job_id}/", client=svc.store.client)
+    upload = MultipartUpload(store, limit, parallel_uploads=conf.upload_parallel)
     try:
         fields, files = await upload.receive(request)
     except ApiError as exc:

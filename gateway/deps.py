@@ -16,6 +16,7 @@ from gateway.auth import KeyRing
 from gateway.errors import ApiError
 from services.settings import S3Settings, Settings
 from services.storage.s3 import S3Store, make_client
+from workers.state import READ_STATUS
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Services:
     keyring: KeyRing
     _redis: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = field(
         default_factory=weakref.WeakKeyDictionary)
+    _scripts: "weakref.WeakKeyDictionary[aioredis.Redis, object]" = field(default_factory=weakref.WeakKeyDictionary)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -37,6 +39,15 @@ class Services:
         if client is None:
             client = self._redis[loop] = aioredis.Redis.from_url(self.settings.redis.url, max_connections=256)
         return client
+
+    @property
+    def read_status_script(self):
+        """The status read as one EVALSHA on this loop's client."""
+        client = self.redis
+        script = self._scripts.get(client)
+        if script is None:
+            script = self._scripts[client] = client.register_script(READ_STATUS)
+        return script
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":

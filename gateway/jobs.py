@@ -156,9 +156,8 @@ async def read_status(svc: Services, job_id: str, owner: str) -> str:
     """The job's status as JSON text (one Redis round trip on the hot path)."""
     if len(job_id) > MAX_JOB_ID:
         raise not_found(job_id)
-    pipe = svc.redis.pipeline(transaction=False)
-    st.queue_status_reads(pipe, st.Keys(job_id))
-    found = st.status_from_reads(job_id, await pipe.execute())
+    keys = st.status_keys(st.Keys(job_id))
+    found = st.status_from_reads(job_id, await svc.read_status_script(keys=keys))
     if found is not None:
         if found[0] != owner:
             raise not_found(job_id)

@@ -55,19 +55,31 @@ class UploadPipe:
 
     # -- reader side (the S3 client) --
     def read(self, size: int = -1) -> bytes:
-        while not self._buffer and not self._eof:
-            item = self._queue.get()
-            if item is None:
-                self._eof = True
-            elif isinstance(item, BaseException):
-                raise item  # minio aborts the multipart upload
-            else:
+        """Up to ``size`` bytes, as many as there are until EOF: the S3 client asks for a whole
+        part, and one join here is cheaper than its appending piece by piece."""
+        pieces: list[bytes] = []
+        wanted = size if size >= 0 else float("inf")
+        got = 0
+        while got < wanted:
+            if not self._buffer:
+                if self._eof:
+                    break
+                item = self._queue.get()
+                if item is None:
+                    self._eof = True
+                    continue
+                if isinstance(item, BaseException):
+                    raise item  # minio aborts the multipart upload
                 self._buffer = item
-        if size < 0 or size >= len(self._buffer):
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
+            take = min(len(self._buffer), wanted - got)
+            if take == len(self._buffer):
+                pieces.append(self._buffer)
+                self._buffer = b""
+            else:
+                pieces.append(self._buffer[:take])
+                self._buffer = self._buffer[take:]
+            got += take
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 @dataclass
@@ -96,9 +108,10 @@ class _Part:
 class MultipartUpload:
     """Receives one multipart request: file parts go to ``store``; text fields are returned."""
 
-    def __init__(self, store: S3Store, max_bytes: int) -> None:
+    def __init__(self, store: S3Store, max_bytes: int, parallel_uploads: int = 2) -> None:
         self.store = store
         self.max_bytes = max_bytes
+        self.parallel_uploads = parallel_uploads
         self.total = 0
         self.fields: dict[str, str] = {}
         self.files: list[StoredUpload] = []
@@ -240,7 +253,7 @@ class MultipartUpload:
 
         def upload() -> None:
             try:
-                self.store.put_stream(part.key, pipe)
+                self.store.put_stream(part.key, pipe, parallel_uploads=self.parallel_uploads)
             finally:
                 pipe.reader_done.set()
 

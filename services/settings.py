@@ -51,7 +51,7 @@ class S3Settings(Section):
 
 
 class VideoSettings(Section):
-    """External tools. Empty means: find on PATH, else imageio-ffmpeg's static build."""
+    """External tools. Empty ffmpeg means imageio-ffmpeg's static build, else PATH."""
 
     ffmpeg: str = ""
     ffprobe: str = ""
@@ -244,6 +244,10 @@ class GatewaySettings(Section):
     # uvicorn worker processes.
     workers: int = Field(default=1, ge=1)
     max_upload_bytes: int = 4 * 1024**3
+    # Uploads stream to the bucket in parts of this size, this many at once: the gateway's
+    # memory per upload is about (parallel + 2) parts, whatever the file's size.
+    upload_part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    upload_parallel: int = Field(default=2, ge=1)
     # API keys, hashed: owner name -> "sha256:<hex of the key>" (make one with
     # ``python -m gateway.auth``). A key sees only the jobs it created.
     api_keys: dict[str, str] = Field(default_factory=dict)

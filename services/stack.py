@@ -181,7 +181,9 @@ class Stack:
             gateway_cmd = [PYTHON, "-m", "uvicorn", "gateway.app:create_app", "--factory", "--host", "127.0.0.1",
                            "--port", str(gateway_port), "--workers", str(self.settings.gateway.workers),
                            "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
-            self._spawn(info, "gateway", gateway_cmd)
+            # glibc raises its mmap threshold after large frees, after which the upload's
+            # MiB-sized buffers land in (and fragment) the heap; a fixed threshold keeps RSS flat.
+            self._spawn(info, "gateway", gateway_cmd, extra_env={"MALLOC_MMAP_THRESHOLD_": "262144"})
             from workers.routing import QUEUE_NAMES
 
             workers = [self._spawn_worker(info, queue) for queue in QUEUE_NAMES]
@@ -218,9 +220,10 @@ class Stack:
         url = f"http://{self.settings.triton.url}/v2/health/ready"
         self._wait(info, "triton", lambda: self._http_ok(url), timeout=max(self.settings.stack.start_timeout_s, 300))
 
-    def _spawn(self, info: StackInfo, name: str, cmd: list[str], stop_signal: int = signal.SIGTERM) -> Proc:
+    def _spawn(self, info: StackInfo, name: str, cmd: list[str], stop_signal: int = signal.SIGTERM,
+               extra_env: dict[str, str] | None = None) -> Proc:
         log = self.dir / f"{name}.log"
-        env = {**os.environ, **info.env}
+        env = {**os.environ, **info.env, **(extra_env or {})}
         with open(log, "ab") as handle:
             process = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        env=env, cwd=Path(__file__).resolve().parents[1], start_new_session=True)

@@ -172,6 +172,28 @@ class JobStatus(BaseModel):
     error: str | None = None
 
 
+# Every read a status needs, in one script call (one round trip, one reply to parse).
+# KEYS: job, videos, ingested, clips, finished, then each clip stage's done and failed sets.
+READ_STATUS = """
+local out = {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),
+             redis.call('SCARD', KEYS[3]), redis.call('ZCARD', KEYS[4]), redis.call('SCARD', KEYS[5])}
+for i = 6, #KEYS do out[i] = redis.call('SCARD', KEYS[i]) end
+return out
+"""
+
+
+def status_keys(keys: Keys) -> list[str]:
+    stage_sets = [keys.stage(s, o) for s in CLIP_STAGES for o in ("done", "failed")]
+    return [keys.job, keys.videos, keys.ingested, keys.clips, keys.finished, *stage_sets]
+
+
+def _as_dict(value: Any) -> dict:
+    """A hash from HGETALL (a dict) or from Lua (a flat [field, value, ...] list)."""
+    if isinstance(value, dict):
+        return value
+    return dict(zip(value[::2], value[1::2]))
+
+
 def queue_status_reads(pipe: Any, keys: Keys) -> None:
     """Queue every read a status needs on one pipeline (one round trip)."""
     pipe.hgetall(keys.job)
@@ -190,10 +212,10 @@ def _text(value: Any) -> str:
 
 def status_from_reads(job_id: str, results: list[Any]) -> tuple[str, JobStatus] | None:
     """(owner, status) from the results of ``queue_status_reads``; None if the job is unknown."""
-    job = {_text(k): _text(v) for k, v in results[0].items()}
+    job = {_text(k): _text(v) for k, v in _as_dict(results[0]).items()}
     if not job:
         return None
-    videos = [VideoStatus.model_validate_json(v) for v in results[1].values()]
+    videos = [VideoStatus.model_validate_json(v) for v in _as_dict(results[1]).values()]
     ingested, clips_total, finished = int(results[2]), int(results[3]), int(results[4])
     stages: list[str] = json.loads(job["stages"])
     counts = {}

@@ -51,8 +51,11 @@ class S3Store(ArtifactStore):
     def put_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(self.bucket, self.object_name(key), io.BytesIO(data), len(data))
 
-    def put_stream(self, key: str, stream: BinaryIO, content_type: str = "application/octet-stream") -> None:
-        """Upload a stream of unknown length as an S3 multipart upload, part by part."""
+    def put_stream(
+        self, key: str, stream: BinaryIO, content_type: str = "application/octet-stream", parallel_uploads: int = 3
+    ) -> None:
+        """Upload a stream of unknown length as an S3 multipart upload, part by part
+        (memory: about ``parallel_uploads + 2`` parts)."""
         self.client.put_object(
             self.bucket,
             self.object_name(key),
@@ -60,6 +63,7 @@ class S3Store(ArtifactStore):
             length=-1,
             part_size=self.settings.part_size,
             content_type=content_type,
+            num_parallel_uploads=parallel_uploads,
         )
 
     def get_bytes(self, key: str) -> bytes:
