@@ -1,0 +1,70 @@
+"""The distributed mode's pure pieces, without servers."""
+
+from __future__ import annotations
+
+import threading
+
+from gateway.auth import KeyRing, hash_key, new_key
+from gateway.sniff import HEAD_BYTES, container_of
+from gateway.uploads import UploadPipe
+from services.samples import bikes_path, vtest_path
+from services.settings import load_settings
+from services.stack import settings_env
+from services.stages.registry import STAGES
+from workers.routing import CLIP_STAGES, QUEUE_NAMES, QUEUES, stage_task, task_routes
+
+
+def test_sniffing_knows_real_containers_and_refuses_text():
+    assert container_of(bikes_path().read_bytes()[:HEAD_BYTES]) == "mp4/mov"
+    assert container_of(vtest_path().read_bytes()[:HEAD_BYTES]) == "avi"
+    assert container_of(b"GIF89a" + bytes(200)) is None
+    assert container_of(b"G" + b"not a transport stream" * 10) is None
+    assert container_of(b"hello, world\n" * 20) is None
+
+
+def test_keys_are_checked_against_hashes_only():
+    key, other = new_key(), new_key()
+    ring = KeyRing({"alice": hash_key(key)})
+    assert ring.owner(key) == "alice"
+    assert ring.owner(other) is None and ring.owner("") is None
+    assert key not in hash_key(key)
+
+
+def test_upload_pipe_hands_whole_parts_and_surfaces_errors():
+    pipe = UploadPipe(depth=2)
+
+    def feed():
+        for i in range(7):
+            pipe.put(bytes([i]) * 300)
+        pipe.put(None)
+
+    threading.Thread(target=feed).start()
+    sizes = []
+    while chunk := pipe.read(1000):
+        sizes.append(len(chunk))
+    assert sizes == [1000, 1000, 100]
+
+    failing = UploadPipe()
+    failing.put(ValueError("client went away"))
+    try:
+        failing.read(10)
+    except ValueError as exc:
+        assert "went away" in str(exc)
+    else:
+        raise AssertionError("the error did not reach the reader")
+
+
+def test_every_stage_has_a_queue_and_a_route():
+    assert {"ingest", "score", "annotate_camera", "annotate_depth", "caption", "finalize"} <= set(QUEUE_NAMES)
+    routes = task_routes()
+    assert set(STAGES) <= set(QUEUES)
+    for stage in CLIP_STAGES:
+        assert routes[stage_task(stage)]["queue"] == QUEUES[stage]
+
+
+def test_settings_travel_to_child_processes_as_environment():
+    settings = load_settings().with_overrides({"clip": {"min_seconds": 1.5}, "gateway": {"api_keys": {"a": "sha256:x"}}})
+    env = settings_env(settings)
+    assert env["SPATIALVID_CLIP__MIN_SECONDS"] == "1.5"
+    assert env["SPATIALVID_GATEWAY__API_KEYS"] == '{"a": "sha256:x"}'
+    assert env["SPATIALVID_S3__SECRET_KEY"] == settings.s3.secret_key.get_secret_value()
