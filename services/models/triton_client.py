@@ -99,6 +99,10 @@ class TritonModelClient:
                         )
                     if state is None:
                         raise ModelUnavailable(f"Triton server at {self.url} has no model named {self.model}")
+                    if state == "":
+                        raise ModelUnavailable(
+                            f"Triton model {self.model} is not loaded at {self.url} (not in the server's triton.models)"
+                        )
                     last = f"model {self.model} is {state}"
                 else:
                     last = "server not ready"
@@ -121,7 +125,7 @@ class TritonModelClient:
             rows = client.get_model_repository_index()
         for row in rows:
             if row.get("name") == self.model:
-                return row.get("state") or "UNKNOWN", row.get("reason", "")
+                return row.get("state") or "", row.get("reason", "")
         return None, ""
 
     def _read_config(self, client: Any) -> None:

@@ -3,7 +3,9 @@ as the in-process code does; missing weights make one model unavailable, not the
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +113,9 @@ def test_missing_weights_make_that_model_unavailable_while_the_others_serve(tmp_
     empty.mkdir()
     settings = triton_settings(empty, models=["ocr_det", "depth_anything_v2", "sam2"])
     require_installation(settings)
-    with TritonServer(settings, log_path=tmp_path / "tritonserver.log") as server:
+    server = TritonServer(settings, log_path=tmp_path / "tritonserver.log")
+    server.start()
+    try:
         states = server.model_states()
         assert states["ocr_det"]["state"] == "READY"
         for name, expected_file in [("depth_anything_v2", "model.safetensors"), ("sam2", "sam2.1_hiera_large.pt")]:
@@ -119,6 +123,8 @@ def test_missing_weights_make_that_model_unavailable_while_the_others_serve(tmp_
             assert "weights missing" in states[name]["reason"] and expected_file in states[name]["reason"]
             with pytest.raises(ModelUnavailable, match=f"{name} is unavailable.*weights missing"):
                 TritonModelClient(name, settings)
+        with pytest.raises(ModelUnavailable, match="raft is not loaded"):
+            TritonModelClient("raft", settings)
         from services.scoring.ocr import PPOCRDetector
 
         client = TritonModelClient("ocr_det", settings)
@@ -127,6 +133,17 @@ def test_missing_weights_make_that_model_unavailable_while_the_others_serve(tmp_
         finally:
             client.close()
         assert len(boxes[0]) > 0
+
+        # A server that does not answer SIGTERM is killed, with its stubs and shared memory.
+        regions = list(Path("/dev/shm").glob(f"{server.shm_prefix}*"))
+        assert regions, "the Python backend's shared memory carries this server's prefix"
+        pid = server.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        server.stop(timeout_s=2)
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        assert not list(Path("/dev/shm").glob(f"{server.shm_prefix}*"))
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------------------- configs
@@ -172,3 +189,28 @@ def test_configs_follow_the_loaders_tensor_contract(name):
             # The in-process contract has a batch axis unless the model runs per item.
             dims = list(shape) if per_item else list(shape)[1:]
             assert declared[tensor] == (to_triton[dtype], dims), tensor
+
+
+# ---------------------------------------------------------------------------- launching
+
+
+def test_backend_folder_is_symlinks_and_environment_puts_the_venv_first(tmp_path):
+    from services.settings import load_settings
+    from services.triton_server import find_installation, prepare_backend_dir, server_environment
+
+    settings = load_settings()
+    require_installation(settings)
+    install = find_installation(settings.triton.venv)
+    backends = prepare_backend_dir(install, tmp_path / "backends")
+    files = sorted(p.name for p in (backends / "python").iterdir())
+    assert files == ["libtriton_python.so", "triton_python_backend_stub", "triton_python_backend_utils.py"]
+    for path in (backends / "python").iterdir():
+        # Symlinks: the stub's $ORIGIN-relative RPATH must resolve inside the wheel.
+        assert path.is_symlink() and path.resolve().is_file()
+    assert (backends / "python" / "triton_python_backend_stub").resolve() == install.stub.resolve()
+    assert f"python_backend_stubs/{install.python_version}/" in str(install.stub)
+    env = server_environment(install, tmp_path / "weights")
+    assert env["LD_LIBRARY_PATH"].split(os.pathsep)[0] == str(install.libdir)
+    assert (install.libdir / f"libpython{install.python_version}.so.1.0").exists()
+    assert env["PATH"].split(os.pathsep)[0] == str(install.venv / "bin")
+    assert env["SPATIALVID_WEIGHTS_DIR"] == str((tmp_path / "weights").resolve())
