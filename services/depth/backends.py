@@ -16,7 +16,7 @@ import numpy as np
 from services.depth.multiview import iter_depth_and_masks
 from services.depth.params import GeometricParams
 
-GEOMETRIC_VERSION = "1"
+GEOMETRIC_VERSION = "2"
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ import numpy as np
 from services.depth.fill import normalised_box_fill
 from services.depth.geometry import rigid_flow, rotation_flow
 from services.depth.params import GeometricParams
-from services.depth.triangulate import ViewFlow
+from services.depth.triangulate import Triangulation, ViewFlow
 
 
 def background_inverse_depth(depth: np.ndarray) -> np.ndarray:
@@ -56,48 +56,119 @@ def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params
     inv = background_inverse_depth(depth)
     measured = depth > 0
     score = np.full((h, w), np.inf, np.float32)
+    screen_fixed = np.ones((h, w), bool)
     for v in views:
         rigid = rigid_flow(K, v.R, v.t, inv)
         rot = rotation_flow(K, v.R, h, w)
+        # burned-in overlays (subtitles, logos, timecodes) stay put on the screen while the camera moves
+        screen_fixed &= v.usable & (np.linalg.norm(v.flow, axis=2) < params.mask_noise_px) & (
+            np.linalg.norm(rigid, axis=2) > 4 * params.mask_noise_px)
         parallax = np.linalg.norm(rigid - rot, axis=2)
         resid = np.where(measured, np.linalg.norm(v.flow - rigid, axis=2), _distance_to_segment(v.flow, rot, rigid))
         s = resid / (params.mask_noise_px + params.mask_parallax_tolerance * parallax)
         score = np.minimum(score, s)
-    return score
+    if params.mask_drop_screen_fixed:
+        score = np.where(screen_fixed, 0.0, score)
+    return score.astype(np.float32)
 
 
-def photometric_residual(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarray, views: list[ViewFlow],
-                         depth: np.ndarray) -> np.ndarray:
-    """(h, w) min over views of |ref - source warped by the rigid flow| (grey levels, 3x3 averaged).
+def multiview_inconsistency(tri: Triangulation, params: GeometricParams) -> np.ndarray:
+    """(h, w) normalised disagreement between the source views about one static point at the pixel.
 
-    Sharp at object borders where the flow field is smeared: a static background pixel next to a moving
-    object is photo-consistent under the rigid warp in at least one neighbour."""
+    Triangulated against t-k and t+k at once, a static point reprojects onto both flows; a point that moved
+    between the views does not, even when each pair alone is epipolar-consistent (its apparent depth differs
+    per view). Only pixels whose flow is trusted in at least two views are judged; same normalisation as
+    motion_score (noise floor plus a share of the parallax)."""
+    both = tri.views_used >= 2
+    s = tri.residual_px / (params.mask_noise_px + params.mask_parallax_tolerance * tri.parallax_px)
+    return np.where(both, s, 0.0).astype(np.float32)
+
+
+def photometric_evidence(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarray, views: list[ViewFlow],
+                         depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(residual, screen_fixed), both (h, w).
+
+    residual: min over views of |ref - source warped by the rigid flow| (grey levels, 3x3 averaged); sharp
+    at object borders where the flow field is smeared: a static background pixel next to a moving object
+    is photo-consistent under the rigid warp in at least one neighbour.
+    screen_fixed: pixels that every source shows unchanged at the same image position while the rigid warp
+    fits them much worse: burned-in overlays (subtitles, logos, timecodes) on a moving camera. They are not
+    objects of the scene (with a still camera the two warps coincide and nothing is marked)."""
     from services.depth.flow import warp_by_flow
 
     inv = background_inverse_depth(depth)
     best = np.full(depth.shape, np.inf, np.float32)
+    fixed = np.ones(depth.shape, bool)
     r = ref.astype(np.float32)
     for src, v in zip(sources, views):
-        warped = warp_by_flow(src.astype(np.float32), rigid_flow(K, v.R, v.t, inv))
-        best = np.minimum(best, cv2.blur(np.abs(r - warped), (3, 3)))
-    return best
+        s = src.astype(np.float32)
+        rigid = cv2.blur(np.abs(r - warp_by_flow(s, rigid_flow(K, v.R, v.t, inv))), (3, 3))
+        still = cv2.blur(np.abs(r - s), (3, 3))
+        best = np.minimum(best, rigid)
+        fixed &= 2 * still < rigid
+    noise = float(np.median(best[np.isfinite(best)])) if np.isfinite(best).any() else 0.0
+    fixed &= best > 2 * noise  # only where the rigid warp clearly fails
+    return best, fixed
+
+
+def photometric_residual(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarray, views: list[ViewFlow],
+                         depth: np.ndarray) -> np.ndarray:
+    """The residual of photometric_evidence alone."""
+    return photometric_evidence(ref, sources, K, views, depth)[0]
+
+
+def track_mask(previous: np.ndarray, views: list[ViewFlow], ref_index: int) -> np.ndarray:
+    """Last frame's mask carried into this frame along the observed flow (the objects' own motion).
+
+    The flow to the earlier neighbour (k frames back) is scaled to one frame; without one the mask stays put."""
+    back = [v for v in views if 0 <= v.source_index < ref_index]
+    if not back:
+        return previous
+    v = back[0]
+    k = max(1, ref_index - v.source_index)
+    from services.depth.flow import warp_by_flow
+
+    carried = warp_by_flow(previous.astype(np.float32), v.flow / k)
+    return carried > 0.5
 
 
 def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray | None,
-               photo: np.ndarray | None = None) -> np.ndarray:
+               photo: np.ndarray | None = None, exclude: np.ndarray | None = None,
+               contrast: float | None = None, tracked: np.ndarray | None = None) -> np.ndarray:
     """Hysteresis on the score, then connected regions: keep those big enough that contain a strong seed,
     or that overlap last frame's mask (temporal consistency lets a slowing object keep its mask)."""
     h, w = score.shape
     weak = score > params.mask_threshold
+    strong = score > 2 * params.mask_threshold
     if photo is not None:
         # keep flow-residual pixels that are also photometrically inconsistent under the rigid warp
         # (noise level from the frame itself), then close to recover textureless object insides
-        noise = float(np.median(photo[np.isfinite(photo)])) if np.isfinite(photo).any() else 0.0
-        weak &= photo > max(params.mask_photo_min, params.mask_photo_noise_factor * noise)
+        finite = np.isfinite(photo)
+        noise = float(np.median(photo[finite])) if finite.any() else 0.0
+        # a misalignment costs grey levels in proportion to the image contrast: a dark, flat frame
+        # (``contrast``: its grey-level std) gets proportionally lower absolute floors
+        floor = params.mask_photo_min
+        if contrast is not None:
+            floor *= min(1.0, contrast / params.mask_photo_contrast)
+        weak &= photo > max(floor, params.mask_photo_noise_factor * noise)
+        # A textured object moving along its epipolar lines fits the flow with a wrong depth but not the
+        # image: a dense (box-averaged) rigid-warp error well above the frame's noise is evidence on its own,
+        # given some flow support. Thin errors along depth edges average away in the box.
+        dense = cv2.blur(np.where(finite, photo, 0).astype(np.float32),
+                         (params.mask_photo_blob_px, params.mask_photo_blob_px))
+        backed = score > params.mask_photo_flow_support
+        weak |= backed & (dense > max(floor, params.mask_photo_blob_factor * noise))
+        strong |= backed & (dense > max(floor, params.mask_photo_seed_factor * noise))
+        if tracked is not None:
+            # where last frame's object lies after following its own flow, the image evidence alone goes on:
+            # an object can move along its epipolar lines for a while (flow explained by a wrong depth)
+            weak |= tracked & (dense > max(floor, params.mask_photo_blob_factor * noise))
+    if exclude is not None:
+        weak &= ~exclude
+        strong &= ~exclude
     weak = weak.astype(np.uint8)
     weak = cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    strong = score > 2 * params.mask_threshold
     count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     if count <= 1:
         return np.zeros((h, w), bool)

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from services.depth.fill import fill_small_holes, median_clean, reproject_depth
-from services.depth.geometry import relative_pose, scale_intrinsics
-from services.depth.motion import clean_mask, motion_score, photometric_residual
+from services.depth.geometry import relative_pose, rigid_flow, rotation_flow, scale_intrinsics
+from services.depth.motion import clean_mask, motion_score, multiview_inconsistency, photometric_evidence, track_mask
 from services.depth.params import GeometricParams
 from services.depth.triangulate import triangulate_inverse_depth
 from services.depth.views import ViewSelector, prepare_frame
@@ -49,6 +49,22 @@ def _measured_depth(tri, params: GeometricParams) -> np.ndarray:
         & (tri.residual_px <= params.max_residual_px)
     )
     return np.where(ok, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
+
+
+def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params: GeometricParams) -> np.ndarray:
+    """Depth re-projected from the previous frame, kept only where no trusted flow of this frame contradicts it.
+
+    Without this a wrong depth (a moving object taken for a static point, a bad match) would live on in
+    every later frame whose own triangulation left the pixel empty."""
+    if not views or not (carried > 0).any():
+        return carried
+    inv = np.where(carried > 0, 1.0 / np.maximum(carried, 1e-12), 0.0)
+    bad = np.zeros(carried.shape, bool)
+    for v in views:
+        resid = np.linalg.norm(v.flow - rigid_flow(K, v.R, v.t, inv), axis=2)
+        bad |= v.usable & (resid > params.max_residual_px + params.mask_parallax_tolerance * np.linalg.norm(
+            v.flow - rotation_flow(K, v.R, *carried.shape), axis=2))
+    return np.where(bad, 0.0, carried).astype(np.float32)
 
 
 def iter_depth_and_masks(
@@ -108,33 +124,39 @@ def iter_depth_and_masks(
         t0 = tick("decode_prepare", t0)
         views = selector.views_for(window, i, count) if np.isfinite(c2w[i]).all() else []
         t0 = tick("flow", t0)
+        tri = None
         if given is not None:
             d = np.asarray(next(given), np.float32)
             if d.shape != (size[1], size[0]):
                 d = cv2.resize(d, size, interpolation=cv2.INTER_NEAREST)
         else:
-            d = _measured_depth(triangulate_inverse_depth(Kd, views), params) if views else np.zeros(size[::-1], np.float32)
+            tri = triangulate_inverse_depth(Kd, views) if views else None
+            d = _measured_depth(tri, params) if tri is not None else np.zeros(size[::-1], np.float32)
             d = median_clean(d)
             if params.propagate and previous_depth is not None and np.isfinite(c2w[[i - 1, i]]).all():
                 R, t = relative_pose(c2w[i - 1], c2w[i])
-                carried = reproject_depth(previous_depth, Kd, R, t)
+                carried = reject_contradicted(reproject_depth(previous_depth, Kd, R, t), Kd, views, params)
                 d = np.where(d > 0, d, carried)
             d = fill_small_holes(d, hole_area)
         t0 = tick("depth", t0)
         mask = None
         if want_masks:
             score = motion_score(Kd, views, d, params)
+            if tri is not None:
+                score = np.maximum(score, multiview_inconsistency(tri, params))
             sources = [window.get(v.source_index).grey for v in views]
-            photo = photometric_residual(window.get(i).grey, sources, Kd, views, d) if views else None
-            small = clean_mask(score, params, previous_mask, photo)
+            photo, overlay = photometric_evidence(window.get(i).grey, sources, Kd, views, d) if views else (None, None)
+            ref = window.get(i).grey
+            small = clean_mask(score, params, previous_mask, photo, exclude=overlay if params.mask_drop_screen_fixed else None, contrast=float(ref.std()),
+                               tracked=track_mask(previous_mask, views, i) if previous_mask is not None else None)
             previous_mask = small
             mask = cv2.resize(small.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
             t0 = tick("masks", t0)
-        if given is None and mask is not None and params.propagate:
-            # moving objects must not be carried into the next frame as static structure
-            previous_depth = np.where(previous_mask, 0, d)
-        else:
-            previous_depth = d
+        if given is None and mask is not None:
+            # a moving object's triangulated depth is wrong (it assumed a static point): not published,
+            # and not carried into the next frame as static structure
+            d = np.where(cv2.dilate(previous_mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, 0, d)
+        previous_depth = d
         yield d, mask
 
 

@@ -24,5 +24,13 @@ class GeometricParams:
     mask_threshold: float = 1.0  # normalised residual above which a pixel is moving (seed: 2x this)
     mask_photo_min: float = 6.0  # grey levels: rigid-warp photometric error a moving pixel must show ...
     mask_photo_noise_factor: float = 3.0  # ... and at least this times the frame's median error (noise)
+    mask_photo_contrast: float = 32.0  # grey-level std of a normally exposed frame: darker frames scale the floors down
+    mask_photo_blob_px: int = 5  # photometric evidence averaged over this box: dense on objects, thin on depth-edge errors
+    mask_photo_blob_factor: float = 8.0  # a box-averaged rigid-warp error this many times the noise is motion evidence ...
+    mask_photo_seed_factor: float = 12.0  # ... and this many times the noise seeds a region (with some flow support)
+    mask_photo_flow_support: float = 0.5  # flow residual (normalised) the photometric evidence must be backed by
+    # Off by default: it also drops objects the camera follows (they stay put on the screen too), which real
+    # footage has far more often than burned-in text; the text stage's masks are the better filter for overlays.
+    mask_drop_screen_fixed: bool = False  # drop pixels that stay put on the screen while the camera moves
     mask_min_share: float = 0.0015  # connected regions smaller than this share of the frame are dropped
     mask_max_share: float = 0.5  # a frame whose mask covers more than this is unreliable and left empty
