@@ -17,6 +17,7 @@ from gateway.errors import ApiError
 from services.inputs import assign_ids
 from services.records import ClipRecord
 from services.recordbook import RecordBook
+from services.netguard import ForbiddenSource, check_public_url
 from services.settings import JOB_OVERRIDABLE_SECTIONS
 from services.stages.registry import UnknownStage, parse_stage_list
 from workers import state as st
@@ -72,6 +73,10 @@ async def check_sources(svc: Services, owner: str, sources: list[str]) -> None:
         if parsed.scheme in ("http", "https"):
             if not parsed.hostname:
                 raise ApiError(422, "bad_source", f"{uri!r} has no host")
+            try:
+                await asyncio.to_thread(check_public_url, uri, svc.settings.gateway.allow_private_sources)
+            except ForbiddenSource as exc:
+                raise ApiError(403, "source_forbidden", str(exc)) from None
             continue
         if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
             raise ApiError(422, "bad_source", f"{uri!r} is neither s3://bucket/key nor an http(s) URL")

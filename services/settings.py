@@ -258,6 +258,8 @@ def _env_or(name: str, default: str = "") -> str:
     import os
 
     return os.environ.get(name, default)
+    # http(s) sources may resolve to private or loopback addresses (off: SSRF guard).
+    allow_private_sources: bool = False
 
 
 class ClientSettings(Section):

@@ -31,6 +31,7 @@ from minio.error import S3Error
 
 from services.execution import needs_run, run_clip_stage, run_video_stage
 from services.inputs import file_digest
+from services.netguard import ForbiddenSource, check_public_url
 from services.pipeline import RunSummary, _WholeVideo, finish_outputs
 from services.recordbook import RecordBook
 from services.settings import load_settings
@@ -211,8 +212,18 @@ def _fetch_input(rt: Runtime, uri: str, folder: Path) -> Path:
             raise InputFailed(f"cannot read {uri}: {exc.code}") from None
         return target
     limit = rt.settings.gateway.max_upload_bytes
+    allow_private = rt.settings.gateway.allow_private_sources
+
+    def refuse_private(request: httpx.Request) -> None:  # checked again on every redirect
+        try:
+            check_public_url(str(request.url), allow_private)
+        except ForbiddenSource as exc:
+            raise InputFailed(str(exc)) from None
+
     try:
-        with httpx.stream("GET", uri, follow_redirects=True, timeout=httpx.Timeout(60.0, connect=10.0)) as response:
+        with httpx.Client(follow_redirects=True, timeout=httpx.Timeout(60.0, connect=10.0),
+                          event_hooks={"request": [refuse_private]}) as http, \
+                http.stream("GET", uri) as response:
             if response.status_code >= 500:
                 raise ConnectionError(f"{uri} answered {response.status_code}")
             if response.status_code != 200:

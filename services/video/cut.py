@@ -51,12 +51,16 @@ def cut_command(
 ) -> list[str]:
     width, height = output_size(info.width, info.height, clip.max_height)
     cmd = [ffmpeg_path(video), "-nostdin", "-v", "error", "-y"]
-    if start_frame > 0:
+    if start_frame > 0 and not info.variable_frame_rate:
         cmd += ["-ss", f"{info.start_offset + (start_frame - 0.5) / info.fps:.6f}"]
     cmd += ["-i", str(source), "-map", "0:v:0", "-an", "-sn", "-dn"]
     filters = []
     if info.variable_frame_rate:
+        # Where the fps filter's grid starts after a seek differs between ffmpeg
+        # versions, so VFR input is put on the grid from its start and trimmed by frame.
         filters.append(f"fps={info.fps:.6f}")
+        if start_frame > 0:
+            filters += [f"trim=start_frame={start_frame}", "setpts=PTS-STARTPTS"]
     if (width, height) != (info.width, info.height):
         if clip.max_height and info.height > clip.max_height:
             filters.append(f"scale={width}:{height}:flags=lanczos")

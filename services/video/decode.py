@@ -47,8 +47,13 @@ def read_frames(
     width, height = size or (info.width, info.height)
     rate = fps or info.fps
     filters = []
-    if info is None or info.variable_frame_rate:
+    resample = info is None or info.variable_frame_rate
+    if resample:
         filters.append(f"fps={rate:.6f}")
+        if start > 0:
+            # Where the fps filter's grid starts after a seek differs between ffmpeg
+            # versions: put the whole input on the grid and trim by frame instead.
+            filters.append(f"trim=start_frame={start}")
     if step > 1:
         filters.append(f"select=not(mod(n\\,{step}))")
     if size is not None:
@@ -56,7 +61,7 @@ def read_frames(
     cmd = [ffmpeg_path(settings), "-nostdin", "-v", "error"]
     threads = settings.decode_threads if settings else 2
     cmd += ["-threads", str(threads)]
-    if start > 0:
+    if start > 0 and not resample:
         # Input seeking is frame-accurate when decoding (ffmpeg's accurate_seek drops
         # frames before the point); half a frame early so rounding never drops frame `start`.
         offset = info.start_offset if info is not None else 0.0

@@ -46,7 +46,8 @@ def media(tmp_path_factory, vtest) -> dict[str, Path]:
            str(landscape))
     out["landscape"] = landscape
     out["rotated"] = root / "rotated.mp4"
-    ffmpeg("-i", str(landscape), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(out["rotated"]))
+    # ffmpeg 6+ writes the display matrix from -display_rotation (the old "rotate" tag is ignored).
+    ffmpeg("-display_rotation:v:0", "90", "-i", str(landscape), "-c", "copy", str(out["rotated"]))
     # Odd frame size, lossless codec in mkv (H.264 4:2:0 cannot hold odd sizes).
     out["odd"] = root / "odd.mkv"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=321x241:rate=25", "-t", "4", "-c:v", "ffv1", "-pix_fmt", "yuv444p",

@@ -125,7 +125,8 @@ def test_portrait_by_rotation_metadata(media, tmp_path):
 
 def test_variable_frame_rate_is_put_on_its_average_rate_grid(media, tmp_path):
     info = probe(media["vfr"])
-    assert info.variable_frame_rate and info.fps == pytest.approx(180 / (4 + 4 - 1 / 15), rel=1e-3)
+    # 180 frames over 8 s less or including the last frame's duration, depending on the muxer's version.
+    assert info.variable_frame_rate and 180 / 8.0 - 1e-3 <= info.fps <= 180 / (8 - 1 / 15) + 1e-3
     ctx = make_context(tmp_path, min_seconds=1.0)
     outcome = _run(media["vfr"], ctx)
     assert outcome.video.num_shots == 2

@@ -108,6 +108,13 @@ def test_another_keys_job_is_invisible(info, good_job):
                403, "source_forbidden")
 
 
+def test_sources_inside_the_deployment_are_refused(info):
+    # The stack's own Redis and the cloud metadata address: a job must not make workers fetch them.
+    with httpx.Client(base_url=info.api_url, headers={"Authorization": f"Bearer {info.api_key}"}, timeout=30) as api:
+        for uri in ("http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/"):
+            assert "non-public" in _error(api.post("/v1/jobs", json={"sources": [uri]}), 403, "source_forbidden")
+
+
 def test_missing_or_wrong_key_is_401(info):
     with httpx.Client(base_url=info.api_url, timeout=30) as anonymous:
         response = anonymous.get("/v1/jobs/whatever")
