@@ -4,6 +4,7 @@ and against the same maths in plain torch on the GPU, in one run; plus per-call 
     .venv/bin/python bench/cuda_tracking.py [--case room_plain] [--repeats 50] [--out results.json]
 
 Rows ("backend" = services.kernels.backend names):
+  numpy       the tracker's numpy normal equations from before the operators (reference point)
   cpu         the spatialvid:: operators' torch CPU implementation (what a CPU worker runs)
   torch-cuda  the same torch maths on CUDA tensors (no custom kernels)
   cuda        the CUDA kernels of cuda_kernels/
@@ -29,6 +30,8 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+# bench/triton.py would shadow the triton package that torch's custom-op machinery imports
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
 from services.kernels import backend, bundle_ops, reference  # noqa: E402
 from services.kernels.flow_ops import view_geometry  # noqa: E402
@@ -56,16 +59,24 @@ def per_call_ms(fn, repeats: int) -> float:
     return float(np.median(times) * 1e3)
 
 
+def numpy_original(*args) -> bundle_ops.NormalEquations:
+    """The tracker's numpy normal equations from before the operator (frozen in tests/kernels)."""
+    from tests.kernels.original_ba import normal_equations
+
+    return bundle_ops.NormalEquations(*normal_equations(*args))
+
+
 def track(frames: list[np.ndarray], fps: float, name: str, captured: list | None) -> dict:
     from services.camera.track import track_camera
     from services.settings import CameraSettings
 
     seam = {"calls": 0, "seconds": 0.0}
     original = bundle_ops.build_normal_equations
+    build = numpy_original if name == "numpy" else original
 
     def timed(*args):
         t0 = time.perf_counter()
-        out = original(*args)
+        out = build(*args)
         sync()
         seam["calls"] += 1
         seam["seconds"] += time.perf_counter() - t0
@@ -75,14 +86,14 @@ def track(frames: list[np.ndarray], fps: float, name: str, captured: list | None
 
     bundle_ops.build_normal_equations = timed
     try:
-        with backend.use(name) as be:
+        with backend.use("cpu" if name == "numpy" else name) as be:
             t0 = time.perf_counter()
             result = track_camera(frames, fps, CameraSettings())
             sync()
             wall = time.perf_counter() - t0
     finally:
         bundle_ops.build_normal_equations = original
-    return dict(backend=name, implementation=be.label, frames=len(frames), wall_s=round(wall, 3),
+    return dict(backend=name, implementation="numpy (before)" if name == "numpy" else be.label, frames=len(frames), wall_s=round(wall, 3),
                 frames_per_s=round(len(frames) / wall, 2), normal_equation_calls=seam["calls"],
                 normal_equations_s=round(seam["seconds"], 3), success=bool(result.success),
                 c2w=result.c2w)
@@ -96,11 +107,15 @@ def ba_kernel_rows(captured: list, devices: list[str], repeats: int) -> list[dic
     for dev in devices:
         t = [torch.as_tensor(np.ascontiguousarray(a), dtype=torch.int64 if a.dtype.kind == "i" else torch.float64,
                              device=dev) for a in args[:6]]
-        impls = {"cpu": ("op", torch.ops.spatialvid.ba_normal_equations)} if dev == "cpu" else {
-            "torch-cuda": ("reference", reference.ba_normal_equations),
-            "cuda": ("op", torch.ops.spatialvid.ba_normal_equations)}
-        for name, (_, fn) in impls.items():
-            ms = per_call_ms(lambda: fn(*t, args[6], args[7]), repeats)
+        impls = {"cpu": torch.ops.spatialvid.ba_normal_equations} if dev == "cpu" else {
+            "torch-cuda": reference.ba_normal_equations, "cuda": torch.ops.spatialvid.ba_normal_equations}
+        if dev == "cpu":
+            ms = per_call_ms(lambda: numpy_original(*args), repeats)
+            rows.append(dict(op="ba_normal_equations", backend="numpy (before)", observations=M, blocks=B,
+                             poses=args[6], points=args[7], ms_per_call=round(ms, 4)))
+        for name, fn in impls.items():
+            with backend.single_threaded_on_cpu(torch.device(dev)):  # as bundle_ops runs it
+                ms = per_call_ms(lambda: fn(*t, args[6], args[7]), repeats)
             rows.append(dict(op="ba_normal_equations", backend=name, observations=M, blocks=B, poses=args[6],
                              points=args[7], ms_per_call=round(ms, 4)))
     return rows
@@ -180,14 +195,14 @@ def main() -> None:
         print("NO CUDA DEVICE: only the CPU rows run here; run this script on a GPU machine for the "
               "torch-cuda and cuda rows and the issue's goals (>= 100 frames/s, >= 5x plain torch).")
 
-    names = ["cpu"] + (["torch-cuda", "cuda"] if gpu else [])
+    names = ["numpy", "cpu"] + (["torch-cuda", "cuda"] if gpu else [])
     captured: list = []
     tracking = []
     for name in names:
         row = track(frames, meta["fps"], name, captured if name == "cpu" else None)
         row.update(pose_accuracy(case, row.pop("c2w")))
         tracking.append(row)
-        print(f"tracking [{row['implementation']:>12}]: {row['frames_per_s']:7.2f} frames/s  wall {row['wall_s']:.2f} s  "
+        print(f"tracking [{row['implementation']:>14}]: {row['frames_per_s']:7.2f} frames/s  wall {row['wall_s']:.2f} s  "
               f"normal equations {row['normal_equations_s']:.2f} s in {row['normal_equation_calls']} calls  "
               f"ATE/path {row['ate_over_path']:.4f}  rot {row['rot_err_deg']:.3f} deg")
 
@@ -197,7 +212,7 @@ def main() -> None:
                                 max(5, args.repeats // 5))
     for r in kernels:
         shape = r.get("size") or f"M={r['observations']} P={r['poses']} N={r['points']}"
-        print(f"kernel {r['op']:<22} {shape:<18} [{r['backend']:>10}] {r['ms_per_call']:9.4f} ms/call")
+        print(f"kernel {r['op']:<22} {shape:<18} [{r['backend']:>14}] {r['ms_per_call']:9.4f} ms/call")
 
     goals = {}
     if gpu:

@@ -39,4 +39,5 @@ def build_normal_equations(
         from services.kernels.ops import enable_cuda_kernels
 
         enable_cuda_kernels()
-    return NormalEquations(*(t.cpu().numpy() for t in fn(*args)))
+    with kb.single_threaded_on_cpu(be.device):
+        return NormalEquations(*(t.cpu().numpy() for t in fn(*args)))

@@ -17,48 +17,48 @@ from services.kernels import reference
 from services.kernels.loader import kernel_status
 
 
-@torch.library.custom_op("spatialvid::ba_normal_equations", mutates_args=())
-def ba_normal_equations(
-    residuals: torch.Tensor, weights: torch.Tensor, pose_index: torch.Tensor, pose_jacobians: torch.Tensor,
-    point_index: torch.Tensor, point_jacobians: torch.Tensor, num_poses: int, num_points: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return reference.ba_normal_equations(residuals, weights, pose_index, pose_jacobians, point_index,
-                                         point_jacobians, num_poses, num_points)
+# Plain torch.library definitions (not custom_op): no torch._dynamo import on the first call and
+# less Python per call, which matters at ~1,000 small normal-equation builds per clip.
+_LIB = torch.library.Library("spatialvid", "DEF")
+_SCHEMAS = {
+    "ba_normal_equations": "ba_normal_equations(Tensor residuals, Tensor weights, Tensor pose_index, "
+    "Tensor pose_jacobians, Tensor point_index, Tensor point_jacobians, int num_poses, int num_points) "
+    "-> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+    "flow_triangulate": "flow_triangulate(Tensor pixel_maps, Tensor parallax_dirs, Tensor flow, Tensor usable) "
+    "-> (Tensor, Tensor, Tensor, Tensor)",
+    "flow_residual_score": "flow_residual_score(Tensor pixel_maps, Tensor parallax_dirs, Tensor flow, "
+    "Tensor inv_depth, Tensor measured, float noise_px, float parallax_tolerance) -> Tensor",
+}
+for _name, _schema in _SCHEMAS.items():
+    _LIB.define(_schema)
+    # every device: the torch maths; a CUDA registration (enable_cuda_kernels) takes precedence for CUDA tensors
+    _LIB.impl(_name, getattr(reference, _name), "CompositeExplicitAutograd")
+
+ba_normal_equations = torch.ops.spatialvid.ba_normal_equations
+flow_triangulate = torch.ops.spatialvid.flow_triangulate
+flow_residual_score = torch.ops.spatialvid.flow_residual_score
 
 
-@ba_normal_equations.register_fake
+@torch.library.register_fake("spatialvid::ba_normal_equations", lib=_LIB)
 def _(residuals, weights, pose_index, pose_jacobians, point_index, point_jacobians, num_poses, num_points):
     nc = 6 * num_poses
     new = residuals.new_empty
     return new((nc, nc)), new((nc,)), new((num_points,)), new((num_points,)), new((nc, num_points))
 
 
-@torch.library.custom_op("spatialvid::flow_triangulate", mutates_args=())
-def flow_triangulate(
-    pixel_maps: torch.Tensor, parallax_dirs: torch.Tensor, flow: torch.Tensor, usable: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return reference.flow_triangulate(pixel_maps, parallax_dirs, flow, usable)
-
-
-@flow_triangulate.register_fake
+@torch.library.register_fake("spatialvid::flow_triangulate", lib=_LIB)
 def _(pixel_maps, parallax_dirs, flow, usable):
     h, w = usable.shape[1:]
-    f = flow.new_empty((h, w))
-    return f, flow.new_empty((h, w)), flow.new_empty((h, w)), usable.new_empty((h, w), dtype=torch.uint8)
+    return (flow.new_empty((h, w)), flow.new_empty((h, w)), flow.new_empty((h, w)),
+            usable.new_empty((h, w), dtype=torch.uint8))
 
 
-@torch.library.custom_op("spatialvid::flow_residual_score", mutates_args=())
-def flow_residual_score(
-    pixel_maps: torch.Tensor, parallax_dirs: torch.Tensor, flow: torch.Tensor, inv_depth: torch.Tensor,
-    measured: torch.Tensor, noise_px: float, parallax_tolerance: float,
-) -> torch.Tensor:
-    return reference.flow_residual_score(pixel_maps, parallax_dirs, flow, inv_depth, measured, noise_px,
-                                         parallax_tolerance)
-
-
-@flow_residual_score.register_fake
+@torch.library.register_fake("spatialvid::flow_residual_score", lib=_LIB)
 def _(pixel_maps, parallax_dirs, flow, inv_depth, measured, noise_px, parallax_tolerance):
     return inv_depth.new_empty(inv_depth.shape)
+
+
+_CUDA_LIB: list[torch.library.Library] = []  # kept alive: dropping a Library unregisters its kernels
 
 
 @functools.cache
@@ -67,10 +67,10 @@ def enable_cuda_kernels() -> bool:
     status = kernel_status()
     if not status.cuda:
         return False
-    ext = status.module
-    ba_normal_equations.register_kernel("cuda")(ext.ba_normal_equations)
-    flow_triangulate.register_kernel("cuda")(ext.flow_triangulate)
-    flow_residual_score.register_kernel("cuda")(ext.flow_residual_score)
+    lib = torch.library.Library("spatialvid", "IMPL")
+    for name in _SCHEMAS:
+        lib.impl(name, getattr(status.module, name), "CUDA")
+    _CUDA_LIB.append(lib)
     return True
 
 
