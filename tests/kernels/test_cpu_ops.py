@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +77,9 @@ def _depth_originals(K, views, depth):
     from services.depth.triangulate import triangulate_inverse_depth
 
     params = GeometricParams()
+    if hasattr(params, "mask_drop_screen_fixed"):
+        # the operator is the per-view residual loop; zeroing screen-fixed overlays is a separate step
+        params = dataclasses.replace(params, mask_drop_screen_fixed=False)
     tri = triangulate_inverse_depth(K, views)
     score = motion_score(K, views, depth, params)
     inv = background_inverse_depth(depth)
