@@ -8,9 +8,23 @@ previous frame's map into pixels without parallax (pure rotation, holds) and
 filling of small enclosed holes. Where nothing was ever measured (a tripod
 shot, sky, areas not yet seen with parallax) the depth stays 0 = invalid.
 
+Carried depth is kept only where this frame's trusted flow does not contradict
+it, and depth under the final masks is invalidated (a moving object's
+triangulated depth is wrong), so wrong depth neither ships nor lives on.
+
 Masks: normalised residual between the observed flow and the rigid flow of
-the camera motion over the (hole-filled) depth, cleaned into connected regions
-with hysteresis, minimum size and temporal support, upsampled to the frames.
+the camera motion over the (hole-filled) depth, raised where the two source
+views disagree about one static point (multi-view inconsistency); photometric
+error under the rigid warp, scaled by the frame's own noise and contrast,
+confirms it or, dense and backed by some flow residual, is evidence of its own
+(objects moving along their epipolar lines); last frame's mask, carried along
+the objects' own flow, lets that image evidence keep an object. Cleaned into
+connected regions with hysteresis, minimum size and temporal support,
+upsampled to the frames.
+
+Known limit: an object moving parallel to the camera's translation at constant
+velocity (a car on a street under a dolly shot) is exactly a static object at
+another depth for every view; nothing geometric tells them apart.
 
 Memory: a window of 2 * max_offset + 1 prepared frames, independent of clip length.
 """
@@ -148,7 +162,8 @@ def iter_depth_and_masks(
             photo, overlay = photometric_evidence(window.get(i).grey, sources, Kd, views, d) if views else (None, None)
             ref = window.get(i).grey
             small = clean_mask(score, params, previous_mask, photo, exclude=overlay if params.mask_drop_screen_fixed else None, contrast=float(ref.std()),
-                               tracked=track_mask(previous_mask, views, i) if previous_mask is not None else None)
+                               tracked=track_mask(previous_mask, views, i) if previous_mask is not None else None,
+                               screen_fixed=overlay)
             previous_mask = small
             mask = cv2.resize(small.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
             t0 = tick("masks", t0)
