@@ -252,14 +252,14 @@ class GatewaySettings(Section):
     # ``python -m gateway.auth``). A key sees only the jobs it created.
     api_keys: dict[str, str] = Field(default_factory=dict)
     max_page_size: int = Field(default=500, ge=1)
+    # http(s) sources may resolve to private or loopback addresses (off: SSRF guard).
+    allow_private_sources: bool = False
 
 
 def _env_or(name: str, default: str = "") -> str:
     import os
 
     return os.environ.get(name, default)
-    # http(s) sources may resolve to private or loopback addresses (off: SSRF guard).
-    allow_private_sources: bool = False
 
 
 class ClientSettings(Section):
