@@ -18,6 +18,9 @@ from services.triton_server import TritonServer
 from .conftest import require_installation, triton_settings
 from .tiny_weights import WITHOUT_WRITER, WRITERS
 
+# Starts a real tritonserver (CPU configs).
+pytestmark = pytest.mark.services
+
 REPOSITORY = Path(__file__).resolve().parents[2] / "triton_models"
 
 

@@ -8,6 +8,9 @@ import pytest
 from services.models.triton_client import TritonModelClient
 from services.scoring.ocr import PPOCRDetector, text_area_ratio
 
+# Starts a real tritonserver (CPU configs).
+pytestmark = pytest.mark.services
+
 
 @pytest.fixture(scope="module")
 def local_detector():

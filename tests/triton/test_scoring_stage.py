@@ -14,6 +14,9 @@ from services.stages.score import ScoreStage
 from services.storage.local import LocalStore
 from services.video.probe import probe
 
+# Starts a real tritonserver (CPU configs).
+pytestmark = pytest.mark.services
+
 
 @pytest.fixture(scope="module")
 def text_clip(text_frames, tmp_path_factory):
