@@ -98,7 +98,7 @@ def pan_tilt_from_pairs(keyframes: list[FrameTracks], f: float, cx: float, cy: f
 
 def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, height: float, prior_label: str,
                    cfg: SfmConfig, chunk: int = 10, general_chunk: int = 20, min_pan_tilt_deg: float = 3.0, max_points: int = 160,
-                   hfov_range: tuple[float, float] = (30.0, 120.0), max_sigma: float = 0.01) -> FocalEstimate:
+                   hfov_range: tuple[float, float] = (12.0, 120.0), max_sigma: float = 0.015) -> FocalEstimate:
     """``keyframes``: the segment's keyframe tracks. Returns the focal in working-resolution pixels."""
     cx, cy = width / 2.0, height / 2.0
     if len(keyframes) < 4:
@@ -140,7 +140,7 @@ def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, h
 
     # coarse grid (cold starts) to land in the right basin
     lo, hi = hfov_to_focal(hfov_range[1], width), hfov_to_focal(hfov_range[0], width)
-    grid = np.exp(np.linspace(np.log(lo), np.log(hi), 9))
+    grid = np.exp(np.linspace(np.log(lo), np.log(hi), 13))
     coarse = [solve(f, Rc, Cc, 8)[0] for f in grid]
     b = int(np.argmin(coarse))
     if b in (0, len(grid) - 1):

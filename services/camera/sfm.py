@@ -31,6 +31,7 @@ class SfmConfig:
     init_gap: int = 2  # keyframes back for the two-view initialisation
     parallax_px: float = 0.6  # below this translational parallax a pair is rotation-only
     min_tri_parallax_px: float = 2.0
+    min_triangulated_fraction: float = 0.5
     lock_rotation_only: bool = True  # hold the centre of keyframes the two-view test finds rotation-only
     max_ba_points: int = 300  # points per window BA (evenly sampled track ids)
     prior_new: float = 0.02  # rho prior weight (px^2 per 100% change) for a fresh point
@@ -151,10 +152,12 @@ class KeyframeOdometry:
         return prob, cams, cand
 
     # -- steps ------------------------------------------------------------------------------
-    def _pose_only(self, R0, C0, ids, xy):
+    def _pose_only(self, R0, C0, ids, xy, lock_centre: bool = False):
         prob, cams, _ = self._build([-1], [], [(-1, ids, xy)], False, None, extra_cams={-1: (R0, C0)})
         if len(prob.obs_cam) < 6:
             return R0, C0, 0, np.inf
+        if lock_centre:
+            prob.centre_locked = np.array([c == -1 for c in cams])
         prob, _ = bundle.optimise(prob, self.cfg.pose_iterations)
         r, valid = bundle.residuals(prob)
         e = np.linalg.norm(r, axis=1)
@@ -291,11 +294,11 @@ class KeyframeOdometry:
         if len(seen) > 10:
             self.scale_rho = float(np.median(seen[seen > 0])) if (seen > 0).sum() > 10 else self.scale_rho
 
-    def pose_frame(self, ft: FrameTracks, R0: np.ndarray, C0: np.ndarray):
+    def pose_frame(self, ft: FrameTracks, R0: np.ndarray, C0: np.ndarray, lock_centre: bool = False):
         sel = _sampled(ft.ids, self.stride)
         ids, xy = ft.ids[sel], _normalise(ft.xy[sel].astype(float), self.K)
         ok = ids < self.map.size
-        return self._pose_only(R0, C0, ids[ok], xy[ok])
+        return self._pose_only(R0, C0, ids[ok], xy[ok], lock_centre)
 
 
 def keyframe_positions(n: int, stride: int) -> np.ndarray:
@@ -319,13 +322,26 @@ def run_segment(frames: list[FrameTracks], K: Intrinsics, cfg: SfmConfig, stride
         if failure is None and len(vo.R) > 1 and inl < cfg.min_inliers:
             failure = f"tracking lost at frame {frames[pos].index}: {inl} inlier points"
     Rk, Ck = np.array(vo.R), np.array(vo.C)
+    # Unit of length: the near scene depth (10th percentile of triangulated points), so that
+    # thresholds in the reference's units (label floor, anomaly) mean "relative to what is seen".
+    m = vo.map
+    tri = (m.anchor[: m.size] >= 0) & (m.tri_parallax[: m.size] >= cfg.min_tri_parallax_px) & (m.rho[: m.size] > 0)
+    # (only when most of the map shows parallax: a tripod shot's few "triangulated" points are movers)
+    known = (m.anchor[: m.size] >= 0).sum()
+    enough = tri.sum() >= max(30, cfg.min_triangulated_fraction * known)
+    unit = float(np.percentile(m.rho[: m.size][tri], 90)) if enough else 1.0
+    if unit > 0 and np.isfinite(unit):
+        Ck = Ck * unit
+        m.rho[: m.size] = m.rho[: m.size] / unit
+        vo.C = list(Ck)
     R = np.zeros((n, 3, 3)); C = np.zeros((n, 3))
     R[kfs], C[kfs] = Rk, Ck
     for a, b, ka in zip(kfs[:-1], kfs[1:], range(len(kfs) - 1)):
         for t in range(a + 1, b):
             R0, C0 = slerp_pose(Rk[ka], Ck[ka], Rk[ka + 1], Ck[ka + 1], (t - a) / (b - a))
             if fill:
-                R0, C0, inl, e = vo.pose_frame(frames[t], R0, C0)
+                # between keyframes of a rotation-only stretch the centre stays where they are
+                R0, C0, inl, e = vo.pose_frame(frames[t], R0, C0, lock_centre=vo.rotation_only[ka + 1])
                 inliers[t], rms[t] = inl, e
             R[t], C[t] = R0, C0
     return SfmResult(R, C, kfs, inliers, rms, failure, vo)
