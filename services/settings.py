@@ -144,6 +144,7 @@ class DepthSettings(Section):
     max_residual_px: float = 1.0
     propagate: bool = True  # carry depth through frames without parallax by re-projection
     mask_threshold: float = 1.0
+    mask_drop_screen_fixed: bool = False  # never mask what stays put on screen while the camera moves (overlays; also followed objects)
     export_exr_zip: bool = False  # also write depth.zip (per-frame disparity EXRs, the reference's layout)
 
 
