@@ -30,8 +30,6 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/triton.py would shadow the triton package that torch's custom-op machinery imports
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
 from services.kernels import backend, bundle_ops, reference  # noqa: E402
 from services.kernels.flow_ops import view_geometry  # noqa: E402

@@ -15,7 +15,7 @@ server's dynamic batcher merging their requests). The two alternate over
 several rounds (this machine is shared) and the medians are compared. Prints
 frames/s and the ratios the issue asks for.
 
-    .venv/bin/python bench/triton.py [--frames 48] [--threads 2] [--rounds 3] [--protocol http]
+    .venv/bin/python bench/triton_serving.py [--frames 48] [--threads 2] [--rounds 3] [--protocol http]
 """
 
 from __future__ import annotations
