@@ -42,6 +42,14 @@ def _distance_to_segment(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndar
     return np.linalg.norm(q - (a + t * ab), axis=2)
 
 
+def in_view(flow: np.ndarray) -> np.ndarray:
+    """(h, w) bool: p + flow[p] falls inside the image (the source sees the pixel there)."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    x, y = gx + flow[..., 0], gy + flow[..., 1]
+    return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+
+
 def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params: GeometricParams) -> np.ndarray:
     """(h, w) normalised residual; > 1 means the pixel moves more than camera motion and depth can explain.
 
@@ -66,7 +74,9 @@ def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params
         parallax = np.linalg.norm(rigid - rot, axis=2)
         resid = np.where(measured, np.linalg.norm(v.flow - rigid, axis=2), _distance_to_segment(v.flow, rot, rigid))
         s = resid / (params.mask_noise_px + params.mask_parallax_tolerance * parallax)
-        score = np.minimum(score, s)
+        score = np.minimum(score, np.where(in_view(rigid), s, np.inf))
+    # a pixel that no source sees (it enters the frame; the clip's end has one neighbour) has no evidence
+    score = np.where(np.isfinite(score), score, 0.0)
     if params.mask_drop_screen_fixed:
         score = np.where(screen_fixed, 0.0, score)
     return score.astype(np.float32)
@@ -102,10 +112,12 @@ def photometric_evidence(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarr
     r = ref.astype(np.float32)
     for src, v in zip(sources, views):
         s = src.astype(np.float32)
-        rigid = cv2.blur(np.abs(r - warp_by_flow(s, rigid_flow(K, v.R, v.t, inv))), (3, 3))
+        flow = rigid_flow(K, v.R, v.t, inv)
+        rigid = cv2.blur(np.abs(r - warp_by_flow(s, flow)), (3, 3))
         still = cv2.blur(np.abs(r - s), (3, 3))
-        best = np.minimum(best, rigid)
+        best = np.minimum(best, np.where(in_view(flow), rigid, np.inf))
         fixed &= 2 * still < rigid
+    best = np.where(np.isfinite(best), best, 0.0).astype(np.float32)  # seen by no source: no evidence
     noise = float(np.median(best[np.isfinite(best)])) if np.isfinite(best).any() else 0.0
     fixed &= best > 2 * noise  # only where the rigid warp clearly fails
     return best, fixed

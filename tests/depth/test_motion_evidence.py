@@ -62,3 +62,18 @@ def test_dark_frames_lower_the_photometric_floor_only():
     assert not clean_mask(score, params, None, photo, contrast=40.0).any()
     dark = clean_mask(score, params, None, photo, contrast=6.0)  # the same error in a dark, flat frame
     assert dark[OBJECT].mean() > 0.9 and dark.sum() <= 1.2 * score[OBJECT].size
+
+
+def test_pixels_no_source_sees_carry_no_motion_evidence():
+    # the camera moves right, so the left border of this frame is out of the only source's view; its flow is junk
+    from services.depth.motion import motion_score
+
+    view = _view(0.3, 1 / DEPTH)  # 7.5 px to the left everywhere
+    junk = view.flow.copy()
+    junk[:, :7] = 0.0  # says "not moving" where the rigid flow says 7.5 px: would look independently moving
+    views = [ViewFlow(R=view.R, t=view.t, flow=junk, usable=np.ones((H, W), bool))]
+    score = motion_score(K, views, DEPTH, GeometricParams())
+    assert (score[:, :7] == 0).all()
+    assert score[:, 8:].max() < 1e-3
+    seen = [ViewFlow(R=view.R, t=-view.t, flow=-junk, usable=np.ones((H, W), bool))]  # the source on the other side
+    assert motion_score(K, seen, DEPTH, GeometricParams())[:, :7].min() > 1.0  # sees it: the junk is evidence
