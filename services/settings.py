@@ -146,6 +146,13 @@ class DepthSettings(Section):
     mask_threshold: float = 1.0
     mask_drop_screen_fixed: bool = False  # never mask what stays put on screen while the camera moves (overlays; also followed objects)
     export_exr_zip: bool = False  # also write depth.zip (per-frame disparity EXRs, the reference's layout)
+    # Weight-based backends (services.depth.learned): backend "depth_anything_v2", mask_backend "sam2".
+    # Depth Anything's per-frame scale/shift reference: "auto" = UniDepth V2 (metric) when it loads, else the
+    # geometric depth (pose units); "unidepth" / "geometric" insist on one.
+    align_to: Literal["auto", "unidepth", "geometric"] = "auto"
+    model_batch_frames: int = Field(4, ge=1)  # frames per depth-model request
+    sam2_motion_blur_px: float = Field(2.0, ge=0)  # smoothing of the geometric motion evidence (depth-grid px)
+    sam2_skip_sky: bool = True  # the reference's rule: no prompts for regions touching sky
 
 
 class CaptionSettings(Section):
