@@ -13,9 +13,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from services.depth.backends import DEPTH_BACKENDS, MASK_BACKENDS, GeometricDepthAndMasks, params_from_settings
+from services.depth.backends import params_from_settings
 from services.depth.exr_zip import write_disparity_zip
 from services.depth.geometry import intrinsics_from_normalised
+from services.depth.learned import ModelClients, build_backend
 from services.depth.multiview import depth_intrinsics
 from services.records import ClipRecord
 from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
@@ -47,14 +48,15 @@ class DepthStage(ClipStage):
     name = "depth"
     config_sections = ("depth",)
 
+    def __init__(self) -> None:
+        # weight-based backends' model clients (services.depth.learned), made on first use, kept for later clips
+        self.model_clients = ModelClients()
+
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.depth
-        if settings.backend != "geometric" or settings.mask_backend != "geometric":
-            missing = [n for n, reg in ((settings.backend, DEPTH_BACKENDS), (settings.mask_backend, MASK_BACKENDS))
-                       if n != "geometric" and n not in reg]
-            if missing:
-                raise ClipFailed(f"depth/mask backend(s) not available: {', '.join(missing)}")
-            raise ClipFailed("weight-based depth backends are wired in services.models (not in this build)")
+        params = params_from_settings(settings)
+        # geometric by default; weight-based backends fail the clip here when their model cannot be had
+        backend = build_backend(ctx.settings, params, self.model_clients)
         keys = {name: clip.annotation_key(name) for name in ("c2w.npy", "intrinsics.npy", "indexes.txt")}
         for key in keys.values():
             if not ctx.store.exists(key):
@@ -68,8 +70,6 @@ class DepthStage(ClipStage):
             raise ClipFailed("indexes.txt is not in ascending order")
         W, H = clip.width, clip.height
         K = np.stack([intrinsics_from_normalised(row, W, H) for row in intr])
-        params = params_from_settings(settings)
-        backend = GeometricDepthAndMasks(params)
 
         n = len(indexes)
         gw, gh = round(W * params.depth_scale), round(H * params.depth_scale)
@@ -92,7 +92,8 @@ class DepthStage(ClipStage):
         artifacts = []
         with ctx.store.writer(clip.annotation_key("depth.npz"), ".npz") as tmp:
             np.savez_compressed(tmp, depth=depth, K_depth=K_depth.astype(np.float32),
-                                units=np.array("pose units (up to scale, as c2w.npy); 0 = invalid"))
+                                units=np.array(getattr(backend.depth, "units",
+                                                       "pose units (up to scale, as c2w.npy); 0 = invalid")))
         artifacts.append(clip.annotation_key("depth.npz"))
         with ctx.store.writer(clip.annotation_key("dyn_masks.npz"), ".npz") as tmp:
             np.savez_compressed(tmp, masks=masks)
@@ -110,4 +111,5 @@ class DepthStage(ClipStage):
         }
         provenance = {"depth": backend.depth.name, "dynamicRatio": backend.masks.name}
         note = f"depth valid on {valid_share:.0%} of pixels (0 where no parallax was ever observed)"
+        note = "; ".join([note, *getattr(backend, "notes", [])])
         return ClipOutcome(columns=columns, artifacts=artifacts, provenance=provenance, note=note)
