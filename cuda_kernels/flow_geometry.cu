@@ -94,6 +94,9 @@ __host__ __device__ inline void score_pixel(const double (*H)[9], const double (
     const float rg0 = (float)(x0 / z - u), rg1 = (float)(x1 / z - v);
     const float ro0 = (float)(a[0] / a[2] - u), ro1 = (float)(a[1] / a[2] - v);
     const float f0 = flow[(k * n + i) * 2], f1 = flow[(k * n + i) * 2 + 1];
+    // only views that see the pixel (p + rigid flow inside the image) count
+    const float xs = (float)u + rg0, ys = (float)v + rg1;
+    if (xs < 0.0f || xs > (float)(w - 1) || ys < 0.0f || ys > (float)(n / w - 1)) continue;
     const float ab0 = rg0 - ro0, ab1 = rg1 - ro1;
     const float parallax = sqrtf(ab0 * ab0 + ab1 * ab1);
     float resid;
@@ -107,7 +110,7 @@ __host__ __device__ inline void score_pixel(const double (*H)[9], const double (
     }
     best = fminf(best, resid / (noise_px + parallax_tolerance * parallax));
   }
-  score[i] = best;
+  score[i] = isinf(best) ? 0.0f : best;  // no view sees the pixel: no evidence
 }
 
 __global__ void flow_triangulate_kernel(const double* __restrict__ pixel_maps, const double* __restrict__ dirs,

@@ -40,7 +40,7 @@ from services.depth.fill import fill_small_holes, median_clean, reproject_depth
 from services.depth.geometry import relative_pose, rigid_flow, rotation_flow, scale_intrinsics
 from services.depth.motion import clean_mask, motion_score, multiview_inconsistency, photometric_evidence, track_mask
 from services.depth.params import GeometricParams
-from services.depth.triangulate import triangulate_inverse_depth
+from services.depth.triangulate import triangulate_views
 from services.depth.views import ViewSelector, prepare_frame
 from services.depth.window import FrameWindow
 
@@ -144,7 +144,7 @@ def iter_depth_and_masks(
             if d.shape != (size[1], size[0]):
                 d = cv2.resize(d, size, interpolation=cv2.INTER_NEAREST)
         else:
-            tri = triangulate_inverse_depth(Kd, views) if views else None
+            tri = triangulate_views(Kd, views) if views else None
             d = _measured_depth(tri, params) if tri is not None else np.zeros(size[::-1], np.float32)
             d = median_clean(d)
             if params.propagate and previous_depth is not None and np.isfinite(c2w[[i - 1, i]]).all():

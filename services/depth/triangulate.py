@@ -73,3 +73,14 @@ def triangulate_inverse_depth(K: np.ndarray, views: list[ViewFlow]) -> Triangula
         residual_px=residual.reshape(h, w).astype(np.float32),
         views_used=used.reshape(h, w),
     )
+
+
+def triangulate_views(K: np.ndarray, views: list[ViewFlow]) -> Triangulation:
+    """The same maths through the ``spatialvid::flow_triangulate`` operator: its CUDA
+    kernel on a GPU worker, its vectorised torch twin elsewhere (equal to the numpy
+    above; tests/kernels checks both against it)."""
+    from services.kernels.flow_ops import triangulate
+
+    inv_depth, parallax, residual, used = triangulate(K, views)
+    return Triangulation(inv_depth=inv_depth, parallax_px=parallax, residual_px=residual, views_used=used)
+

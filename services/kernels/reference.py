@@ -130,7 +130,7 @@ def flow_residual_score(
     noise_px: float,
     parallax_tolerance: float,
 ) -> torch.Tensor:
-    """(h,w) float32 min over views of |observed - rigid flow| / (noise + tol * |parallax flow|).
+    """(h,w) float32 min over the views that see the pixel of |observed - rigid| / (noise + tol * |parallax|).
 
     The maths of ``services.depth.motion.motion_score``: where depth is not measured the residual is
     the distance to the segment between the rotation-only (infinite depth) and the rigid flow."""
@@ -154,4 +154,9 @@ def flow_residual_score(
     segment = _hypot(f0 - (ro0 + t * ab0), f1 - (ro1 + t * ab1))
     resid = torch.where(measured.reshape(1, -1), direct, segment)
     score = resid / (noise_px + parallax_tolerance * parallax)
-    return score.amin(0).reshape(h, w)
+    # A view counts only where it sees the pixel (p + rigid flow inside the image), and a
+    # pixel no view sees carries no evidence (0), as motion_score does.
+    xs, ys = u.float() + rg0, v.float() + rg1
+    seen = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+    score = torch.where(seen, score, torch.full_like(score, float("inf"))).amin(0)
+    return torch.where(torch.isfinite(score), score, torch.zeros_like(score)).reshape(h, w)

@@ -106,10 +106,14 @@ class DepthStage(ClipStage):
         valid_share = float((depth > 0).mean())
         columns = {
             "dynamicRatio": float(masks.mean()),
+            # Share of depth pixels with a value (0 where no parallax was ever observed).
+            "depth_valid_ratio": round(valid_share, 4),
             "depth_backend": backend.depth.name,
             "mask_backend": backend.masks.name,
         }
         provenance = {"depth": backend.depth.name, "dynamicRatio": backend.masks.name}
-        note = f"depth valid on {valid_share:.0%} of pixels (0 where no parallax was ever observed)"
-        note = "; ".join([note, *getattr(backend, "notes", [])])
+        notes = list(getattr(backend, "notes", []))
+        if valid_share == 0:
+            notes.insert(0, "no valid depth: the camera never moved enough to see parallax")
+        note = "; ".join(notes) or None
         return ClipOutcome(columns=columns, artifacts=artifacts, provenance=provenance, note=note)
