@@ -41,8 +41,9 @@ def focal_to_hfov(f: float, width: float) -> float:
 
 
 
-def _chunk_problem(vo: KeyframeOdometry, kfs: list[int], f: float, cx: float, cy: float, max_points: int,
-                   R: np.ndarray, C: np.ndarray) -> bundle.BundleProblem:
+def keyframe_problem(vo: KeyframeOdometry, kfs: list[int], f: float, cx: float, cy: float, max_points: int,
+                     R: np.ndarray, C: np.ndarray) -> bundle.BundleProblem:
+    """A bundle problem over keyframes ``kfs`` of ``vo`` (pixel tracks re-normalised at focal ``f``)."""
     ids_all = np.concatenate([vo.obs_px[k][0] for k in kfs])
     uniq, counts = np.unique(ids_all, return_counts=True)
     pts = uniq[counts >= 3]
@@ -128,10 +129,11 @@ def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, h
     rotation_only = bool(rot_only[start : start + L - 1].all())
     curve: dict[float, float] = {}
 
-    def solve(f: float, R: np.ndarray, C: np.ndarray, iterations: int, focal_free: bool = False):
-        prob = _chunk_problem(vo, kfs, f, cx, cy, max_points, R, C)
+    def solve(f: float, R: np.ndarray, C: np.ndarray, iterations: int, focal_free: bool = False,
+              rotation: bool | None = None):
+        prob = keyframe_problem(vo, kfs, f, cx, cy, max_points, R, C)
         prob = replace(prob, focal_free=focal_free)
-        if rotation_only:
+        if rotation_only if rotation is None else rotation:
             prob = replace(prob, rho=np.zeros_like(prob.rho), rho_free=False, C=np.zeros_like(prob.C))
         prob, res = bundle.optimise(prob, iterations)
         per_obs = res.cost / max(len(prob.obs_cam), 1)
@@ -144,7 +146,8 @@ def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, h
     coarse = [solve(f, Rc, Cc, 8)[0] for f in grid]
     b = int(np.argmin(coarse))
     if b in (0, len(grid) - 1):
-        return FocalEstimate(f_prior, False, f"prior ({prior_label}): focal search hit the range limit", _curve(curve, width))
+        return _prior_or_bound(grid, f_prior, prior_label, "focal search hit the range limit",
+                               curve, width, lambda f, it, rot=True: solve(f, Rc, Cc, it, rotation=rot))
     # self-calibrating bundle adjustment from there (log focal is one more unknown)
     best_cost, prob = solve(grid[b], Rc, Cc, 40, focal_free=True)
     for _ in range(3):
@@ -161,9 +164,59 @@ def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, h
     chi2 = 2.0 * len(prob.obs_cam) * rise
     sigma = 0.06 / np.sqrt(chi2) if chi2 > 0 else np.inf
     if sigma > max_sigma:
-        return FocalEstimate(f_prior, False, f"prior ({prior_label}): focal not determined (sigma {100 * sigma:.1f}%)",
-                             _curve(curve, width))
+        return _prior_or_bound(grid, f_prior, prior_label,
+                               f"focal not determined (sigma {100 * sigma:.1f}%)", curve, width,
+                               lambda f, it, rot=True: solve(f, Rc, Cc, it, rotation=rot))
     return FocalEstimate(f_best, True, f"self-calibrating BA (sigma {100 * sigma:.2f}%)", _curve(curve, width))
+
+
+def _prior_or_bound(grid: np.ndarray, f_prior: float, prior_label: str, why: str,
+                    curve: dict[float, float], width: float, fit, chi2_limit: float = 9.0) -> FocalEstimate:
+    """The focal is not pinned down, but a pure rotation may still exclude the prior: a telephoto pan
+    fitted at a 60 deg prior leaves a perspective misfit that translation and depths then soak up.
+
+    1. Is the stretch a pure rotation? The rotation-only model (points at infinity, centres held:
+       a homography sequence) at its best grid focal against the full model at its best: the
+       likelihood ratio 2 n (cost_rot - cost_full) / cost_full (noise level from the full fit)
+       against BIC's penalty k ln(2n), k = the full model's extra parameters (one inverse depth per
+       point, three centre coordinates per keyframe less the scale): translation has to explain
+       clearly more than noise (movers and rolling shutter included). Only a rotation's profile
+       is trusted: with translation in the model the narrow-field end is a degenerate direction
+       (the affine limit), which would pull any truck or pedestal shot to a telephoto.
+    2. Does its profile exclude the prior (chi2 > ``chi2_limit``, converged fits)? Then the focal
+       inside the confidence region nearest the prior is used: a bound, not an estimate, reported
+       as such (the widest field of view, i.e. the largest rotation, the data allow).
+    """
+    full_curve = _curve(curve, width)  # the search's own curve (the fits below are not added to it)
+    prior_est = FocalEstimate(f_prior, False, f"prior ({prior_label}): {why}", full_curve)
+    cost = np.array([fit(float(f), 8)[0] for f in grid])
+    b = int(np.argmin(cost))
+    rot_best = max(fit(float(grid[b]), 40)[0], 1e-9)
+    full_best, full_prob = min((fit(float(grid[b]), 40, False), fit(f_prior, 40, False)),
+                               key=lambda r: r[0])
+    n_obs = len(full_prob.obs_cam)
+    extra = len(full_prob.rho) + 3 * (len(full_prob.R) - 1) - 1
+    lr = 2.0 * n_obs * (rot_best - full_best) / max(full_best, 1e-9)
+    if not np.isfinite(lr) or lr > extra * np.log(2.0 * n_obs):
+        return prior_est  # translation (or movers) needed: the rotation profile says nothing
+    chi2 = 2.0 * n_obs * (np.maximum(cost, rot_best) - rot_best) / rot_best
+    chi2[b] = 0.0
+    prior_chi2 = 2.0 * n_obs * (fit(f_prior, 40)[0] - rot_best) / rot_best
+    if prior_chi2 <= chi2_limit or not np.isfinite(prior_chi2):
+        return prior_est
+    logf = np.log(grid)
+    inside = chi2 <= chi2_limit
+    # the confidence region's edge nearest the prior, interpolated between grid points (log focal)
+    k = int(np.argmin(np.where(inside, np.abs(logf - np.log(f_prior)), np.inf)))
+    step = 1 if f_prior > grid[k] else -1
+    f_edge = float(grid[k])
+    if 0 <= k + step < len(grid) and not inside[k + step]:
+        t = (chi2_limit - chi2[k]) / max(chi2[k + step] - chi2[k], 1e-12)
+        f_edge = float(np.exp(logf[k] + t * (logf[k + step] - logf[k])))
+    bic = extra * np.log(2.0 * n_obs)
+    return FocalEstimate(f_edge, False, f"bound: {why}; pure rotation (LR {lr:.0f} <= BIC {bic:.0f}) excludes the "
+                         f"prior ({prior_label}, chi2 {prior_chi2:.0f}); confidence edge nearest it, "
+                         f"hfov {focal_to_hfov(f_edge, width):.1f} deg", full_curve)
 
 
 def _curve(curve: dict[float, float], width: float) -> list[tuple[float, float]]:

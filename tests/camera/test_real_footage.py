@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from services.camera.labels import motion_instructions, trajectory_stats
 from services.camera.track import track_camera
@@ -59,16 +61,27 @@ def test_bikes_fixed_shots_stay():
         assert st["distLevel"] == 0
 
 
-def test_bikes_panning_shot_gets_pan_and_tilt():
+def test_bikes_panning_shot_is_a_telephoto_rotation():
+    """Shot 76-137 pans right and tilts down through a long lens. Its focal is not pinned down, but a
+    pure rotation fits it (BIC against 6-DoF) and excludes the 60 deg prior, which would triple the
+    angles and leave a perspective misfit that translation soaks up (a spurious Dolly Out before)."""
     track, instr, st = _bikes_shots()[(76, 137)]
-    labels = _labels(instr)
-    assert "Pan Right" in labels and "Tilt Down" in labels, instr
+    assert track.success
+    assert track.focal_source[0].startswith("bound:") and track.hfov_deg[0] < 30, track.focal_source
+    R = track.c2w[:, :3, :3]
+    rotvec = np.degrees(Rotation.from_matrix(R[0].T @ R[-1]).as_rotvec())
+    # OpenCV axes: about -x the view turns down (tilt down), about +y it turns right (pan right)
+    assert rotvec[0] < -1.0 and rotvec[1] > 0.3, rotvec
+    # ~2 deg in 2.4 s is below the reference's angular label threshold (1.5 deg * sqrt(i) / 1.8 per sample)
+    assert _labels(instr) <= {"Stay", "Pan Right", "Tilt Down"}, instr
+    assert np.linalg.norm(track.c2w[:, :3, 3], axis=1).max() < 1e-9
 
 
-@pytest.mark.xfail(strict=True, reason="known: the shallow-focus telephoto shot 30-76 gets Dolly/Truck, and shot "
-                   "76-137 a short Dolly Out (focal not determinable there, prior 60 deg used)")
-def test_bikes_moving_shots_invent_no_translation():
-    shots = _bikes_shots()
-    for span in [(30, 76), (76, 137)]:
-        _, instr, _ = shots[span]
-        assert not any(label.startswith(TRANSLATION) for label in _labels(instr)), (span, instr)
+@pytest.mark.xfail(strict=True, reason="known: the shallow-focus telephoto shot 30-76 gets Dolly/Truck: its camera is "
+                   "near-static but sharp foreground movers (a cyclist, then a taxi filling half the frame) carry most "
+                   "tracks (the rotation-only model leaves a 4 px median residual, 80% of the points beyond 1 px), so "
+                   "the static-scene model explains them by translation; the pure-rotation test (BIC) rightly refuses "
+                   "a rotation there, and nothing yet separates movers that dominate the frame")
+def test_bikes_telephoto_shot_with_dominant_movers_invents_no_translation():
+    _, instr, _ = _bikes_shots()[(30, 76)]
+    assert not any(label.startswith(TRANSLATION) for label in _labels(instr)), instr
