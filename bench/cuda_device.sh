@@ -14,7 +14,7 @@ CASES="room_plain orbit_plain street_dyn3 cut_room_street_dyn1"
 
 setup_device() {
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site bench/output/devcarry/whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 SPATIALVID_KERNELS_BUILD=/tmp/spatialvid-kernels
+  export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 SPATIALVID_KERNELS__BUILD_DIR=/tmp/spatialvid-kernels
   mkdir -p ../shared/bench/cases
   cp -r bench/output/devcarry/cases/* ../shared/bench/cases/
   cp bench/output/devcarry/evaluate.py ../shared/bench/
@@ -30,7 +30,7 @@ prepare)
   .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 -d bench/output/devcarry/whl \
     pydantic==2.14.3 pydantic-core==2.50.4 pydantic-settings==2.16.3 annotated-types==0.8.0 \
-    typing-inspection==0.4.5 python-dotenv==1.2.4 imageio-ffmpeg==0.4.9
+    typing-inspection==0.4.5 python-dotenv==1.2.4 PyYAML==6.0.3 imageio-ffmpeg==0.4.9
   for c in $CASES; do cp -r ../shared/bench/cases/$c bench/output/devcarry/cases/; done
   cp ../shared/bench/evaluate.py bench/output/devcarry/
   du -sh bench/output/devcarry

@@ -191,6 +191,17 @@ class CaptionSettings(Section):
     jpeg_quality: int = Field(default=85, ge=10, le=100)
 
 
+class KernelSettings(Section):
+    """The camera-tracking workers' CUDA kernels (cuda_kernels/, services/kernels/)."""
+
+    # auto: the CUDA kernels on a GPU, the torch CPU implementation otherwise;
+    # torch-cuda: the same maths in plain torch on the GPU (for comparison).
+    device: Literal["auto", "cpu", "cuda", "torch-cuda"] = "auto"
+    # Build the kernels just in time when no ahead-of-time build is installed.
+    jit: bool = True
+    build_dir: Path = Path("~/.cache/spatialvid/kernels")
+
+
 class ModelSettings(Section):
     """Published checkpoints are read from here and never downloaded."""
 
@@ -313,6 +324,7 @@ class Settings(BaseSettings):
     depth: DepthSettings = Field(default_factory=DepthSettings)
     caption: CaptionSettings = Field(default_factory=CaptionSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    kernels: KernelSettings = Field(default_factory=KernelSettings)
     triton: TritonSettings = Field(default_factory=TritonSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)

@@ -7,7 +7,7 @@ server's virtualenv (numpy<2, torch), with the repository on ``PYTHONPATH``.
 
 What it does for every model:
 - weights come from the model parameter ``weights_dir`` or else the
-  ``SPATIALVID_WEIGHTS_DIR`` the server was started with; when they are missing
+  ``SPATIALVID_MODELS__WEIGHTS_DIR`` the server was started with; when they are missing
   the model fails to load with the loader's message (the others still load);
 - the instance kind picks the torch device (``KIND_GPU`` -> ``cuda:<id>``);
 - requests that the dynamic batcher hands over together are concatenated on
@@ -67,10 +67,10 @@ class LoaderModel:
             import torch
 
             torch.set_num_threads(int(threads))
-        weights_dir = params.get("weights_dir") or os.environ.get("SPATIALVID_WEIGHTS_DIR", "")
+        weights_dir = params.get("weights_dir") or os.environ.get("SPATIALVID_MODELS__WEIGHTS_DIR", "")
         if not weights_dir:
             raise pb_utils.TritonModelException(
-                f"{self.name}: no weights directory (set SPATIALVID_WEIGHTS_DIR or the weights_dir parameter)"
+                f"{self.name}: no weights directory (set SPATIALVID_MODELS__WEIGHTS_DIR or the weights_dir parameter)"
             )
         try:
             self.model = self.loader(weights_dir, device=instance_device(args))

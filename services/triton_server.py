@@ -119,7 +119,7 @@ def server_environment(install: TritonInstallation, weights_dir: Path) -> dict[s
     env["VIRTUAL_ENV"] = str(install.venv)
     # model.py files import shared code from the repository (services.models ...).
     env["PYTHONPATH"] = str(REPO_ROOT)
-    env["SPATIALVID_WEIGHTS_DIR"] = str(Path(weights_dir).expanduser().resolve())
+    env["SPATIALVID_MODELS__WEIGHTS_DIR"] = str(Path(weights_dir).expanduser().resolve())
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 

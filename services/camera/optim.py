@@ -52,7 +52,7 @@ def solve_normal_equations(
     """One damped Gauss-Newton step: returns (pose update (num_poses,6), point update (num_points,))."""
     n_c = num_poses * POSE_DOF
     # H and g from the per-observation blocks: the spatialvid::ba_normal_equations operator (torch on
-    # the CPU, a CUDA kernel on a GPU worker; services.kernels picks by SPATIALVID_KERNELS).
+    # the CPU, a CUDA kernel on a GPU worker; services.kernels picks by settings kernels.device).
     ne = bundle_ops.build_normal_equations(lin.residuals, lin.weights, lin.pose_index, lin.pose_jacobians,
                                            lin.point_index, lin.point_jacobians, num_poses, num_points)
     Hcc, gc = ne.Hcc, ne.gc

@@ -9,5 +9,5 @@ Each has a vectorised torch implementation (CPU, or any device) and a CUDA kerne
 ``cuda_kernels/`` registered for CUDA tensors when built (``loader``: ahead-of-time
 ``pip install ./cuda_kernels`` in the GPU image, else a JIT build where CUDA torch and nvcc exist).
 ``bundle_ops`` / ``flow_ops`` are the numpy-facing entry points; ``backend`` picks the device from
-``SPATIALVID_KERNELS`` (auto|cpu|cuda|torch-cuda) and logs which implementation runs.
+settings ``kernels.device`` (auto|cpu|cuda|torch-cuda) and logs which implementation runs.
 """

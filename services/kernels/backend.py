@@ -1,6 +1,6 @@
 """Which device the kernel operators run on, and the log line that says so.
 
-``SPATIALVID_KERNELS``: ``auto`` (default: CUDA when torch sees a GPU, else CPU),
+Settings ``kernels.device`` (``SPATIALVID_KERNELS__DEVICE``): ``auto`` (default: CUDA when torch sees a GPU, else CPU),
 ``cpu``, ``cuda`` (the compiled kernels when built, else the same maths in torch
 on the GPU) or ``torch-cuda`` (always the plain torch maths on the GPU: the
 baseline of bench/cuda_tracking.py). The numpy-facing helpers call
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -39,7 +38,7 @@ class Backend:
 def resolve(name: str) -> Backend:
     name = name.lower()
     if name not in NAMES:
-        raise ValueError(f"SPATIALVID_KERNELS={name!r}: expected one of {', '.join(NAMES)}")
+        raise ValueError(f"kernels.device={name!r}: expected one of {', '.join(NAMES)}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name in ("cuda", "torch-cuda") and not torch.cuda.is_available():
@@ -49,12 +48,20 @@ def resolve(name: str) -> Backend:
     return Backend(torch.device("cuda"), name == "cuda")
 
 
+@functools.cache
+def kernel_settings():
+    """The ``kernels`` settings section (SPATIALVID_KERNELS__DEVICE, ...), read once per process."""
+    from services.settings import load_settings
+
+    return load_settings().kernels
+
+
 _override: list[Backend] = []
 
 
 @functools.cache
 def _from_environment() -> Backend:
-    return resolve(os.environ.get("SPATIALVID_KERNELS", "auto"))
+    return resolve(kernel_settings().device)
 
 
 def current() -> Backend:

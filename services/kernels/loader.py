@@ -3,8 +3,8 @@
 Order: the ahead-of-time build (``pip install ./cuda_kernels`` in the GPU image
 installs the module ``spatialvid_cuda_kernels``), then a just-in-time build with
 ``torch.utils.cpp_extension.load`` where CUDA torch and nvcc exist, else nothing
-(the CPU implementations run). ``SPATIALVID_KERNELS=cpu`` switches the CUDA
-kernels off; ``SPATIALVID_KERNELS_JIT=0`` forbids the JIT build. The outcome is
+(the CPU implementations run). Settings ``kernels.device=cpu`` switches the CUDA
+kernels off; ``kernels.jit=false`` forbids the JIT build. The outcome is
 logged once, so a worker's log says which implementation runs.
 """
 
@@ -17,6 +17,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+
+from services.kernels.backend import kernel_settings
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ def _jit() -> ModuleType:
     from torch.utils.cpp_extension import load
 
     sources = [str(SOURCE_DIR / s) for s in (BINDING_SOURCE, *CUDA_SOURCES)]
-    build_dir = Path(os.environ.get("SPATIALVID_KERNELS_BUILD", Path.home() / ".cache" / "spatialvid" / "kernels"))
+    build_dir = kernel_settings().build_dir.expanduser()
     build_dir.mkdir(parents=True, exist_ok=True)
     return load(name=MODULE_NAME, sources=sources, build_directory=str(build_dir),
                 extra_cflags=["-O3"], extra_cuda_cflags=["-O3"], verbose=False)
@@ -78,8 +80,8 @@ def kernel_status() -> KernelStatus:
 
 
 def _find(torch) -> KernelStatus:
-    if os.environ.get("SPATIALVID_KERNELS", "auto").lower() == "cpu":
-        return KernelStatus(None, "none", "CUDA kernels switched off (SPATIALVID_KERNELS=cpu); torch CPU implementation")
+    if kernel_settings().device == "cpu":
+        return KernelStatus(None, "none", "CUDA kernels switched off (kernels.device=cpu); torch CPU implementation")
     if torch.version.cuda is None:
         return KernelStatus(None, "none", f"torch {torch.__version__} has no CUDA; torch CPU implementation")
     if not torch.cuda.is_available():
@@ -87,7 +89,7 @@ def _find(torch) -> KernelStatus:
     module = _try_aot()
     if module is not None:
         return KernelStatus(module, "aot", f"CUDA kernels ({MODULE_NAME}, ahead-of-time build) for CUDA tensors")
-    if os.environ.get("SPATIALVID_KERNELS_JIT", "1") == "0":
+    if not kernel_settings().jit:
         return KernelStatus(None, "none", "no ahead-of-time build and JIT disabled; torch implementation on every device")
     if find_nvcc() is None:
         return KernelStatus(None, "none", "no ahead-of-time build and no nvcc for a JIT build; torch implementation")

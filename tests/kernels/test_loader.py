@@ -44,6 +44,12 @@ def test_without_a_gpu_the_cpu_path_runs_and_says_why(caplog):
 
 
 def test_switched_off_by_the_environment(monkeypatch):
-    monkeypatch.setenv("SPATIALVID_KERNELS", "cpu")
-    status = _find(torch)
+    from services.kernels import backend as kernel_backend
+
+    monkeypatch.setenv("SPATIALVID_KERNELS__DEVICE", "cpu")
+    kernel_backend.kernel_settings.cache_clear()
+    try:
+        status = _find(torch)
+    finally:
+        kernel_backend.kernel_settings.cache_clear()
     assert not status.cuda and "switched off" in status.reason

@@ -216,4 +216,4 @@ def test_backend_folder_is_symlinks_and_environment_puts_the_venv_first(tmp_path
     assert env["LD_LIBRARY_PATH"].split(os.pathsep)[0] == str(install.libdir)
     assert (install.libdir / f"libpython{install.python_version}.so.1.0").exists()
     assert env["PATH"].split(os.pathsep)[0] == str(install.venv / "bin")
-    assert env["SPATIALVID_WEIGHTS_DIR"] == str((tmp_path / "weights").resolve())
+    assert env["SPATIALVID_MODELS__WEIGHTS_DIR"] == str((tmp_path / "weights").resolve())

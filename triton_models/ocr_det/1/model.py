@@ -6,7 +6,7 @@ the same float32 arithmetic as ``services.scoring.ocr.PPOCRDetector``, so the
 boxes equal the in-process ones. Output ``maps``: the DB text-probability maps,
 FP32 (N, 1, H, W); the client runs the DB post-process on them.
 
-The ONNX file is read from ``$SPATIALVID_WEIGHTS_DIR/ocr_det/`` when it is
+The ONNX file is read from ``$SPATIALVID_MODELS__WEIGHTS_DIR/ocr_det/`` when it is
 there, else from the rapidocr_onnxruntime package installed in the server's
 environment (the model ships inside that wheel).
 """
@@ -45,7 +45,7 @@ class TritonPythonModel:
 
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        weights_dir = params.get("weights_dir") or os.environ.get("SPATIALVID_WEIGHTS_DIR", "")
+        weights_dir = params.get("weights_dir") or os.environ.get("SPATIALVID_MODELS__WEIGHTS_DIR", "")
         path = _find_model(weights_dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(params.get("intra_op_threads", "1"))
