@@ -147,7 +147,7 @@ def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, h
     b = int(np.argmin(coarse))
     if b in (0, len(grid) - 1):
         return _prior_or_bound(grid, f_prior, prior_label, "focal search hit the range limit",
-                               curve, width, lambda f, it, rot=True: solve(f, Rc, Cc, it, rotation=rot))
+                               curve, width, lambda f, it, rot=True, free=False: solve(f, Rc, Cc, it, free, rot))
     # self-calibrating bundle adjustment from there (log focal is one more unknown)
     best_cost, prob = solve(grid[b], Rc, Cc, 40, focal_free=True)
     for _ in range(3):
@@ -166,7 +166,7 @@ def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, h
     if sigma > max_sigma:
         return _prior_or_bound(grid, f_prior, prior_label,
                                f"focal not determined (sigma {100 * sigma:.1f}%)", curve, width,
-                               lambda f, it, rot=True: solve(f, Rc, Cc, it, rotation=rot))
+                               lambda f, it, rot=True, free=False: solve(f, Rc, Cc, it, free, rot))
     return FocalEstimate(f_best, True, f"self-calibrating BA (sigma {100 * sigma:.2f}%)", _curve(curve, width))
 
 
@@ -191,8 +191,9 @@ def _prior_or_bound(grid: np.ndarray, f_prior: float, prior_label: str, why: str
     prior_est = FocalEstimate(f_prior, False, f"prior ({prior_label}): {why}", full_curve)
     cost = np.array([fit(float(f), 8)[0] for f in grid])
     b = int(np.argmin(cost))
-    rot_best = max(fit(float(grid[b]), 40)[0], 1e-9)
-    full_best, full_prob = min((fit(float(grid[b]), 40, False), fit(f_prior, 40, False)),
+    rot_best, rot_prob = fit(float(grid[b]), 40, True, True)  # self-calibrating: off the grid
+    rot_best = max(rot_best, 1e-9)
+    full_best, full_prob = min((fit(float(rot_prob.focal_px), 40, False), fit(f_prior, 40, False)),
                                key=lambda r: r[0])
     n_obs = len(full_prob.obs_cam)
     extra = len(full_prob.rho) + 3 * (len(full_prob.R) - 1) - 1
