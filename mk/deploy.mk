@@ -1,5 +1,5 @@
-# Offline validators for the deployment files (tests/deploy): kubectl for
-# kustomize, the Compose specification schema, and KEDA's CRD models (node).
+# Offline validators for the deployment files (tests/deploy): kubectl (Debian's
+# kubernetes-client) for kustomize, the Compose specification schema, and KEDA's CRD models (node).
 DEPLOY_TOOLS := .cache/deploy
 KEDA_MODELS := $(DEPLOY_TOOLS)/node_modules/@kubernetes-models/keda/package.json
 
@@ -7,7 +7,8 @@ test-deps: deploy-tools
 
 .PHONY: deploy-tools
 deploy-tools: $(DEPLOY_TOOLS)/compose_spec.json $(KEDA_MODELS)
-	@command -v kubectl >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kubectl; }
+	@# Debian's kubernetes-client: its kubectl renders kustomize (the k8s/ files keep to syntax it and kustomize v5 share).
+	@command -v kubectl >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kubernetes-client; }
 
 # The schema ships inside docker-compose 1.29's wheel (the last Python release).
 $(DEPLOY_TOOLS)/compose_spec.json:
