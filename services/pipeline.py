@@ -23,7 +23,8 @@ from services.metadata import clips_table, videos_table, write_table
 from services.recordbook import RecordBook
 from services.records import ClipRecord, VideoRecord, VideoState
 from services.settings import Settings
-from services.stages.base import ClipStage, StageContext, VideoOutcome, VideoStage
+from services.stages.base import ClipStage, StageContext, VideoOutcome
+from services.stages.clip import ingest_stage
 from services.stages.registry import build_stage
 from services.storage.local import LocalStore
 
@@ -91,9 +92,9 @@ class EmbeddedPipeline:
 
     def _clip_videos(self, videos, ctx: StageContext) -> list[ClipRecord]:
         clipping = "clip" in self.stage_names
-        stage: VideoStage = build_stage("clip")  # also knows how to take a file as one whole clip
-        stage.setup(ctx)
-        fingerprint = stage.fingerprint(self.settings) if clipping else "whole"
+        clipper = build_stage("clip")
+        clipper.setup(ctx)
+        stage, fingerprint = ingest_stage(clipper, clipping, self.settings)
         clips: list[ClipRecord] = []
         digests: dict[str, str] = {}
         started = time.perf_counter()
@@ -101,13 +102,13 @@ class EmbeddedPipeline:
             task = progress.add_task("clip" if clipping else "ingest", total=len(videos), item="")
             for item in videos:
                 progress.update(task, item=item.path.name)
-                clips += self._clip_one(stage, item, ctx, fingerprint, clipping, digests)
+                clips += self._clip_one(stage, item, ctx, fingerprint, digests)
                 progress.advance(task)
         self.summary.stage_seconds["clip"] = time.perf_counter() - started
         self.summary.stage_items["clip"] = len(videos)
         return clips
 
-    def _clip_one(self, stage, item, ctx, fingerprint, clipping, digests) -> list[ClipRecord]:
+    def _clip_one(self, stage, item, ctx, fingerprint, digests) -> list[ClipRecord]:
         source = str(item.path)
         previous = self.book.load_video(item.source_id)
         if previous and not self.force and previous.state is VideoState.done and previous.config == fingerprint:
@@ -124,11 +125,7 @@ class EmbeddedPipeline:
             self.summary.videos_skipped[source] = f"same content as {digests[video.sha256]}"
             return []
         digests[video.sha256] = source
-        if clipping:
-            outcome = run_video_stage(stage, video, item.path, ctx, fingerprint)
-        else:
-            outcome = run_video_stage(_WholeVideo(stage), video, item.path, ctx, fingerprint)
-        return self._store_video(outcome, previous)
+        return self._store_video(run_video_stage(stage, video, item.path, ctx, fingerprint), previous)
 
     def _store_video(self, outcome: VideoOutcome, previous: VideoRecord | None) -> list[ClipRecord]:
         # Clips of an earlier clipping that this one no longer makes are stale.
@@ -198,18 +195,6 @@ def finish_outputs(store, book: RecordBook, summary: RunSummary, clips: list[Cli
     write_table(store, "videos", videos_table(book.all_videos()))
     store.put_json("provenance.json", _provenance(all_clips))
     store.put_bytes("summary.json", summary.model_dump_json(indent=2).encode())
-
-
-class _WholeVideo(VideoStage):
-    """Without the clip stage, each input file is one whole clip."""
-
-    name = "clip"
-
-    def __init__(self, clipper: VideoStage) -> None:
-        self.clipper = clipper
-
-    def run(self, video, local_path, ctx):
-        return self.clipper.whole_video(video, local_path, ctx)
 
 
 def _provenance(clips: list[ClipRecord]) -> dict[str, list[str]]:

@@ -32,7 +32,8 @@ from minio.error import S3Error
 from services.execution import needs_run, run_clip_stage, run_video_stage
 from services.inputs import file_digest
 from services.netguard import ForbiddenSource, check_public_url
-from services.pipeline import RunSummary, _WholeVideo, finish_outputs
+from services.pipeline import RunSummary, finish_outputs
+from services.stages.clip import ingest_stage
 from services.recordbook import RecordBook
 from services.settings import load_settings
 from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
@@ -174,8 +175,7 @@ def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
     clipping = "clip" in job.stages
     with tempfile.TemporaryDirectory(prefix="spatialvid-ingest-") as tmp:
         ctx = StageContext(settings=settings, store=store, workdir=Path(tmp), cache=rt.cache)
-        clipper = rt.stage("clip", ctx)
-        fingerprint = clipper.fingerprint(settings) if clipping else "whole"
+        stage, fingerprint = ingest_stage(rt.stage("clip", ctx), clipping, settings)
         video = VideoRecord(source=item.name, source_id=source_id)
         try:
             local = _fetch_input(rt, item.uri, Path(tmp))
@@ -191,7 +191,6 @@ def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
                 _register_skipped(rt, job, item.name, source_id, f"same content as {job.input(first).name}")
                 return
         started = time.perf_counter()
-        stage = clipper if clipping else _WholeVideo(clipper)
         outcome = run_video_stage(stage, video, local, ctx, fingerprint)
     if recorder.errors and outcome.video.state is VideoState.failed:
         raise recorder.errors[-1]  # the store failed, not the video: retry

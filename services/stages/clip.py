@@ -77,16 +77,9 @@ class ClipStage(VideoStage):
             for clip in clips:  # a video is clipped whole or not at all
                 ctx.store.delete(clip.clip_key)
             raise VideoFailed(str(exc)) from exc
-        updated = video.model_copy(
-            update={
-                "fps": info.fps,
-                "width": info.width,
-                "height": info.height,
-                "num_frames": detection.num_frames,
-                "duration": round(detection.num_frames / info.fps, 6),
-                "num_shots": len(detection.shots),
-                "dropped": plan.dropped_reasons(),
-            }
+        updated = _described(
+            video, info, num_frames=detection.num_frames, num_shots=len(detection.shots),
+            dropped=plan.dropped_reasons(),
         )
         return VideoOutcome(video=updated, clips=clips)
 
@@ -95,16 +88,35 @@ class ClipStage(VideoStage):
         info = probe_video(local_path, ctx.settings.video)
         clip = whole_clip(info, video.source, video.source_id)
         clip = store_whole_clip(local_path, clip, info, ctx)
-        updated = video.model_copy(
-            update={
-                "fps": info.fps,
-                "width": info.width,
-                "height": info.height,
-                "num_frames": info.num_frames,
-                "duration": info.duration,
-            }
-        )
-        return VideoOutcome(video=updated, clips=[clip])
+        return VideoOutcome(video=_described(video, info, num_frames=info.num_frames), clips=[clip])
+
+
+class WholeVideoStage(VideoStage):
+    """Without the clip stage, each input file is one whole clip."""
+
+    name = "clip"
+
+    def __init__(self, clipper: ClipStage) -> None:
+        self.clipper = clipper
+
+    def run(self, video: VideoRecord, local_path: Path, ctx: StageContext) -> VideoOutcome:
+        return self.clipper.whole_video(video, local_path, ctx)
+
+
+def ingest_stage(clipper: ClipStage, clipping: bool, settings) -> tuple[VideoStage, str]:
+    """What turns an input into clips in this run (both modes ask here), and its
+    fingerprint: the clip stage, or the whole file as one clip."""
+    if clipping:
+        return clipper, clipper.fingerprint(settings)
+    return WholeVideoStage(clipper), "whole"
+
+
+def _described(video: VideoRecord, info: VideoInfo, num_frames: int, **extra) -> VideoRecord:
+    """The video record with what probing and decoding found out."""
+    return video.model_copy(update={
+        "fps": info.fps, "width": info.width, "height": info.height,
+        "num_frames": num_frames, "duration": round(num_frames / info.fps, 6), **extra,
+    })
 
 
 def probe_video(path: Path, settings: VideoSettings | None = None) -> VideoInfo:
