@@ -9,8 +9,6 @@ is decoded twice and nothing but the sampled frames is kept in memory.
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import cv2
 import numpy as np
 
 from services.scoring.base import FrameSink, SampledFrames, ScoringError
+from services.video.decode import FramePipe
 
 
 def sample_indices(num_frames: int, points: Sequence[float]) -> list[int]:
@@ -76,36 +75,22 @@ def decode_for_scoring(
     samples: dict[int, np.ndarray] = {}
     flow_frames: dict[int, np.ndarray] = {}
     last_two: list[tuple[int, bytes]] = []  # for clips shorter than announced
-    # stderr goes to a file: a broken stream can log more than a pipe holds and stall ffmpeg.
-    errors = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, bufsize=frame_bytes * 4)
+    pipe = FramePipe(cmd, frame_bytes)
     n = 0
-    try:
-        while True:
-            buf = proc.stdout.read(frame_bytes)
-            if len(buf) < frame_bytes:
-                break
-            luma = np.frombuffer(buf, np.uint8, y_bytes).reshape(height, width)
-            for sink in sinks.values():
-                sink.push(luma)
-            if n in wanted:
-                samples[n] = _to_rgb(buf, width, height, cw, ch, (out_w, out_h))
-            if n in flow_wanted:
-                flow_frames[n] = cv2.resize(luma, (out_w, out_h), interpolation=cv2.INTER_AREA)
-            last_two = (last_two + [(n, buf)])[-2:]
-            n += 1
-    finally:
-        proc.stdout.close()
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        errors.seek(0)
-        err = errors.read().decode(errors="replace").strip()
-        errors.close()
-    detail = err.splitlines()[-1] if err else "ffmpeg produced no frames"
+    for buf in pipe:
+        luma = np.frombuffer(buf, np.uint8, y_bytes).reshape(height, width)
+        for sink in sinks.values():
+            sink.push(luma)
+        if n in wanted:
+            samples[n] = _to_rgb(buf, width, height, cw, ch, (out_w, out_h))
+        if n in flow_wanted:
+            flow_frames[n] = cv2.resize(luma, (out_w, out_h), interpolation=cv2.INTER_AREA)
+        last_two = (last_two + [(n, buf)])[-2:]
+        n += 1
+    detail = pipe.last_error or "ffmpeg produced no frames"
     if n == 0:
         raise ScoringError(f"cannot decode clip: {detail}")
-    if proc.returncode != 0 and n < 0.9 * expected_frames:
+    if pipe.returncode != 0 and n < 0.9 * expected_frames:
         raise ScoringError(f"clip decodes only {n} of {expected_frames} frames: {detail}")
 
     # A stream shorter than announced: take the missing samples from its end.

@@ -9,6 +9,7 @@ holds one frame, whatever the clip's length.
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,21 +76,38 @@ def read_frames(
     cmd += ["-pix_fmt", pix_fmt, "-f", "rawvideo", "pipe:1"]
     frame_bytes = width * height * _CHANNELS[pix_fmt]
     shape = (height, width) if pix_fmt == "gray" else (height, width, 3)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=frame_bytes * 2)
+    pipe = FramePipe(cmd, frame_bytes)
     yielded = 0
-    try:
-        while True:
-            buf = proc.stdout.read(frame_bytes)
-            if len(buf) < frame_bytes:
-                break
-            yield np.frombuffer(buf, np.uint8).reshape(shape)
-            yielded += 1
-    finally:
-        proc.stdout.close()
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        err = proc.stderr.read().decode(errors="replace").strip()
-        proc.stderr.close()
+    for buf in pipe:
+        yield np.frombuffer(buf, np.uint8).reshape(shape)
+        yielded += 1
     if yielded == 0:
-        raise DecodeError(f"no frames decoded from {path}" + (f": {err.splitlines()[-1]}" if err else ""))
+        raise DecodeError(f"no frames decoded from {path}" + (f": {pipe.last_error}" if pipe.last_error else ""))
+
+
+class FramePipe:
+    """An ffmpeg command writing fixed-size raw frames to stdout: iterate it for each
+    frame's bytes; afterwards ``returncode`` and ``last_error`` say how ffmpeg ended.
+
+    stderr goes to a temporary file, not a pipe: a broken stream can log more than a
+    pipe holds, and ffmpeg would stall on it while we wait for frames."""
+
+    def __init__(self, cmd: list[str], frame_bytes: int) -> None:
+        self.cmd, self.frame_bytes = cmd, frame_bytes
+        self.returncode: int | None = None
+        self.last_error = ""
+
+    def __iter__(self) -> Iterator[bytes]:
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=errors, bufsize=self.frame_bytes * 2)
+            try:
+                while len(buf := proc.stdout.read(self.frame_bytes)) == self.frame_bytes:
+                    yield buf
+            finally:
+                proc.stdout.close()
+                if proc.poll() is None:
+                    proc.kill()
+                self.returncode = proc.wait()
+                errors.seek(0)
+                lines = errors.read().decode(errors="replace").strip().splitlines()
+                self.last_error = lines[-1] if lines else ""
