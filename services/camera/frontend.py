@@ -35,6 +35,9 @@ class FrontEndConfig:
     lk_levels: int = 3
     cut_survival: float = 0.35  # fraction of tracks surviving one frame below which a cut is suspected
     cut_hist_corr: float = 0.6  # colour histogram correlation below which the suspicion is confirmed
+    overlay_min_age: int = 24  # frames a track is followed before it can be called screen-fixed
+    overlay_max_motion_px: float = 1.0  # ... if it never moved farther than this from its start
+    overlay_scene_motion_px: float = 20.0  # ... while the median track of that age moved at least this far
 
 
 def working_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -58,6 +61,18 @@ class KLTTracker:
         self.segment = 0
         self.size: tuple[int, int] | None = None
         self.scale = 1.0  # working / original
+        self.birth = np.zeros((0, 2), np.float32)  # where each live track started
+        self.age = np.zeros(0, np.int64)  # frames each live track has been followed
+        self.reach = np.zeros(0, np.float32)  # farthest each live track has moved from its start
+        self.screen_fixed = np.zeros(0, bool)
+
+    def _reset(self) -> None:
+        self.pts = np.zeros((0, 2), np.float32)
+        self.ids = np.zeros(0, np.int64)
+        self.birth = np.zeros((0, 2), np.float32)
+        self.age = np.zeros(0, np.int64)
+        self.reach = np.zeros(0, np.float32)
+        self.screen_fixed = np.zeros(0, bool)
 
     def _detect(self, gray: np.ndarray) -> None:
         need = self.cfg.max_tracks - len(self.pts)
@@ -72,6 +87,10 @@ class KLTTracker:
         corners = corners.reshape(-1, 2).astype(np.float32)
         self.pts = np.concatenate([self.pts, corners])
         self.ids = np.concatenate([self.ids, np.arange(self.next_id, self.next_id + len(corners))])
+        self.birth = np.concatenate([self.birth, corners])
+        self.age = np.concatenate([self.age, np.zeros(len(corners), np.int64)])
+        self.reach = np.concatenate([self.reach, np.zeros(len(corners), np.float32)])
+        self.screen_fixed = np.concatenate([self.screen_fixed, np.zeros(len(corners), bool)])
         self.next_id += len(corners)
 
     def _track(self, gray: np.ndarray) -> np.ndarray:
@@ -86,7 +105,23 @@ class KLTTracker:
         inside = (p1[:, 0] >= 0) & (p1[:, 0] <= w - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= h - 1)
         keep = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < self.cfg.fb_threshold_px) & inside
         self.pts, self.ids = p1[keep], self.ids[keep]
+        self.birth, self.age, self.screen_fixed = self.birth[keep], self.age[keep] + 1, self.screen_fixed[keep]
+        self.reach = np.maximum(self.reach[keep], np.linalg.norm(self.pts - self.birth, axis=1))
+        self._flag_screen_fixed()
         return keep
+
+    def _flag_screen_fixed(self) -> None:
+        """Burned-in text, logos and timecodes stay put on screen while the scene moves: a track that
+        has not left its start while most tracks of its age have moved far is an overlay (or something
+        carried with the camera), not a scene point. It is kept alive (so the spot is not re-detected)
+        but no longer reported."""
+        cfg = self.cfg
+        old = self.age >= cfg.overlay_min_age
+        if old.sum() < 8:
+            return
+        if float(np.median(self.reach[old])) < cfg.overlay_scene_motion_px:
+            return  # the scene itself is (mostly) still: a tripod shot, nothing to tell apart
+        self.screen_fixed |= old & (self.reach < cfg.overlay_max_motion_px)
 
     def push(self, index: int, rgb: np.ndarray) -> FrameTracks:
         H, W = rgb.shape[:2]
@@ -103,11 +138,11 @@ class KLTTracker:
             corr = float(cv2.compareHist(self.prev_hist, hist, cv2.HISTCMP_CORREL))
             if survival < self.cfg.cut_survival and corr < self.cfg.cut_hist_corr:
                 self.segment += 1
-                self.pts = np.zeros((0, 2), np.float32)
-                self.ids = np.zeros(0, np.int64)
+                self._reset()
         self._detect(gray)
         self.prev_gray, self.prev_hist = gray, hist
-        return FrameTracks(index, self.segment, self.ids.copy(), self.pts.copy())
+        shown = ~self.screen_fixed
+        return FrameTracks(index, self.segment, self.ids[shown].copy(), self.pts[shown].copy())
 
 
 def track_frames(frames: Iterable[np.ndarray], config: FrontEndConfig) -> Iterator[tuple[FrameTracks, tuple[int, int]]]:

@@ -99,6 +99,7 @@ def pan_tilt_from_pairs(keyframes: list[FrameTracks], f: float, cx: float, cy: f
 
 def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, height: float, prior_label: str,
                    cfg: SfmConfig, chunk: int = 10, general_chunk: int = 20, min_pan_tilt_deg: float = 3.0, max_points: int = 160,
+                   refine_points: int = 400,
                    hfov_range: tuple[float, float] = (12.0, 120.0), max_sigma: float = 0.015) -> FocalEstimate:
     """``keyframes``: the segment's keyframe tracks. Returns the focal in working-resolution pixels."""
     cx, cy = width / 2.0, height / 2.0
@@ -130,8 +131,8 @@ def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, h
     curve: dict[float, float] = {}
 
     def solve(f: float, R: np.ndarray, C: np.ndarray, iterations: int, focal_free: bool = False,
-              rotation: bool | None = None):
-        prob = keyframe_problem(vo, kfs, f, cx, cy, max_points, R, C)
+              rotation: bool | None = None, points: int = max_points):
+        prob = keyframe_problem(vo, kfs, f, cx, cy, points, R, C)
         prob = replace(prob, focal_free=focal_free)
         if rotation_only if rotation is None else rotation:
             prob = replace(prob, rho=np.zeros_like(prob.rho), rho_free=False, C=np.zeros_like(prob.C))
@@ -167,6 +168,10 @@ def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, h
         return _prior_or_bound(grid, f_prior, prior_label,
                                f"focal not determined (sigma {100 * sigma:.1f}%)", curve, width,
                                lambda f, it, rot=True, free=False: solve(f, Rc, Cc, it, free, rot))
+    # Whether the clip pins the focal is judged on a fixed-size problem (above: its sigma shrinks with
+    # the number of points while a near-degenerate motion's bias does not); once it does, all points refine it.
+    _, fine = solve(f_best, prob.R, prob.C, 40, focal_free=True, points=refine_points)
+    f_best = float(fine.focal_px)
     return FocalEstimate(f_best, True, f"self-calibrating BA (sigma {100 * sigma:.2f}%)", _curve(curve, width))
 
 
