@@ -124,8 +124,11 @@ class CameraSettings(Section):
     working_max_side: int = 640
     max_tracks: int = 600
     window: int = 8
-    # Focal prior when the clip cannot determine it (pure translation, roll, tripod).
+    # Focal prior when the clip cannot determine it (pure translation, roll, tripod) and
+    # vanishing points (man-made scenes) do not either.
     prior_hfov_deg: float = 60.0
+    # Look for orthogonal vanishing points on every n-th frame (0: never).
+    vanishing_every: int = Field(8, ge=0)
     # A known horizontal field of view skips the focal estimation.
     known_hfov_deg: float | None = None
 

@@ -17,6 +17,7 @@ from services.camera.frontend import FrameTracks, FrontEndConfig, KLTTracker
 from services.camera.geometry import c2w_matrices
 from services.camera.intrinsics import estimate_focal, focal_to_hfov, hfov_to_focal
 from services.camera.sfm import Intrinsics, SfmConfig, keyframe_positions, run_segment
+from services.camera.vanishing import VanishingConfig, combine, frame_focal
 
 BACKEND = "geometric-klt-ba/1"
 
@@ -52,10 +53,16 @@ def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTr
     fe = FrontEndConfig(max_side=settings.working_max_side, max_tracks=settings.max_tracks)
     tracker = KLTTracker(fe)
     tracks: list[FrameTracks] = []
+    vp_cfg, rng = VanishingConfig(), np.random.default_rng(0)
+    vanishing: dict[int, list[float | None]] = {}  # segment -> per-sampled-frame focal (working pixels)
     width = height = 0
     for index, rgb in enumerate(frames):
-        tracks.append(tracker.push(index, rgb))
+        ft = tracker.push(index, rgb)
+        tracks.append(ft)
         height, width = rgb.shape[:2]
+        if settings.vanishing_every and not settings.known_hfov_deg and index % settings.vanishing_every == 0:
+            # only a few numbers per frame are kept: memory stays flat with clip length
+            vanishing.setdefault(ft.segment, []).append(frame_focal(tracker.prev_gray, vp_cfg, rng))
     n = len(tracks)
     if n == 0:
         return CameraTrack(np.zeros((0, 4, 4)), np.zeros((0, 4)), np.zeros(0, int), False, "no frames", BACKEND)
@@ -89,8 +96,15 @@ def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTr
         estimated = False
         if not settings.known_hfov_deg:
             est = estimate_focal([seg[p] for p in keyframe_positions(len(seg), stride)], f_prior, Ww, Hw, prior_label, cfg)
-            K = Intrinsics(est.f, Ww / 2.0, Hw / 2.0)
             source, estimated = est.source, est.estimated
+            vp = combine(vanishing.get(seg[0].segment, []), vp_cfg)
+            if not est.estimated and not est.source.startswith("bound:") and vp is not None:
+                # the motion cannot tell the focal; the scene's orthogonal vanishing points can
+                est.f = vp.f
+                source = (f"vanishing points ({vp.frames}/{vp.sampled} frames, spread {100 * vp.spread:.1f}%); "
+                          f"motion: {est.source}")
+                estimated = True
+            K = Intrinsics(est.f, Ww / 2.0, Hw / 2.0)
         res = run_segment(seg, K, cfg, stride)
         if res.failure:
             failures.append(res.failure)
