@@ -65,6 +65,20 @@ def _measured_depth(tri, params: GeometricParams) -> np.ndarray:
     return np.where(ok, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
 
 
+def _refuses_carry(tri, params: GeometricParams) -> np.ndarray:
+    """(h, w) bool: pixels where this frame's flow argues against carrying the last frame's depth into them.
+
+    Carrying is for pixels without parallax (pure rotation, holds, the forward-motion epipole), where this
+    frame cannot measure but nothing contradicts the old depth. It is refused where every source view's flow
+    is untrusted (forward-backward inconsistent: an occlusion, or a fast or textureless surface whose flow is
+    guesswork, typically a moving object) and where the views give enough parallax yet no static point
+    reprojects onto the flows (independent motion). On the street cases such carried pixels had AbsRel
+    0.41 and 0.54 against 0.13 for carried low-parallax pixels, half of them on moving objects."""
+    no_view = tri.views_used == 0
+    inconsistent = (tri.parallax_px >= params.min_parallax_px) & (tri.residual_px > params.max_residual_px)
+    return no_view | inconsistent
+
+
 def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params: GeometricParams) -> np.ndarray:
     """Depth re-projected from the previous frame, kept only where no trusted flow of this frame contradicts it.
 
@@ -150,6 +164,8 @@ def iter_depth_and_masks(
             if params.propagate and previous_depth is not None and np.isfinite(c2w[[i - 1, i]]).all():
                 R, t = relative_pose(c2w[i - 1], c2w[i])
                 carried = reject_contradicted(reproject_depth(previous_depth, Kd, R, t), Kd, views, params)
+                if tri is not None:
+                    carried = np.where(_refuses_carry(tri, params), 0.0, carried)
                 d = np.where(d > 0, d, carried)
             d = fill_small_holes(d, hole_area)
         t0 = tick("depth", t0)
