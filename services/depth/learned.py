@@ -37,6 +37,8 @@ from services.stages.base import ClipFailed
 
 POSE_UNITS = "pose units (up to scale, as c2w.npy); 0 = invalid"
 METRIC_UNITS = "metres (UniDepth V2 metric scale, aligned per frame; c2w.npy stays up to scale); 0 = invalid"
+POSE_UNITS_WITH_METRIC = ("pose units (as c2w.npy); times metres_per_pose_unit (from UniDepth V2) gives metres, "
+                          "for depth and c2w translations alike; 0 = invalid")
 
 # Errors that mean "this model cannot be had here": WeightsMissing (FileNotFoundError),
 # ModelPackageMissing (ImportError), the Triton client's ModelUnavailable (RuntimeError),
@@ -141,6 +143,14 @@ def _on_grid(maps: np.ndarray, grid_hw: tuple[int, int], depth: bool = False) ->
     return out
 
 
+def metric_to_pose_ratio(metric: np.ndarray, geometric: np.ndarray, min_pixels: int = 50) -> float | None:
+    """Metres per pose unit seen in one frame: the median ratio where both depths are valid (None: too few)."""
+    both = (metric > 0) & (geometric > 0) & np.isfinite(metric) & np.isfinite(geometric)
+    if both.sum() < min_pixels:
+        return None
+    return float(np.median(metric[both] / geometric[both]))
+
+
 # ----------------------------------------------------------------------------- masks
 
 
@@ -183,6 +193,8 @@ class LearnedDepthAndMasks:
         self.masks = masks if masks is not None else geometric.masks
         self.batch_frames = max(1, int(batch_frames))
         self.notes: list[str] = []
+        # metric (UniDepth) runs: metres per unit of the poses, so depth can be written in the poses' units
+        self.metres_per_pose_unit: float | None = None
 
     def iter_both(self, frames: Iterable[np.ndarray], c2w: np.ndarray, K: np.ndarray,
                   timings: dict[str, float] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -195,7 +207,9 @@ class LearnedDepthAndMasks:
                 yield frame
 
         self.notes = []
+        self.metres_per_pose_unit = None
         aligned, failures, scales = 0, [], []
+        unit_ratios: list[float] = []  # per frame: metric depth over geometric depth (pose units)
         prompts_sent = masks_kept = 0
         stream = enumerate(self.geometric.iter_both(tap(), c2w, K, timings=timings))
         while chunk := list(islice(stream, self.batch_frames)):
@@ -209,10 +223,14 @@ class LearnedDepthAndMasks:
                 results = self.learned_depth.align_batch(batch, geo_depth)
                 clock["depth_model"] = clock.get("depth_model", 0.0) + time.perf_counter() - start
                 depths = [r.depth for r in results]
-                for i, r in zip(indexes, results):
+                for i, r, geo in zip(indexes, results, geo_depth):
                     if r.ok:
                         aligned += 1
                         scales.append(r.fit.scale)
+                        if self.learned_depth.metric:
+                            ratio = metric_to_pose_ratio(r.depth, geo)
+                            if ratio is not None:
+                                unit_ratios.append(ratio)
                     else:
                         failures.append(f"frame {i}: {r.reason}")
             masks = geo_masks
@@ -236,6 +254,10 @@ class LearnedDepthAndMasks:
                 note += f" (left invalid: {'; '.join(failures[:3])}{' ...' if len(failures) > 3 else ''})"
             if self.learned_depth.reference_note:
                 note += f"; {self.learned_depth.reference_note}"
+            if unit_ratios:
+                self.metres_per_pose_unit = float(np.median(unit_ratios))
+                note += (f"; {self.metres_per_pose_unit:.4g} metres per pose unit (median over {len(unit_ratios)} "
+                         "frames of UniDepth-aligned over geometric depth)")
             self.notes.append(note)
         if self.learned_masks is not None:
             self.notes.append(f"sam2.1: {prompts_sent} prompts, {masks_kept} masks kept (<= 30% of the frame)")

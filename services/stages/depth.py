@@ -16,7 +16,7 @@ import numpy as np
 from services.depth.backends import params_from_settings
 from services.depth.exr_zip import write_disparity_zip
 from services.depth.geometry import intrinsics_from_normalised
-from services.depth.learned import ModelClients, build_backend
+from services.depth.learned import POSE_UNITS, POSE_UNITS_WITH_METRIC, ModelClients, build_backend
 from services.depth.multiview import depth_intrinsics
 from services.records import ClipRecord
 from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
@@ -88,12 +88,20 @@ class DepthStage(ClipStage):
         if produced != n:
             raise ClipFailed(f"decoded {produced} of {n} annotated frames")
 
+        units = getattr(backend.depth, "units", POSE_UNITS)
+        metres_per_unit = getattr(backend, "metres_per_pose_unit", None)
+        extra = {}
+        if metres_per_unit:
+            # metric depth (UniDepth) back into the poses' units, so depth and c2w.npy agree; the factor
+            # turns both into metres
+            in_units = depth.astype(np.float32) / metres_per_unit
+            depth = np.where((depth > 0) & (in_units < FLOAT16_MAX), in_units, 0).astype(np.float16)
+            units = POSE_UNITS_WITH_METRIC
+            extra["metres_per_pose_unit"] = np.float64(metres_per_unit)
         K_depth = depth_intrinsics(np.median(K, axis=0), W, H, params.depth_scale)
         artifacts = []
         with ctx.store.writer(clip.annotation_key("depth.npz"), ".npz") as tmp:
-            np.savez_compressed(tmp, depth=depth, K_depth=K_depth.astype(np.float32),
-                                units=np.array(getattr(backend.depth, "units",
-                                                       "pose units (up to scale, as c2w.npy); 0 = invalid")))
+            np.savez_compressed(tmp, depth=depth, K_depth=K_depth.astype(np.float32), units=np.array(units), **extra)
         artifacts.append(clip.annotation_key("depth.npz"))
         with ctx.store.writer(clip.annotation_key("dyn_masks.npz"), ".npz") as tmp:
             np.savez_compressed(tmp, masks=masks)
@@ -111,6 +119,8 @@ class DepthStage(ClipStage):
             "depth_backend": backend.depth.name,
             "mask_backend": backend.masks.name,
         }
+        if metres_per_unit:
+            columns["metres_per_pose_unit"] = round(float(metres_per_unit), 6)
         provenance = {"depth": backend.depth.name, "dynamicRatio": backend.masks.name}
         notes = list(getattr(backend, "notes", []))
         if valid_share == 0:

@@ -174,3 +174,17 @@ def test_model_clients_are_kept_and_failures_are_not(tmp_path):
     write_depth_anything(tmp_path, seed=1)  # the weights arrive: the next clip gets the model
     first = clients.get("depth_anything_v2", settings)
     assert clients.get("depth_anything_v2", settings) is first
+
+
+def test_metric_runs_measure_metres_per_pose_unit():
+    """UniDepth's metres against the geometric depth in pose units (here 0.25 of the truth): 4 metres a unit."""
+    both = LearnedDepthAndMasks(FakeGeometric(), AlignedDepthAnything(relative_stub(), metric_stub(), "g"), None,
+                                batch_frames=2)
+    out = list(both.iter_both(iter(frames(5)), None, None))
+    assert len(out) == 5
+    assert both.metres_per_pose_unit == pytest.approx(4.0, rel=1e-3)
+    assert "4 metres per pose unit (median over 5 frames" in both.notes[0]
+    # aligned to the geometric depth instead: nothing metric to report
+    plain = LearnedDepthAndMasks(FakeGeometric(), AlignedDepthAnything(relative_stub(), None, "g", "no UniDepth"), None)
+    list(plain.iter_both(iter(frames(3)), None, None))
+    assert plain.metres_per_pose_unit is None

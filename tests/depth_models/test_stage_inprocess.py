@@ -108,3 +108,33 @@ def test_a_model_contradicting_the_geometry_fails_the_clip_rather_than_inventing
     settings = model_settings(weights, mask_backend="geometric", align_to="geometric")
     with pytest.raises(ClipFailed, match=r"no frame could be aligned to the geometric depth .*non-positive scale"):
         DepthStage().run(clip, StageContext(settings=settings, store=store, workdir=tmp_path))
+
+
+def test_metric_depth_is_written_in_pose_units_with_the_factor(tmp_path, monkeypatch):
+    """With UniDepth the backend's depth is in metres; the stage writes it in the poses' units (so depth and
+    c2w.npy agree) and records metres per pose unit. UniDepth cannot load here: a stand-in backend."""
+    import services.stages.depth as depth_stage
+    from services.depth.learned import METRIC_UNITS, POSE_UNITS_WITH_METRIC
+    from services.settings import Settings
+
+    class MetricBackend:
+        depth = type("D", (), {"name": "metric-x", "units": METRIC_UNITS})()
+        masks = type("M", (), {"name": "masks-x"})()
+        notes: list = []
+        metres_per_pose_unit = 4.0
+
+        def iter_both(self, frames, c2w, K):
+            for _ in frames:
+                d = np.full((180, 320), 8.0, np.float32)
+                d[:10] = 0  # invalid stays invalid
+                yield d, np.zeros((360, 640), bool)
+
+    monkeypatch.setattr(depth_stage, "build_backend", lambda *a, **k: MetricBackend())
+    clip, store = prepare_clip(tmp_path)
+    outcome = DepthStage().run(clip, StageContext(settings=Settings(), store=store, workdir=tmp_path))
+    out = read_outputs(store, clip)
+    assert out["units"] == POSE_UNITS_WITH_METRIC
+    assert (out["depth"][:, :10] == 0).all() and np.allclose(out["depth"][:, 10:], 2.0)
+    assert outcome.columns["metres_per_pose_unit"] == 4.0
+    with store.local_path(clip.annotation_key("depth.npz")) as path:
+        assert float(np.load(path)["metres_per_pose_unit"]) == 4.0
