@@ -145,6 +145,7 @@ class DepthSettings(Section):
     target_parallax_px: float = 6.0
     min_parallax_px: float = 3.0
     max_residual_px: float = 1.0
+    depth_max_residual_px: float = 0.6  # measured depth is published only where it reprojects this well
     propagate: bool = True  # carry depth through frames without parallax by re-projection
     mask_threshold: float = 1.0
     mask_drop_screen_fixed: bool = False  # never mask what stays put on screen while the camera moves (overlays; also followed objects)

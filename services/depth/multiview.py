@@ -60,7 +60,7 @@ def _measured_depth(tri, params: GeometricParams) -> np.ndarray:
         (tri.inv_depth > 0)
         & (tri.views_used > 0)
         & (tri.parallax_px >= params.min_parallax_px)
-        & (tri.residual_px <= params.max_residual_px)
+        & (tri.residual_px <= min(params.max_residual_px, params.depth_max_residual_px))
     )
     return np.where(ok, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
 
@@ -72,10 +72,12 @@ def _refuses_carry(tri, params: GeometricParams) -> np.ndarray:
     frame cannot measure but nothing contradicts the old depth. It is refused where every source view's flow
     is untrusted (forward-backward inconsistent: an occlusion, or a fast or textureless surface whose flow is
     guesswork, typically a moving object) and where the views give enough parallax yet no static point
-    reprojects onto the flows (independent motion). On the street cases such carried pixels had AbsRel
-    0.41 and 0.54 against 0.13 for carried low-parallax pixels, half of them on moving objects."""
+    reprojects onto the flows well enough to be published (independent motion, smeared flow). On the street
+    cases such carried pixels had AbsRel 0.41 and 0.54 against 0.13 for carried low-parallax pixels, half of
+    them on moving objects."""
     no_view = tri.views_used == 0
-    inconsistent = (tri.parallax_px >= params.min_parallax_px) & (tri.residual_px > params.max_residual_px)
+    inconsistent = (tri.parallax_px >= params.min_parallax_px) & (
+        tri.residual_px > min(params.max_residual_px, params.depth_max_residual_px))
     return no_view | inconsistent
 
 

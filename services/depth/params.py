@@ -14,6 +14,10 @@ class GeometricParams:
     max_flow_px: float = 16.0  # but shrink it while the median flow (rotation included) exceeds this
     min_parallax_px: float = 3.0  # a pixel's depth is kept only if the views move it at least this much (depth-grid px)
     max_residual_px: float = 1.0  # and the triangulated point reprojects within this of every used flow
+    # ... and, to be published as measured depth, within this (pixels reprojecting 0.5-1 px off had AbsRel
+    # 0.23-0.40 on the street cases against 0.07 below 0.25 px: mostly moving objects and smeared flow);
+    # max_residual_px stays the tolerance for telling flow inconsistent with a static point (carrying, masks)
+    depth_max_residual_px: float = 0.6
     fb_max_px: float = 1.0  # forward-backward flow disagreement above which a flow pixel is not used
     min_usable_share: float = 0.3  # a source view with less consistent flow than this (e.g. across a cut) is dropped
     hole_max_share: float = 0.002  # enclosed invalid regions up to this share of the image are filled
