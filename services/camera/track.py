@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from services.camera.frontend import FrameTracks, FrontEndConfig, KLTTracker
 from services.camera.geometry import c2w_matrices
@@ -50,6 +51,14 @@ def _split_segments(tracks: list[FrameTracks]) -> list[list[FrameTracks]]:
 
 def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTrack:
     """Track every frame; ``settings`` is a ``CameraSettings`` (see services/settings.py)."""
+    # One BLAS thread: the matrices here are small, and idle BLAS threads spin. With another process
+    # on the cores, the spinning made tracking 4-10x slower in CPU time (orbit_text_dyn2 on 2 cores
+    # beside one busy process: 33 s of CPU with BLAS threads, 6 s without).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _track_camera(frames, fps, settings)
+
+
+def _track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTrack:
     fe = FrontEndConfig(max_side=settings.working_max_side, max_tracks=settings.max_tracks)
     tracker = KLTTracker(fe)
     tracks: list[FrameTracks] = []
