@@ -2,8 +2,9 @@
 
 Pipeline per clip: KLT tracks over every frame (streamed, compact) -> split at hard
 cuts -> per segment: keyframe odometry at a prior focal, focal self-calibration on
-the stretch with the most pan/tilt, odometry again at that focal with every frame
-posed against the map -> segments chained end to start.
+the stretch with the most pan/tilt (or, where motion cannot tell it, orthogonal vanishing points
+sampled while streaming), odometry again at that focal with every frame posed
+against the map -> segments chained end to start.
 """
 
 from __future__ import annotations
