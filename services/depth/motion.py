@@ -147,7 +147,7 @@ def track_mask(previous: np.ndarray, views: list[ViewFlow], ref_index: int) -> n
 def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray | None,
                photo: np.ndarray | None = None, exclude: np.ndarray | None = None,
                contrast: float | None = None, tracked: np.ndarray | None = None,
-               screen_fixed: np.ndarray | None = None) -> np.ndarray:
+               screen_fixed: np.ndarray | None = None, trusted: np.ndarray | None = None) -> np.ndarray:
     """Hysteresis on the score, then connected regions: keep those big enough that contain a strong seed,
     or that overlap last frame's mask (temporal consistency lets a slowing object keep its mask).
 
@@ -168,6 +168,15 @@ def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray 
         if contrast is not None:
             floor *= min(1.0, contrast / params.mask_photo_contrast)
         weak &= photo > max(floor, params.mask_photo_noise_factor * noise)
+        # Overwhelming flow evidence needs only a little image support: a dark or low-contrast object has
+        # no large image error to show (street_dark_dyn1: 2.5-3.6 grey levels on the car against a noise of
+        # 1.1), while its flow is many times what camera motion and any depth explain. Textureless areas
+        # whose flow is guesswork (sky) show no image error at all and stay out; half the absolute floor
+        # stays, because a still, clean frame has a noise near zero (the flow smeared around a moving
+        # object on a tripod shot would otherwise be taken in).
+        alone = (score > params.mask_flow_alone_factor * params.mask_threshold) & (
+            photo > max(0.5 * floor, params.mask_flow_alone_photo * noise))
+        weak |= alone if trusted is None else alone & trusted
         # A textured object moving along its epipolar lines fits the flow with a wrong depth but not the
         # image: a dense (box-averaged) rigid-warp error well above the frame's noise is evidence on its own,
         # given some flow support. Thin errors along depth edges average away in the box.

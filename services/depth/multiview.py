@@ -181,7 +181,8 @@ def iter_depth_and_masks(
             ref = window.get(i).grey
             small = clean_mask(score, params, previous_mask, photo, exclude=overlay if params.mask_drop_screen_fixed else None, contrast=float(ref.std()),
                                tracked=track_mask(previous_mask, views, i) if previous_mask is not None else None,
-                               screen_fixed=overlay)
+                               screen_fixed=overlay,
+                               trusted=np.any([v.usable for v in views], axis=0) if views else None)
             previous_mask = small
             mask = cv2.resize(small.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
             t0 = tick("masks", t0)

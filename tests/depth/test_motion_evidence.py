@@ -77,3 +77,25 @@ def test_pixels_no_source_sees_carry_no_motion_evidence():
     assert score[:, 8:].max() < 1e-3
     seen = [ViewFlow(R=view.R, t=-view.t, flow=-junk, usable=np.ones((H, W), bool))]  # the source on the other side
     assert motion_score(K, seen, DEPTH, GeometricParams())[:, :7].min() > 1.0  # sees it: the junk is evidence
+
+
+def test_overwhelming_trusted_flow_evidence_needs_only_a_little_image_error():
+    """A dark object moving fast: its flow is far from anything camera motion explains, its rigid-warp error
+    only ~2x the frame's noise (below the usual 3x). Masked where its flow is trusted; a flat area with the
+    same flow residual but no image error at all (sky: the flow is guesswork) and untrusted flow stay out."""
+    params = GeometricParams()
+    score = np.zeros((H, W), np.float32)
+    score[OBJECT] = 6.0
+    photo = np.full((H, W), 1.0, np.float32)  # the frame's noise: 1 grey level
+    photo[OBJECT] = 2.2
+    sky = (slice(2, 20), slice(5, 40))
+    score[sky] = 20.0
+    photo[sky] = 0.0
+    trusted = np.ones((H, W), bool)
+    mask = clean_mask(score, params, None, photo, contrast=12.0, trusted=trusted)
+    assert mask[OBJECT].mean() > 0.9
+    assert not mask[sky].any()
+    weaker = score.copy()
+    weaker[OBJECT] = 3.0  # clear, but not overwhelming flow evidence: the usual photometric bar holds
+    assert not clean_mask(weaker, params, None, photo, contrast=12.0, trusted=trusted)[OBJECT].any()
+    assert not clean_mask(score, params, None, photo, contrast=12.0, trusted=~trusted)[OBJECT].any()
