@@ -34,7 +34,7 @@ class GeometricParams:
     mask_photo_seed_factor: float = 12.0  # ... and this many times the noise seeds a region (with some flow support)
     mask_photo_flow_support: float = 0.5  # flow residual (normalised) the photometric evidence must be backed by
     mask_flow_alone_factor: float = 5.0  # a flow residual this many times the threshold ...
-    mask_flow_alone_photo: float = 1.5  # ... needs a rigid-warp error of only this times the noise (no absolute floor)
+    mask_flow_alone_photo: float = 1.5  # ... needs a rigid-warp error of only this times the noise (and half the floor)
     # Off by default: it also drops objects the camera follows (they stay put on the screen too), which real
     # footage has far more often than burned-in text; the text stage's masks are the better filter for overlays.
     mask_drop_screen_fixed: bool = False  # drop pixels that stay put on the screen while the camera moves
