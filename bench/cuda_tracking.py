@@ -66,6 +66,7 @@ def numpy_original(*args) -> bundle_ops.NormalEquations:
 
 def track(frames: list[np.ndarray], fps: float, name: str, captured: list | None) -> dict:
     from services.camera.track import track_camera
+    from services.threads import one_blas_thread
     from services.settings import CameraSettings
 
     seam = {"calls": 0, "seconds": 0.0}
@@ -86,7 +87,8 @@ def track(frames: list[np.ndarray], fps: float, name: str, captured: list | None
     try:
         with backend.use("cpu" if name == "numpy" else name) as be:
             t0 = time.perf_counter()
-            result = track_camera(frames, fps, CameraSettings())
+            with one_blas_thread():  # as every stage runs (services/execution.py)
+                result = track_camera(frames, fps, CameraSettings())
             sync()
             wall = time.perf_counter() - t0
     finally:

@@ -13,21 +13,15 @@ import time
 import traceback
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
-
 from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
 from services.stages.base import ClipFailed, ClipStage, StageContext, VideoFailed, VideoOutcome, VideoStage
 from services.stages.registry import STAGES
+from services.threads import one_blas_thread
 from services.video.probe import ProbeError
 
 log = logging.getLogger(__name__)
 
 STAGE_ORDER = list(STAGES)
-
-# Stages run with one BLAS thread (numpy's and OpenCV's OpenBLAS; torch keeps its own threads). Their
-# matrices are small, and idle BLAS threads spin: beside one other busy process on 2 cores, the depth
-# pass ran at 0.7 frames/s with BLAS threads and 2.6 without (bench/depth_masks.py, room_dyn2).
-ONE_BLAS_THREAD = dict(limits=1, user_api="blas")
 
 
 def needs_run(stage: ClipStage, clip: ClipRecord, fingerprint: str, prerequisites: list[str], force: bool) -> bool:
@@ -52,7 +46,7 @@ def run_clip_stage(stage: ClipStage, clip: ClipRecord, ctx: StageContext, finger
     with tempfile.TemporaryDirectory(prefix=f"spatialvid-{stage.name}-") as scratch:
         ctx.workdir = Path(scratch)
         try:
-            with threadpool_limits(**ONE_BLAS_THREAD):
+            with one_blas_thread():
                 outcome = stage.run(clip, ctx)
         except ClipFailed as exc:
             clip.stages[stage.name] = StageStatus(
@@ -86,7 +80,7 @@ def run_video_stage(
     with tempfile.TemporaryDirectory(prefix="spatialvid-clip-") as scratch:
         ctx.workdir = Path(scratch)
         try:
-            with threadpool_limits(**ONE_BLAS_THREAD):
+            with one_blas_thread():
                 outcome = stage.run(video, local_path, ctx)
         except (VideoFailed, ProbeError) as exc:
             failed = video.model_copy(update={"state": VideoState.failed, "error": str(exc)})

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from services.camera.frontend import FrameTracks, FrontEndConfig, KLTTracker
 from services.camera.geometry import c2w_matrices
@@ -52,14 +51,6 @@ def _split_segments(tracks: list[FrameTracks]) -> list[list[FrameTracks]]:
 
 def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTrack:
     """Track every frame; ``settings`` is a ``CameraSettings`` (see services/settings.py)."""
-    # One BLAS thread: the matrices here are small, and idle BLAS threads spin. With another process
-    # on the cores, the spinning made tracking 4-10x slower in CPU time (orbit_text_dyn2 on 2 cores
-    # beside one busy process: 33 s of CPU with BLAS threads, 6 s without).
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _track_camera(frames, fps, settings)
-
-
-def _track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTrack:
     fe = FrontEndConfig(max_side=settings.working_max_side, max_tracks=settings.max_tracks)
     tracker = KLTTracker(fe)
     tracks: list[FrameTracks] = []
@@ -106,15 +97,14 @@ def _track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraT
         estimated = False
         if not settings.known_hfov_deg:
             est = estimate_focal([seg[p] for p in keyframe_positions(len(seg), stride)], f_prior, Ww, Hw, prior_label, cfg)
-            source, estimated = est.source, est.estimated
+            f, source, estimated = est.f, est.source, est.estimated
             vp = combine(vanishing.get(seg[0].segment, []), vp_cfg)
             if not est.estimated and not est.source.startswith("bound:") and vp is not None:
                 # the motion cannot tell the focal; the scene's orthogonal vanishing points can
-                est.f = vp.f
+                f, estimated = vp.f, True
                 source = (f"vanishing points ({vp.frames}/{vp.sampled} frames, spread {100 * vp.spread:.1f}%); "
                           f"motion: {est.source}")
-                estimated = True
-            K = Intrinsics(est.f, Ww / 2.0, Hw / 2.0)
+            K = Intrinsics(f, Ww / 2.0, Hw / 2.0)
         res = run_segment(seg, K, cfg, stride)
         if res.failure:
             failures.append(res.failure)

@@ -71,7 +71,7 @@ def _misalignment(lines: np.ndarray, mids: np.ndarray, v: np.ndarray) -> np.ndar
 
 def _refine(lines: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The point closest to all ``lines`` (weighted least squares on the homogeneous equations)."""
-    A = np.einsum("n,ni,nj->ij", weights, lines, lines)  # not BLAS: see the note in vanishing_points
+    A = (lines * weights[:, None]).T @ lines
     return np.linalg.eigh(A)[1][:, 0]
 
 
@@ -97,9 +97,7 @@ def vanishing_points(seg: np.ndarray, centre: np.ndarray, scale: float, cfg: Van
         through = np.cross(mids[idx][None, :, :], hyp[:, None, :])
         norm = np.linalg.norm(through[..., :2], axis=2)
         sin = np.abs(lines[idx, 0] * through[..., 1] - lines[idx, 1] * through[..., 0]) / np.maximum(norm, 1e-12)
-        # a plain sum, not a BLAS product: with the product, the torch bundle adjustment that follows ran
-        # 3-7x slower on 2 cores (measured on street_dyn3; BLAS worker threads competing for the cores)
-        support = np.where((sin < tol) & (norm > 1e-12), length[idx], 0.0).sum(axis=1)
+        support = ((sin < tol) & (norm > 1e-12)) @ length[idx]
         best = hyp[int(np.argmax(support))]
         v = best / np.linalg.norm(best)
         for _ in range(3):
