@@ -60,7 +60,7 @@ def _measured_depth(tri, params: GeometricParams) -> np.ndarray:
         (tri.inv_depth > 0)
         & (tri.views_used > 0)
         & (tri.parallax_px >= params.min_parallax_px)
-        & (tri.residual_px <= min(params.max_residual_px, params.depth_max_residual_px))
+        & (tri.residual_px <= params.publish_residual_px)
     )
     return np.where(ok, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
 
@@ -77,7 +77,7 @@ def _refuses_carry(tri, params: GeometricParams) -> np.ndarray:
     them on moving objects."""
     no_view = tri.views_used == 0
     inconsistent = (tri.parallax_px >= params.min_parallax_px) & (
-        tri.residual_px > min(params.max_residual_px, params.depth_max_residual_px))
+        tri.residual_px > params.publish_residual_px)
     return no_view | inconsistent
 
 

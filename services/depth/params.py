@@ -40,3 +40,8 @@ class GeometricParams:
     mask_drop_screen_fixed: bool = False  # drop pixels that stay put on the screen while the camera moves
     mask_min_share: float = 0.0015  # connected regions smaller than this share of the frame are dropped
     mask_max_share: float = 0.5  # a frame whose mask covers more than this is unreliable and left empty
+
+    @property
+    def publish_residual_px(self) -> float:
+        """The reprojection residual measured depth must stay within to be published (the stricter of the two)."""
+        return min(self.max_residual_px, self.depth_max_residual_px)
