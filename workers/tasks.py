@@ -35,6 +35,7 @@ from services.netguard import ForbiddenSource, check_public_url
 from services.pipeline import RunSummary, finish_outputs
 from services.stages.clip import ingest_stage
 from services.recordbook import RecordBook
+from services.retry import backoff_delay
 from services.settings import load_settings
 from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
 from services.stages.base import StageContext, VideoOutcome
@@ -60,7 +61,7 @@ def _retry_or_raise(task: Task, exc: BaseException) -> None:
     if not is_transient(exc):
         raise exc
     conf = runtime().settings.redis
-    countdown = min(conf.retry_backoff_max_s, 2 ** task.request.retries) * (0.5 + os.urandom(1)[0] / 510)
+    countdown = backoff_delay(task.request.retries, 1.0, conf.retry_backoff_max_s)
     raise task.retry(exc=exc, countdown=countdown, max_retries=conf.task_max_retries)
 
 

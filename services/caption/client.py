@@ -24,6 +24,7 @@ from pydantic import BaseModel, SecretStr
 from services.caption.jsonfix import InvalidAnswer, parse_answer
 from services.caption.ratelimit import RateLimiter
 from services.caption.schema import inline_json_schema
+from services.retry import backoff_delay
 from services.settings import CaptionSettings
 
 log = logging.getLogger(__name__)
@@ -59,19 +60,6 @@ class EndpointLimits:
     @classmethod
     def from_settings(cls, settings: CaptionSettings) -> "EndpointLimits":
         return cls(settings.max_concurrency, settings.requests_per_minute)
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random, retry_after: float | None = None) -> float:
-    """Seconds to wait before retry ``attempt`` (0-based): exponential, jittered, capped.
-
-    Half the exponential step is fixed and half random, so retries spread out
-    without ever collapsing to zero; a server's Retry-After is a lower bound.
-    """
-    step = min(cap, base * (2**attempt))
-    delay = step / 2 + rng.uniform(0, step / 2)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(cap, delay) if cap > 0 else delay
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -18,7 +18,6 @@ model runs. What this client adds:
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from services.retry import backoff_delay
 from services.settings import Settings
 from services.stages.base import ClipFailed
 
@@ -187,7 +187,7 @@ class TritonModelClient:
                         f"Triton model {self.model} unavailable at {self.url} after {attempt + 1} attempts: {exc}"
                     ) from exc
                 self._local.__dict__.clear()
-                time.sleep(self._backoff(attempt))
+                time.sleep(backoff_delay(attempt, self.settings.backoff_base_s, self.settings.backoff_max_s))
                 attempt += 1
 
     def _retriable(self, exc: Exception) -> bool:
@@ -195,10 +195,6 @@ class TritonModelClient:
             return True
         status = str(exc.status() or "")
         return status in _RETRY_STATUSES
-
-    def _backoff(self, attempt: int) -> float:
-        delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * (2**attempt))
-        return delay * (0.5 + random.random() / 2)
 
     def _infer_once(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         module = self._module

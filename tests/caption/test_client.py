@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from services.caption.client import ChatClient, ChatError, backoff_delay
+from services.caption.client import ChatClient, ChatError
+from services.retry import backoff_delay
 from services.caption.ratelimit import RateLimiter
 from services.caption.schema import StructuredCaption, VisionCaption
 from tests.caption.conftest import API_KEY, Reply, answer
