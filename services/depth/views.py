@@ -33,6 +33,21 @@ def prepare_frame(frame: np.ndarray, size: tuple[int, int]) -> PreparedFrame:
     return PreparedFrame(grey=grey)
 
 
+def _sources(ref: int, offset: int, count: int) -> list[int]:
+    """One neighbour on each side; near the clip's ends, where one side is missing, two on the other.
+
+    The motion masks take the minimum evidence over the views, so that a background pixel covered by an
+    object in one neighbour is judged by the other. With a single neighbour that pixel would be marked
+    (an object about to enter the frame left its future footprint as a mask on the first frames)."""
+    inside = [s for s in (ref - offset, ref + offset) if 0 <= s < count]
+    if len(inside) == 1:
+        side = 1 if inside[0] > ref else -1
+        other = ref + side * (offset // 2 if offset >= 2 else 2 * offset)
+        if 0 <= other < count:
+            inside.append(other)
+    return inside
+
+
 class ViewSelector:
     """Per reference frame: flows to one neighbour on each side at the current adaptive offset."""
 
@@ -76,7 +91,7 @@ class ViewSelector:
             if offset in tried:
                 break
             tried.add(offset)
-            views = [v for s in (ref - offset, ref + offset) if 0 <= s < count and (v := self._view(window, ref, s))]
+            views = [v for s in _sources(ref, offset, count) if (v := self._view(window, ref, s))]
             parallax, total = self._motion(views)
             if total > p.max_flow_px and self.offset > 1:
                 self.offset = max(1, self.offset // 2)  # rotation or fast motion: flow gets unreliable
