@@ -148,6 +148,9 @@ class DepthSettings(Section):
     depth_max_residual_px: float = 0.6  # measured depth is published only where it reprojects this well
     propagate: bool = True  # carry depth through frames without parallax by re-projection
     mask_threshold: float = 1.0
+    # mark regions whose apparent depth hangs them far over the visible ground (objects moving along their
+    # epipolar lines, e.g. cars under a dolly; services/depth/support.py)
+    mask_gravity_prior: bool = True
     mask_drop_screen_fixed: bool = False  # never mask what stays put on screen while the camera moves (overlays; also followed objects)
     export_exr_zip: bool = False  # also write depth.zip (per-frame disparity EXRs, the reference's layout)
     # Weight-based backends (services.depth.learned): backend "depth_anything_v2", mask_backend "sam2".

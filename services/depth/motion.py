@@ -147,13 +147,15 @@ def track_mask(previous: np.ndarray, views: list[ViewFlow], ref_index: int) -> n
 def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray | None,
                photo: np.ndarray | None = None, exclude: np.ndarray | None = None,
                contrast: float | None = None, tracked: np.ndarray | None = None,
-               screen_fixed: np.ndarray | None = None, trusted: np.ndarray | None = None) -> np.ndarray:
+               screen_fixed: np.ndarray | None = None, trusted: np.ndarray | None = None,
+               hovering: np.ndarray | None = None) -> np.ndarray:
     """Hysteresis on the score, then connected regions: keep those big enough that contain a strong seed,
     or that overlap last frame's mask (temporal consistency lets a slowing object keep its mask).
 
     photo: rigid-warp photometric residual (photometric_evidence); contrast: the frame's grey-level std;
     tracked: last frame's mask carried along the flow (track_mask); screen_fixed: pixels that stay put on
-    the screen (never carried on by tracking); exclude: pixels never marked."""
+    the screen (never carried on by tracking); hovering: regions the gravity prior finds hanging over
+    far ground (support.hovering_regions), evidence and seed of their own; exclude: pixels never marked."""
     h, w = score.shape
     weak = score > params.mask_threshold
     strong = score > 2 * params.mask_threshold
@@ -191,6 +193,11 @@ def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray 
             # (not for what stays put on the screen: an overlay would otherwise be carried on for ever)
             carried_on = tracked & (dense > max(floor, params.mask_photo_blob_factor * noise))
             weak |= carried_on if screen_fixed is None else carried_on & ~screen_fixed
+    if hovering is not None:
+        # an object moving along its epipolar lines fits both flow and image with its wrong depth; that
+        # depth makes it hover, which static things below the horizon do not
+        weak |= hovering
+        strong |= hovering
     if exclude is not None:
         weak &= ~exclude
         strong &= ~exclude

@@ -40,6 +40,7 @@ from services.depth.fill import fill_small_holes, median_clean, reproject_depth
 from services.depth.geometry import relative_pose, rigid_flow, rotation_flow, scale_intrinsics
 from services.depth.motion import clean_mask, motion_score, multiview_inconsistency, photometric_evidence, track_mask
 from services.depth.params import GeometricParams
+from services.depth.support import fit_ground_plane, hovering_regions
 from services.depth.triangulate import triangulate_views
 from services.depth.views import ViewSelector, prepare_frame
 from services.depth.window import FrameWindow
@@ -95,6 +96,19 @@ def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params:
         bad |= v.usable & (resid > params.max_residual_px + params.mask_parallax_tolerance * np.linalg.norm(
             v.flow - rotation_flow(K, v.R, *carried.shape), axis=2))
     return np.where(bad, 0.0, carried).astype(np.float32)
+
+
+def _hovering(tri, published: np.ndarray, K: np.ndarray, params: GeometricParams) -> np.ndarray | None:
+    """Regions of this frame's triangulated depth that hover over far ground (the gravity prior), or None
+    without a visible ground plane. The plane is fitted to the published depth; the regions come from the
+    wider triangulation (every pixel that reprojects within max_residual_px), which covers far more of a
+    moving object than the published depth, which refuses most of it."""
+    plane = fit_ground_plane(published, K)
+    if plane is None:
+        return None
+    wide = (tri.inv_depth > 0) & (tri.parallax_px >= params.min_parallax_px) & (tri.residual_px <= params.max_residual_px)
+    raw = np.where(wide, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
+    return hovering_regions(median_clean(raw), K, plane)
 
 
 def iter_depth_and_masks(
@@ -174,15 +188,19 @@ def iter_depth_and_masks(
         mask = None
         if want_masks:
             score = motion_score(Kd, views, d, params)
+            hovering = None
             if tri is not None:
                 score = np.maximum(score, multiview_inconsistency(tri, params))
+                if params.mask_gravity_prior:
+                    hovering = _hovering(tri, d, Kd, params)
             sources = [window.get(v.source_index).grey for v in views]
             photo, overlay = photometric_evidence(window.get(i).grey, sources, Kd, views, d) if views else (None, None)
             ref = window.get(i).grey
             small = clean_mask(score, params, previous_mask, photo, exclude=overlay if params.mask_drop_screen_fixed else None, contrast=float(ref.std()),
                                tracked=track_mask(previous_mask, views, i) if previous_mask is not None else None,
                                screen_fixed=overlay,
-                               trusted=np.any([v.usable for v in views], axis=0) if views else None)
+                               trusted=np.any([v.usable for v in views], axis=0) if views else None,
+                               hovering=hovering)
             previous_mask = small
             mask = cv2.resize(small.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
             t0 = tick("masks", t0)
