@@ -151,6 +151,10 @@ class DepthSettings(Section):
     # mark regions whose apparent depth hangs them far over the visible ground (objects moving along their
     # epipolar lines, e.g. cars under a dolly; services/depth/support.py)
     mask_gravity_prior: bool = True
+    # keep burned-in text (subtitles, timecodes, logos: PP-OCR boxes that stay put on screen) out of the masks,
+    # detecting text on every n-th annotated frame (services/depth/overlays.py)
+    mask_exclude_overlay_text: bool = True
+    overlay_text_every: int = Field(4, ge=1)
     mask_drop_screen_fixed: bool = False  # never mask what stays put on screen while the camera moves (overlays; also followed objects)
     export_exr_zip: bool = False  # also write depth.zip (per-frame disparity EXRs, the reference's layout)
     # Weight-based backends (services.depth.learned): backend "depth_anything_v2", mask_backend "sam2".

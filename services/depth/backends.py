@@ -14,9 +14,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from services.depth.multiview import iter_depth_and_masks
+from services.depth.overlays import OverlayText
 from services.depth.params import GeometricParams
 
-GEOMETRIC_VERSION = "2"
+GEOMETRIC_VERSION = "3"
 
 
 @runtime_checkable
@@ -70,13 +71,22 @@ class GeometricMasks:
 class GeometricDepthAndMasks:
     """Both geometric backends in one pass (they share the optical flow): what the stage uses by default."""
 
-    def __init__(self, params: GeometricParams = GeometricParams()) -> None:
+    def __init__(self, params: GeometricParams = GeometricParams(), overlay_text: OverlayText | None = None) -> None:
         self.params = params
         self.depth = GeometricDepth(params)
         self.masks = GeometricMasks(params)
+        # burned-in text found by the text detector is kept out of the masks (services.depth.overlays)
+        self.overlay_text = overlay_text
+        if overlay_text is not None:
+            self.masks.name = f"{GeometricMasks.name}, burned-in text excluded by {overlay_text.backend}"
 
     def iter_both(self, frames, c2w, K, timings: dict[str, float] | None = None):
-        yield from iter_depth_and_masks(frames, c2w, K, self.params, timings=timings)
+        if self.overlay_text is None:
+            yield from iter_depth_and_masks(frames, c2w, K, self.params, timings=timings)
+            return
+        overlay = self.overlay_text
+        yield from iter_depth_and_masks(overlay.tap(frames), c2w, K, self.params, timings=timings,
+                                        exclude=overlay.exclusions())
 
 
 # Other backends register a factory here (settings -> backend); the stage looks names up in these.

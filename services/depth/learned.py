@@ -303,10 +303,11 @@ DEPTH_BACKENDS["depth_anything_v2"] = make_depth_anything
 MASK_BACKENDS["sam2"] = make_sam2
 
 
-def build_backend(settings, params: GeometricParams, clients: ModelClients):
-    """The stage's backend for ``settings.depth.backend`` / ``mask_backend`` (ClipFailed when it cannot be had)."""
+def build_backend(settings, params: GeometricParams, clients: ModelClients, overlay_text=None):
+    """The stage's backend for ``settings.depth.backend`` / ``mask_backend`` (ClipFailed when it cannot be had).
+    ``overlay_text`` (services.depth.overlays.OverlayText): burned-in text to keep out of the geometric masks."""
     chosen = settings.depth
-    geometric = GeometricDepthAndMasks(params)
+    geometric = GeometricDepthAndMasks(params, overlay_text)
     if chosen.backend == "geometric" and chosen.mask_backend == "geometric":
         return geometric
     unknown = [n for n, registry in ((chosen.backend, DEPTH_BACKENDS), (chosen.mask_backend, MASK_BACKENDS))

@@ -98,6 +98,16 @@ def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params:
     return np.where(bad, 0.0, carried).astype(np.float32)
 
 
+def _excluded_pixels(mask: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
+    """A per-frame exclusion map on the depth grid (``size`` = (w, h)): a grid pixel is excluded when any of
+    the frame pixels it covers is."""
+    if mask is None:
+        return None
+    if (mask.shape[1], mask.shape[0]) == size:
+        return mask.astype(bool)
+    return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
+
+
 def _hovering(tri, published: np.ndarray, K: np.ndarray, params: GeometricParams) -> np.ndarray | None:
     """Regions of this frame's triangulated depth that hover over far ground (the gravity prior), or None
     without a visible ground plane. The plane is fitted to the published depth; the regions come from the
@@ -119,12 +129,15 @@ def iter_depth_and_masks(
     depth: Iterable[np.ndarray] | None = None,
     want_masks: bool = True,
     timings: dict[str, float] | None = None,
+    exclude: Iterable[np.ndarray | None] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Yield (depth (h,w) float32 z in pose units, 0 = invalid; mask (H,W) bool or None) per frame.
 
     ``frames`` are uint8 RGB (H, W, 3) or grey, aligned with ``c2w`` (N,4,4, camera-to-world, OpenCV axes,
     any scale) and ``K`` (3x3, or (N,3,3) per frame, for the frames' resolution). With ``depth`` given
-    (one (h,w) map per frame) it is used instead of being estimated (masks only)."""
+    (one (h,w) map per frame) it is used instead of being estimated (masks only). ``exclude`` gives per frame
+    a bool map (any size of the frames' aspect) or None of pixels never to mark as moving (burned-in text,
+    services.depth.overlays); it is read lazily, frame i after the frames up to i + max_offset."""
     import time
 
     c2w = np.asarray(c2w, np.float64)
@@ -145,6 +158,7 @@ def iter_depth_and_masks(
 
     window = FrameWindow(chain(), params.max_offset, lambda f: prepare_frame(f, size))
     given = iter(depth) if depth is not None else None
+    excluded = iter(exclude) if exclude is not None else None
     clock = timings if timings is not None else {}
 
     def tick(key: str, start: float) -> float:
@@ -196,7 +210,10 @@ def iter_depth_and_masks(
             sources = [window.get(v.source_index).grey for v in views]
             photo, overlay = photometric_evidence(window.get(i).grey, sources, Kd, views, d) if views else (None, None)
             ref = window.get(i).grey
-            small = clean_mask(score, params, previous_mask, photo, exclude=overlay if params.mask_drop_screen_fixed else None, contrast=float(ref.std()),
+            keep_out = _excluded_pixels(next(excluded, None) if excluded is not None else None, size)
+            if params.mask_drop_screen_fixed and overlay is not None:
+                keep_out = overlay if keep_out is None else keep_out | overlay
+            small = clean_mask(score, params, previous_mask, photo, exclude=keep_out, contrast=float(ref.std()),
                                tracked=track_mask(previous_mask, views, i) if previous_mask is not None else None,
                                screen_fixed=overlay,
                                trusted=np.any([v.usable for v in views], axis=0) if views else None,

@@ -101,6 +101,16 @@ class PPOCRDetector:
         return results
 
 
+def build_text_detector(settings) -> PPOCRDetector:
+    """PP-OCR text detection where ``settings.models.client['ocr_det']`` says: this process or Triton."""
+    remote = None
+    if settings.models.client.get("ocr_det") == "triton":
+        from services.models.triton_client import TritonClient
+
+        remote = TritonClient("ocr_det", settings)
+    return PPOCRDetector(threads=settings.score.ocr_threads, remote=remote)
+
+
 def _clean_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
     """Clip to the frame and drop slivers of 3 px or less, as PaddleOCR does."""
     if len(boxes) == 0:

@@ -98,7 +98,7 @@ def build_suite(settings: Settings) -> ScoringSuite:
     from services.scoring.brisque import BrisqueScorer
     from services.scoring.flow import FlowScorer
     from services.scoring.luminance import LuminanceScorer
-    from services.scoring.ocr import OcrScorer, PPOCRDetector, PPOCRReader
+    from services.scoring.ocr import OcrScorer, PPOCRReader, build_text_detector
     from services.scoring.vmaf_motion import VmafMotionScorer
     cfg = settings.score
     notes: list[str] = []
@@ -106,9 +106,8 @@ def build_suite(settings: Settings) -> ScoringSuite:
     triton = {name for name, mode in settings.models.client.items() if mode == "triton"}
     if triton:
         from services.models.triton_client import TritonClient
-    ocr_remote = TritonClient("ocr_det", settings) if "ocr_det" in triton else None
     scorers: list[Scorer] = [LuminanceScorer(), VmafMotionScorer(), FlowScorer(cfg.flow_preset),
-                             OcrScorer(PPOCRDetector(threads=cfg.ocr_threads, remote=ocr_remote),
+                             OcrScorer(build_text_detector(settings),
                                        PPOCRReader(threads=cfg.ocr_threads) if cfg.ocr_text else None)]
     weights = find_aesthetic_weights(settings.models.weights_dir)
     remote_aesthetic = "aesthetic" in triton and cfg.quality_backend != "brisque"

@@ -18,7 +18,9 @@ from services.depth.exr_zip import write_disparity_zip
 from services.depth.geometry import intrinsics_from_normalised
 from services.depth.learned import POSE_UNITS, POSE_UNITS_WITH_METRIC, ModelClients, build_backend
 from services.depth.multiview import depth_intrinsics
+from services.depth.overlays import OverlayText
 from services.records import ClipRecord
+from services.scoring.ocr import build_text_detector
 from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
 from services.video.decode import read_frames
 
@@ -51,12 +53,20 @@ class DepthStage(ClipStage):
     def __init__(self) -> None:
         # weight-based backends' model clients (services.depth.learned), made on first use, kept for later clips
         self.model_clients = ModelClients()
+        self._text_detector = None  # PP-OCR for burned-in text, loaded on first use
+
+    def _overlay_text(self, settings) -> OverlayText | None:
+        if not settings.depth.mask_exclude_overlay_text:
+            return None
+        if self._text_detector is None:
+            self._text_detector = build_text_detector(settings)
+        return OverlayText(self._text_detector, settings.depth.overlay_text_every)
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.depth
         params = params_from_settings(settings)
         # geometric by default; weight-based backends fail the clip here when their model cannot be had
-        backend = build_backend(ctx.settings, params, self.model_clients)
+        backend = build_backend(ctx.settings, params, self.model_clients, self._overlay_text(ctx.settings))
         keys = {name: clip.annotation_key(name) for name in ("c2w.npy", "intrinsics.npy", "indexes.txt")}
         for key in keys.values():
             if not ctx.store.exists(key):
