@@ -22,9 +22,16 @@ the objects' own flow, lets that image evidence keep an object. Cleaned into
 connected regions with hysteresis, minimum size and temporal support,
 upsampled to the frames.
 
-Known limit: an object moving parallel to the camera's translation at constant
-velocity (a car on a street under a dolly shot) is exactly a static object at
-another depth for every view; nothing geometric tells them apart.
+An object moving parallel to the camera's translation at constant velocity (a
+car on a street under a dolly shot) is exactly a static object at another depth
+for every view; nothing geometric tells them apart. A prior does in part: where
+its apparent depth hangs it far in front of the ground seen below it, it is
+marked (services/depth/support.py). One that only looks farther stays a known
+limit. Burned-in text that stays put on screen is kept out of the masks when the
+caller passes its map (``exclude``; services/depth/overlays.py).
+
+Near the clip's ends a frame gets two neighbours on the inside (views.py), so the
+minimum over views still resolves what an object covers in one of them.
 
 Memory: a window of 2 * max_offset + 1 prepared frames, independent of clip length.
 """
