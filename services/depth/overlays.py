@@ -16,17 +16,15 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from services.scoring.ocr import TextDetector
+from services.scoring.ocr import TextDetector, boxes_mask
 
 
 def text_mask(boxes: np.ndarray, height: int, width: int, pad: int = 3) -> np.ndarray:
     """(height, width) bool: the union of quadrilateral boxes (N, 4, 2) in pixels, grown by ``pad`` pixels."""
-    mask = np.zeros((height, width), np.uint8)
-    for box in np.round(boxes).astype(np.int32):
-        cv2.fillPoly(mask, [box], 1)  # one at a time: several polygons in one call fill by the even-odd rule
+    mask = boxes_mask(boxes, height, width)
     if pad > 0 and mask.any():
-        mask = cv2.dilate(mask, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
-    return mask.astype(bool)
+        mask = cv2.dilate(mask.astype(np.uint8), np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)) > 0
+    return mask
 
 
 def burned_in(text: np.ndarray, neighbours: list[np.ndarray], min_overlap: float = 0.5) -> np.ndarray:

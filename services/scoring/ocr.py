@@ -31,15 +31,20 @@ class TextDetector(Protocol):
     def detect(self, frames: np.ndarray) -> list[np.ndarray]: ...
 
 
-def text_area_ratio(boxes: np.ndarray, height: int, width: int) -> float:
-    """Share of an HxW frame covered by the union of quadrilateral boxes (N, 4, 2)."""
-    if len(boxes) == 0:
-        return 0.0
+def boxes_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(height, width) bool: the union of quadrilateral boxes (N, 4, 2) in pixels."""
     mask = np.zeros((height, width), np.uint8)
     # One polygon at a time: fillPoly with several fills overlaps by the even-odd rule (holes).
     for box in np.round(boxes).astype(np.int32):
         cv2.fillPoly(mask, [box], 1)
-    return float(cv2.countNonZero(mask)) / (height * width)
+    return mask.astype(bool)
+
+
+def text_area_ratio(boxes: np.ndarray, height: int, width: int) -> float:
+    """Share of an HxW frame covered by the union of quadrilateral boxes (N, 4, 2)."""
+    if len(boxes) == 0:
+        return 0.0
+    return float(boxes_mask(boxes, height, width).mean())
 
 
 class PPOCRDetector:
