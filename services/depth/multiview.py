@@ -63,12 +63,15 @@ def depth_intrinsics(K: np.ndarray, width: int, height: int, scale: float) -> np
     return scale_intrinsics(K, gw / width, gh / height)
 
 
-def _measured_depth(tri, params: GeometricParams) -> np.ndarray:
+def _measured_depth(tri, params: GeometricParams, max_residual_px: float | None = None) -> np.ndarray:
+    """Triangulated z-depth where the views give parallax and the point reprojects within ``max_residual_px``
+    (default: the publishing residual), else 0."""
+    limit = params.publish_residual_px if max_residual_px is None else max_residual_px
     ok = (
         (tri.inv_depth > 0)
         & (tri.views_used > 0)
         & (tri.parallax_px >= params.min_parallax_px)
-        & (tri.residual_px <= params.publish_residual_px)
+        & (tri.residual_px <= limit)
     )
     return np.where(ok, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
 
@@ -123,9 +126,7 @@ def _hovering(tri, published: np.ndarray, K: np.ndarray, params: GeometricParams
     plane = fit_ground_plane(published, K)
     if plane is None:
         return None
-    wide = (tri.inv_depth > 0) & (tri.parallax_px >= params.min_parallax_px) & (tri.residual_px <= params.max_residual_px)
-    raw = np.where(wide, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
-    return hovering_regions(median_clean(raw), K, plane)
+    return hovering_regions(median_clean(_measured_depth(tri, params, params.max_residual_px)), K, plane)
 
 
 def iter_depth_and_masks(
