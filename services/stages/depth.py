@@ -53,14 +53,17 @@ class DepthStage(ClipStage):
     def __init__(self) -> None:
         # weight-based backends' model clients (services.depth.learned), made on first use, kept for later clips
         self.model_clients = ModelClients()
-        self._text_detector = None  # PP-OCR for burned-in text, loaded on first use
+        # PP-OCR for burned-in text, loaded on first use and kept per place it runs (like model_clients)
+        self._text_detectors: dict[tuple, object] = {}
 
     def _overlay_text(self, settings) -> OverlayText | None:
         if not settings.depth.mask_exclude_overlay_text:
             return None
-        if self._text_detector is None:
-            self._text_detector = build_text_detector(settings)
-        return OverlayText(self._text_detector, settings.depth.overlay_text_every)
+        where = (settings.models.client.get("ocr_det", "inprocess"), settings.triton.url, settings.triton.grpc_url,
+                 settings.score.ocr_threads)
+        if where not in self._text_detectors:
+            self._text_detectors[where] = build_text_detector(settings)
+        return OverlayText(self._text_detectors[where], settings.depth.overlay_text_every)
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.depth
