@@ -4,8 +4,10 @@
 #            -> bench/output/devcarry/ (ignored by git: bench/output/): wheels the device image lacks (Python 3.12) and the bench cases
 #   device:  run(command="bash bench/cuda_device.sh tests", carry=["bench/output/devcarry"], timeout_s=600)
 #            run(command="bash bench/cuda_device.sh bench", carry=["bench/output/devcarry"], timeout_s=600)
-# The device image has python3 with CUDA torch, nvcc, opencv, scipy, pytest; not pydantic or ffmpeg
-# (imageio-ffmpeg 0.4.9: its wheel is 27 MB, 0.8.1s is 68 MB, over the 64 MiB a call carries).
+# The device image has python3 with CUDA torch, nvcc, opencv, scipy, pytest; not pydantic, ffmpeg or
+# ffprobe. imageio-ffmpeg 0.6.0 brings ffmpeg 7.0.2 in a 29 MB wheel (0.4.9's ffmpeg 4.2 lacks
+# -fps_mode; 0.8.1's wheel is 68 MB, over the 64 MiB a call carries); the bench cases are read at
+# their meta.json size and rate (services.samples.read_case_frames), so no ffprobe is needed.
 # `tests` JIT-builds the kernels (torch.utils.cpp_extension) and runs tests/kernels, the gpu-marked
 # equivalence and tracking-accuracy tests included; `bench` runs bench/cuda_tracking.py.
 set -euo pipefail
@@ -30,7 +32,7 @@ prepare)
   .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 -d bench/output/devcarry/whl \
     pydantic==2.14.3 pydantic-core==2.50.4 pydantic-settings==2.16.3 annotated-types==0.8.0 \
-    typing-inspection==0.4.5 python-dotenv==1.2.4 PyYAML==6.0.3 imageio-ffmpeg==0.4.9
+    typing-inspection==0.4.5 python-dotenv==1.2.4 PyYAML==6.0.3 imageio-ffmpeg==0.6.0
   for c in $CASES; do cp -r ../shared/bench/cases/$c bench/output/devcarry/cases/; done
   cp ../shared/bench/evaluate.py bench/output/devcarry/
   du -sh bench/output/devcarry

@@ -34,8 +34,7 @@ sys.path.insert(0, str(REPO))
 from services.kernels import backend, bundle_ops, reference  # noqa: E402
 from services.kernels.flow_ops import view_geometry  # noqa: E402
 from services.kernels.loader import kernel_status  # noqa: E402
-from services.samples import bench_cases_dir  # noqa: E402
-from services.video.decode import read_frames  # noqa: E402
+from services.samples import bench_cases_dir, read_case_frames  # noqa: E402
 
 
 def sync() -> None:
@@ -183,7 +182,7 @@ def main() -> None:
     case = bench_cases_dir() / args.case
     meta = json.loads((case / "meta.json").read_text())
     t0 = time.perf_counter()
-    frames = list(read_frames(case / "video.mp4"))
+    frames = read_case_frames(case)
     decode_s = time.perf_counter() - t0
     gpu = torch.cuda.is_available()
     status = kernel_status()

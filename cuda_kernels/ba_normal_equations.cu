@@ -8,8 +8,9 @@
 //
 // Each thread takes observations (grid-stride); the pose block of H and g, small for a sliding
 // window (6P <= 72 fits 48 KB of shared memory), is accumulated in shared memory by every block and
-// added to global memory once per block; the point rows (Hpp, gp, Hcp) go straight to global
-// memory, where different points rarely collide.
+// added to global memory once per block. Where a warp's 32 observations share their pose blocks,
+// the warp sums each entry with shuffles first (one atomic, not 32 on the same address); the point
+// rows (Hpp, gp, Hcp) go straight to global memory, where different points rarely collide.
 
 #include <cuda_runtime.h>
 #include <cstdint>
@@ -65,6 +66,56 @@ __host__ __device__ inline void add_observation(
   }
 }
 
+constexpr unsigned kFullWarp = 0xffffffffu;
+constexpr int kMaxWarpGroups = 4;  // each round costs one warp sum per pose entry
+
+__device__ inline double warp_sum(double v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(kFullWarp, v, offset);
+  return v;  // complete in lane 0
+}
+
+// add_observation for the lanes of a warp (`active`) whose observations go through the same pose
+// blocks (`block`; the tracker lists observations frame by frame, so most warps are one or two such
+// groups). Each pose entry is summed over the warp with shuffles and added once by lane 0, instead
+// of one atomic per lane on the same address; the other lanes (any, lane 0 too) add zeros. Point
+// rows go per lane.
+__device__ inline void add_warp_observations(
+    int64_t m, bool active, const double* __restrict__ r, const double* __restrict__ w,
+    const double* __restrict__ J, const int64_t* __restrict__ point_index, const double* __restrict__ jp,
+    const int64_t* block, int B, int64_t nc, int64_t num_points, double* H_acc, double* g_acc, double* Hpp,
+    double* gp, double* Hcp) {
+  const bool lead = (threadIdx.x & 31) == 0;
+  const int64_t mm = active ? m : 0;  // a valid row to read; its values are masked by `active`
+  const double wm = active ? w[mm] : 0.0;
+  const double r0 = r[2 * mm], r1 = r[2 * mm + 1];
+  const int64_t p = active ? point_index[mm] : -1;
+  const double q0 = p >= 0 ? jp[2 * mm] : 0.0, q1 = p >= 0 ? jp[2 * mm + 1] : 0.0;
+  for (int b1 = 0; b1 < B; ++b1) {
+    if (block[b1] < 0) continue;
+    const double* J1 = J + (mm * B + b1) * 2 * kPoseDof;
+    const int64_t c1 = block[b1] * kPoseDof;
+    for (int i = 0; i < kPoseDof; ++i) {
+      const double a0 = wm * J1[i], a1 = wm * J1[kPoseDof + i];
+      const double g_sum = warp_sum(-(a0 * r0 + a1 * r1));
+      if (lead) atomicAdd(&g_acc[c1 + i], g_sum);
+      for (int b2 = 0; b2 < B; ++b2) {
+        if (block[b2] < 0) continue;
+        const double* J2 = J + (mm * B + b2) * 2 * kPoseDof;
+        double* row = H_acc + (c1 + i) * nc + block[b2] * kPoseDof;
+        for (int j = 0; j < kPoseDof; ++j) {
+          const double h_sum = warp_sum(a0 * J2[j] + a1 * J2[kPoseDof + j]);
+          if (lead) atomicAdd(&row[j], h_sum);
+        }
+      }
+      if (p >= 0) atomicAdd(&Hcp[(c1 + i) * num_points + p], a0 * q0 + a1 * q1);
+    }
+  }
+  if (p >= 0) {
+    atomicAdd(&Hpp[p], wm * (q0 * q0 + q1 * q1));
+    atomicAdd(&gp[p], -wm * (q0 * r0 + q1 * r1));
+  }
+}
+
 __global__ void ba_normal_equations_kernel(
     const double* __restrict__ r, const double* __restrict__ w, const int64_t* __restrict__ pose_index,
     const double* __restrict__ J, const int64_t* __restrict__ point_index, const double* __restrict__ jp,
@@ -80,8 +131,31 @@ __global__ void ba_normal_equations_kernel(
     for (int64_t k = threadIdx.x; k < nc * nc + nc; k += blockDim.x) shared[k] = 0.0;
     __syncthreads();
   }
-  for (int64_t m = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; m < M; m += (int64_t)gridDim.x * blockDim.x)
-    add_observation(m, r, w, pose_index, J, point_index, jp, B, nc, num_points, H_acc, g_acc, Hpp, gp, Hcp);
+  // The loop bound is the same for the whole warp (base, not m), so its shuffles see every lane.
+  for (int64_t base = blockIdx.x * (int64_t)blockDim.x; base < M; base += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t m = base + threadIdx.x;
+    const bool active = m < M;
+    int64_t mine[kMaxBlocksPerObservation];
+    for (int b = 0; b < B; ++b) mine[b] = active ? pose_index[m * B + b] : -1;
+    // Up to kMaxWarpGroups rounds: the lowest pending lane's pose blocks pick the lanes that share
+    // them, and those are summed together; what remains after that (a warp of mixed observations)
+    // takes the per-lane path.
+    unsigned pending = __ballot_sync(kFullWarp, active);
+    for (int round = 0; round < kMaxWarpGroups && pending != 0u; ++round) {
+      const int leader = __ffs(pending) - 1;
+      bool in_group = (pending >> (threadIdx.x & 31)) & 1u;
+      int64_t group_block[kMaxBlocksPerObservation];
+      for (int b = 0; b < B; ++b) {
+        group_block[b] = __shfl_sync(kFullWarp, mine[b], leader);
+        in_group = in_group && mine[b] == group_block[b];
+      }
+      pending &= ~__ballot_sync(kFullWarp, in_group);
+      add_warp_observations(m, in_group, r, w, J, point_index, jp, group_block, B, nc, num_points, H_acc, g_acc, Hpp,
+                            gp, Hcp);
+    }
+    if ((pending >> (threadIdx.x & 31)) & 1u)
+      add_observation(m, r, w, pose_index, J, point_index, jp, B, nc, num_points, H_acc, g_acc, Hpp, gp, Hcp);
+  }
   if (shared_pose_block) {
     __syncthreads();
     for (int64_t k = threadIdx.x; k < nc * nc; k += blockDim.x)
@@ -115,9 +189,10 @@ extern "C" cudaError_t spatialvid_ba_normal_equations(
   if (num_observations == 0) return cudaSuccess;
   const size_t shared_bytes = sizeof(double) * (nc * nc + nc);
   const bool use_shared = shared_bytes <= kMaxSharedBytes;
-  // Few blocks: every block pays one flush of the pose block, and the problems are small.
-  int64_t grid = (num_observations + 4 * kBaThreads - 1) / (4 * kBaThreads);
-  grid = grid < 1 ? 1 : (grid > 64 ? 64 : grid);
+  // One observation per thread up to 128 blocks: the warps' pose sums are cheap, and each block's
+  // one flush of its shared pose block is small next to the observations.
+  int64_t grid = (num_observations + kBaThreads - 1) / kBaThreads;
+  grid = grid < 1 ? 1 : (grid > 128 ? 128 : grid);
   ba_normal_equations_kernel<<<(unsigned)grid, kBaThreads, use_shared ? shared_bytes : 0, stream>>>(
       residuals, weights, pose_index, pose_jacobians, point_index, point_jacobians, num_observations,
       (int)blocks_per_observation, nc, num_points, use_shared, Hcc, gc, Hpp, gp, Hcp);

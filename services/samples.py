@@ -42,3 +42,17 @@ def shared_dir() -> Path:
 
 def bench_cases_dir() -> Path:
     return shared_dir() / "bench" / "cases"
+
+
+def read_case_frames(case_dir: Path, count: int | None = None) -> list:
+    """The RGB frames of a shared bench case at the size and rate its meta.json states.
+
+    Knowing both, the decoder needs no ffprobe: the GPU machine has ffmpeg (imageio-ffmpeg) only.
+    """
+    import json
+
+    from services.video.decode import read_frames
+
+    meta = json.loads((Path(case_dir) / "meta.json").read_text())
+    size = (int(meta["width"]), int(meta["height"]))
+    return list(read_frames(Path(case_dir) / "video.mp4", size=size, fps=float(meta["fps"]), count=count))

@@ -46,9 +46,11 @@ class BAInputs:
 
 
 def random_ba(seed: int, M: int = 500, B: int = 2, P: int = 6, N: int = 120, fixed_share: float = 0.2,
-              point_share: float = 0.9) -> BAInputs:
+              point_share: float = 0.9, grouped: bool = False) -> BAInputs:
     """Blocks shaped like the tracker's: observing + anchor camera per observation, some fixed,
-    some observations without a point, zero weights (points behind a camera)."""
+    some observations without a point, zero weights (points behind a camera). ``grouped`` lists the
+    observations by their pose blocks, as the tracker does (frame by frame): then most warps of the
+    CUDA kernel share their blocks and take its warp-sum path, and the warps at group edges do not."""
     rng = np.random.default_rng(seed)
     # distinct blocks within an observation (observing camera != anchor camera), as the tracker makes them
     pose_index = np.full((M, B), -1)
@@ -60,6 +62,9 @@ def random_ba(seed: int, M: int = 500, B: int = 2, P: int = 6, N: int = 120, fix
     point_index[rng.random(M) > point_share] = -1
     weights = rng.uniform(0, 1, M)
     weights[rng.random(M) < 0.05] = 0.0
+    if grouped and M:
+        order = np.lexsort(pose_index.T[::-1])
+        pose_index, point_index = pose_index[order], point_index[order]
     return BAInputs(rng.normal(0, 3, (M, 2)), weights, pose_index.astype(np.int64),
                     rng.normal(0, 200, (M, B, 2, 6)), point_index.astype(np.int64), rng.normal(0, 50, (M, 2)), P, N)
 
@@ -74,7 +79,7 @@ def real_ba() -> list[BAInputs]:
     from services.camera import optim
     from services.camera.track import track_camera
     from services.settings import CameraSettings
-    from services.video.decode import read_frames
+    from services.samples import read_case_frames
 
     captured: list[BAInputs] = []
     original = optim.solve_normal_equations
@@ -85,7 +90,7 @@ def real_ba() -> list[BAInputs]:
                                  num_poses, num_points))
         return original(lin, num_poses, num_points, damping)
 
-    frames = list(read_frames(video, count=16))
+    frames = read_case_frames(video.parent, count=16)
     mp = pytest.MonkeyPatch()
     mp.setattr(optim, "solve_normal_equations", spy)
     try:
@@ -135,9 +140,9 @@ def real_views():
     from services.depth.flow import DisFlow, forward_backward_error
     from services.depth.geometry import relative_pose, scale_intrinsics
     from services.depth.views import prepare_frame
-    from services.video.decode import read_frames
+    from services.samples import read_case_frames
 
-    frames = list(read_frames(case / "video.mp4", count=25))
+    frames = read_case_frames(case, count=25)
     c2w = np.load(case / "gt_poses.npy")
     K = scale_intrinsics(np.load(case / "gt_intrinsics.npy"), 0.5, 0.5)  # (3,3) of the 640x360 frames
     grey = {i: prepare_frame(frames[i], (320, 180)).grey for i in (16, 20, 24)}

@@ -41,7 +41,10 @@ def _both(fn, *args):
 
 
 @pytest.mark.parametrize("shape", [dict(), dict(M=20000, P=7, N=300), dict(B=3, P=7), dict(P=1, N=0),
-                                   dict(M=0, P=2, N=3), dict(P=14, N=50)])  # P=14: pose block beyond shared memory
+                                   dict(M=0, P=2, N=3), dict(P=14, N=50),  # P=14: pose block beyond shared memory
+                                   # grouped as the tracker lists them (warp sums); M=3992: a partial last warp
+                                   dict(M=3992, grouped=True), dict(M=20000, P=7, N=300, grouped=True),
+                                   dict(M=20000, B=3, P=7, grouped=True), dict(M=8000, P=14, N=50, grouped=True)])
 def test_ba_normal_equations_cuda_matches_cpu_random(shape):
     x = random_ba(21, **shape)
     cpu, gpu = _both(build_normal_equations, *x.args())
@@ -94,10 +97,10 @@ def test_tracking_accuracy_unchanged_with_the_kernels(case):
         pytest.skip(f"shared bench case {case} not found")
     from services.camera.track import track_camera
     from services.settings import CameraSettings
-    from services.video.decode import read_frames
+    from services.samples import read_case_frames
 
     meta = json.loads((SHARED_CASES / case / "meta.json").read_text())
-    frames = list(read_frames(SHARED_CASES / case / "video.mp4"))
+    frames = read_case_frames(SHARED_CASES / case)
     errors = {}
     for name in ("cpu", "cuda"):
         with backend.use(name):
