@@ -148,7 +148,7 @@ class DepthSettings(Section):
     depth_max_residual_px: float = 0.6  # measured depth is published only where it reprojects this well
     propagate: bool = True  # carry depth through frames without parallax by re-projection
     mask_threshold: float = 1.0
-    # mark regions whose apparent depth hangs them far over the visible ground (objects moving along their
+    # mark colour segments whose apparent depth hangs them far over the visible ground (objects moving along their
     # epipolar lines, e.g. cars under a dolly; services/depth/support.py)
     mask_gravity_prior: bool = True
     # keep burned-in text (subtitles, timecodes, logos: PP-OCR boxes that stay put on screen) out of the masks,

@@ -25,8 +25,8 @@ upsampled to the frames.
 An object moving parallel to the camera's translation at constant velocity (a
 car on a street under a dolly shot) is exactly a static object at another depth
 for every view; nothing geometric tells them apart. A prior does in part: where
-its apparent depth hangs it far in front of the ground seen below it, it is
-marked (services/depth/support.py). One that only looks farther stays a known
+the apparent depth of its colour segment hangs it far in front of the ground
+seen below it, it is marked (services/depth/support.py). One that only looks farther stays a known
 limit. Burned-in text that stays put on screen is kept out of the masks when the
 caller passes its map (``exclude``; services/depth/overlays.py).
 
@@ -47,7 +47,7 @@ from services.depth.fill import fill_small_holes, median_clean, reproject_depth
 from services.depth.geometry import relative_pose, rigid_flow, rotation_flow, scale_intrinsics
 from services.depth.motion import clean_mask, motion_score, multiview_inconsistency, photometric_evidence, track_mask
 from services.depth.params import GeometricParams
-from services.depth.support import fit_ground_plane, hovering_regions
+from services.depth.support import colour_segments, fit_ground_plane, hovering_segments
 from services.depth.triangulate import triangulate_views
 from services.depth.views import ViewSelector, prepare_frame
 from services.depth.window import FrameWindow
@@ -63,14 +63,16 @@ def depth_intrinsics(K: np.ndarray, width: int, height: int, scale: float) -> np
     return scale_intrinsics(K, gw / width, gh / height)
 
 
-def _measured_depth(tri, params: GeometricParams, max_residual_px: float | None = None) -> np.ndarray:
+def _measured_depth(tri, params: GeometricParams, max_residual_px: float | None = None,
+                    min_parallax_px: float | None = None) -> np.ndarray:
     """Triangulated z-depth where the views give parallax and the point reprojects within ``max_residual_px``
-    (default: the publishing residual), else 0."""
+    (defaults: the publishing residual, params.min_parallax_px), else 0."""
     limit = params.publish_residual_px if max_residual_px is None else max_residual_px
+    parallax = params.min_parallax_px if min_parallax_px is None else min_parallax_px
     ok = (
         (tri.inv_depth > 0)
         & (tri.views_used > 0)
-        & (tri.parallax_px >= params.min_parallax_px)
+        & (tri.parallax_px >= parallax)
         & (tri.residual_px <= limit)
     )
     return np.where(ok, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
@@ -118,15 +120,17 @@ def _excluded_pixels(mask: np.ndarray | None, size: tuple[int, int]) -> np.ndarr
     return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
 
 
-def _hovering(tri, published: np.ndarray, K: np.ndarray, params: GeometricParams) -> np.ndarray | None:
-    """Regions of this frame's triangulated depth that hover over far ground (the gravity prior), or None
-    without a visible ground plane. The plane is fitted to the published depth; the regions come from the
-    wider triangulation (every pixel that reprojects within max_residual_px), which covers far more of a
-    moving object than the published depth, which refuses most of it."""
+def _hovering(tri, published: np.ndarray, colour: np.ndarray, K: np.ndarray,
+              params: GeometricParams) -> np.ndarray | None:
+    """Colour segments of this frame that hover over far ground (the gravity prior), or None without a
+    visible ground plane. The plane is fitted to the published depth; the segments' depth comes from a
+    rougher triangulation (less parallax, a wider residual), which covers far more of a moving object
+    than the published depth, which refuses most of it."""
     plane = fit_ground_plane(published, K)
     if plane is None:
         return None
-    return hovering_regions(median_clean(_measured_depth(tri, params, params.max_residual_px)), K, plane)
+    rough = _measured_depth(tri, params, params.mask_gravity_max_residual_px, params.mask_gravity_min_parallax_px)
+    return hovering_segments(colour_segments(colour), median_clean(rough), K, plane)
 
 
 def iter_depth_and_masks(
@@ -214,7 +218,7 @@ def iter_depth_and_masks(
             if tri is not None:
                 score = np.maximum(score, multiview_inconsistency(tri, params))
                 if params.mask_gravity_prior:
-                    hovering = _hovering(tri, d, Kd, params)
+                    hovering = _hovering(tri, d, window.get(i).colour, Kd, params)
             sources = [window.get(v.source_index).grey for v in views]
             photo, overlay = photometric_evidence(window.get(i).grey, sources, Kd, views, d) if views else (None, None)
             ref = window.get(i).grey

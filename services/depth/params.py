@@ -38,9 +38,13 @@ class GeometricParams:
     # Off by default: it also drops objects the camera follows (they stay put on the screen too), which real
     # footage has far more often than burned-in text; the text stage's masks are the better filter for overlays.
     mask_drop_screen_fixed: bool = False  # drop pixels that stay put on the screen while the camera moves
-    # gravity prior (services/depth/support.py): a non-ground region whose apparent depth hangs it far in
-    # front of the ground seen below it is an object moving along its epipolar lines (needs visible ground)
+    # gravity prior (services/depth/support.py): a non-ground colour segment whose apparent depth hangs it far
+    # in front of the ground seen below it is an object moving along its epipolar lines (needs visible ground)
     mask_gravity_prior: bool = True
+    # the segments' depth: a rougher triangulation than published depth (a hovering test needs only a ratio,
+    # and an oncoming object near the focus of expansion shows little parallax)
+    mask_gravity_min_parallax_px: float = 1.0
+    mask_gravity_max_residual_px: float = 1.5
     mask_min_share: float = 0.0015  # connected regions smaller than this share of the frame are dropped
     mask_max_share: float = 0.5  # a frame whose mask covers more than this is unreliable and left empty
 

@@ -23,14 +23,16 @@ from services.depth.window import FrameWindow
 @dataclass
 class PreparedFrame:
     grey: np.ndarray  # uint8 grey at the depth grid size
+    colour: np.ndarray  # uint8 RGB at the depth grid size (the grey frame itself for grey input)
 
 
 def prepare_frame(frame: np.ndarray, size: tuple[int, int]) -> PreparedFrame:
-    """RGB (or grey) uint8 frame -> grey at ``size`` = (w, h) with area averaging."""
-    grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if (grey.shape[1], grey.shape[0]) != size:
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-    return PreparedFrame(grey=grey)
+    """RGB (or grey) uint8 frame -> grey and colour at ``size`` = (w, h) with area averaging."""
+    colour = frame
+    if (frame.shape[1], frame.shape[0]) != size:
+        colour = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    grey = colour if colour.ndim == 2 else cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY)
+    return PreparedFrame(grey=grey, colour=colour)
 
 
 def _sources(ref: int, offset: int, count: int) -> list[int]:

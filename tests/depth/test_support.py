@@ -1,10 +1,12 @@
-"""The gravity prior (services/depth/support.py) on drawn depth maps: a ground plane seen from a known height,
-with a box that either rests on it or hovers in front of it (what an oncoming car under a dolly looks like)."""
+"""The gravity prior (services/depth/support.py) on drawn frames and depth maps: a ground plane seen from a known
+height, with a plain box that either rests on it or hovers in front of it (what an oncoming car under a dolly looks
+like). As on a real plain object, depth is measured only on the box's rim."""
 
 import numpy as np
 import pytest
 
-from services.depth.support import fit_ground_plane, hovering_regions, plane_depth
+from services.depth.support import (_segment_medians, colour_segments, fit_ground_plane, hovering_segments,
+                                    plane_depth)
 
 W, H = 320, 180
 K = np.array([[250.0, 0, 159.5], [0, 250.0, 89.5], [0, 0, 1]])
@@ -43,18 +45,67 @@ def test_no_plane_without_ground():
     assert fit_ground_plane(np.zeros((H, W), np.float32), K) is None
 
 
-def test_a_box_hovering_over_far_ground_is_marked_and_a_resting_one_is_not():
-    hover_depth, box = _street(0.4)
-    plane = fit_ground_plane(hover_depth, K)
-    marked = hovering_regions(hover_depth, K, plane)
-    assert marked[box].mean() > 0.9
-    assert not marked[~box].any()
+def _frame(box: np.ndarray, seed: int = 0) -> np.ndarray:
+    """RGB: grey textured ground and sky, the box a plain teal."""
+    rng = np.random.default_rng(seed)
+    image = np.clip(rng.normal(128, 6, (H, W, 1)), 0, 255).repeat(3, axis=2).astype(np.uint8)
+    image[:60] = (150, 190, 230)
+    image[box] = (20, 80, 90)
+    return image
 
-    rest_depth, box = _street(1.0)
-    assert not hovering_regions(rest_depth, K, fit_ground_plane(rest_depth, K)).any()
+
+def _rim_only(depth: np.ndarray, box: np.ndarray, width: int = 2) -> np.ndarray:
+    """The box's depth kept only on its outer ``width`` pixels (a plain face gives flow nothing to follow)."""
+    inner = np.zeros_like(box)
+    ys, xs = np.nonzero(box)
+    inner[ys.min() + width: ys.max() + 1 - width, xs.min() + width: xs.max() + 1 - width] = True
+    return np.where(box & inner, 0.0, depth).astype(np.float32)
+
+
+def _hovering(box_depth_at_base: float) -> tuple[np.ndarray, np.ndarray]:
+    depth, box = _street(box_depth_at_base)
+    plane = fit_ground_plane(depth, K)
+    return hovering_segments(colour_segments(_frame(box)), _rim_only(depth, box), K, plane), box
+
+
+def test_a_plain_box_hovering_over_far_ground_is_marked_whole():
+    marked, box = _hovering(0.4)
+    assert marked[box].mean() > 0.9  # its inside too, though only its rim was measured
+    assert marked[~box].mean() < 0.002
+
+
+def test_a_resting_box_is_not_marked():
+    marked, _ = _hovering(1.0)
+    assert not marked.any()
 
 
 def test_an_overhang_like_a_table_top_is_not_marked():
-    """Ground 1.3x farther than the region's lower edge (a table top, a bumper) is within what static things do."""
-    depth, box = _street(1 / 1.3)
-    assert not hovering_regions(depth, K, fit_ground_plane(depth, K)).any()
+    """Ground 1.3x farther than the segment (a table top, a bumper) is within what static things do."""
+    marked, _ = _hovering(1 / 1.3)
+    assert not marked.any()
+
+
+def test_a_box_without_measured_depth_is_not_marked():
+    depth, box = _street(0.4)
+    plane = fit_ground_plane(depth, K)
+    assert not hovering_segments(colour_segments(_frame(box)), np.where(box, 0, depth).astype(np.float32), K,
+                                 plane).any()
+
+
+def test_segment_medians():
+    labels = np.array([[0, 0, 1, 1], [0, 2, 1, 1]])
+    depth = np.array([[1.0, 3.0, 0.0, 5.0], [2.0, 0.0, 7.0, 6.0]], np.float32)
+    np.testing.assert_allclose(_segment_medians(labels, depth, 4), [2.0, 6.0, 0.0, 0.0], rtol=1e-6)
+
+
+def test_only_the_outline_in_view_counts():
+    """A hovering box running off the bottom of the frame over most of its width (an oncoming truck passing
+    close): the columns cut by the frame show nothing of what it stands on; the few in view decide."""
+    depth, _ = _street(None)
+    box = np.zeros((H, W), bool)
+    box[90:131, 150:261] = True
+    box[131:, 170:261] = True  # the off-frame part: 91 of its 111 columns end on the frame's last row
+    depth[box] = 0.4 * depth[130, 160]
+    plane = fit_ground_plane(depth, K)
+    marked = hovering_segments(colour_segments(_frame(box)), _rim_only(depth, box), K, plane)
+    assert marked[box].mean() > 0.9
