@@ -129,19 +129,26 @@ def photometric_residual(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarr
     return photometric_evidence(ref, sources, K, views, depth)[0]
 
 
-def track_mask(previous: np.ndarray, views: list[ViewFlow], ref_index: int) -> np.ndarray:
-    """Last frame's mask carried into this frame along the observed flow (the objects' own motion).
+def carry_along_flow(values: np.ndarray, views: list[ViewFlow], ref_index: int) -> np.ndarray | None:
+    """A map of the last frame carried into this one along the observed flow (the objects' own motion), or
+    None without an earlier neighbour (the clip's first frame, or across a cut, where its view is dropped).
 
-    The flow to the earlier neighbour (k frames back) is scaled to one frame; without one the mask stays put."""
+    The flow to the earlier neighbour (k frames back) is scaled to one frame."""
     back = [v for v in views if 0 <= v.source_index < ref_index]
     if not back:
-        return previous
+        return None
     v = back[0]
     k = max(1, ref_index - v.source_index)
     from services.depth.flow import warp_by_flow
 
-    carried = warp_by_flow(previous.astype(np.float32), v.flow / k)
-    return carried > 0.5
+    return warp_by_flow(values.astype(np.float32), v.flow / k)
+
+
+def track_mask(previous: np.ndarray, views: list[ViewFlow], ref_index: int) -> np.ndarray:
+    """Last frame's mask carried into this frame along the observed flow; without an earlier neighbour it
+    stays put."""
+    carried = carry_along_flow(previous, views, ref_index)
+    return previous if carried is None else carried > 0.5
 
 
 def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray | None,

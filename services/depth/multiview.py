@@ -26,7 +26,8 @@ An object moving parallel to the camera's translation at constant velocity (a
 car on a street under a dolly shot) is exactly a static object at another depth
 for every view; nothing geometric tells them apart. A prior does in part: where
 the apparent depth of its colour segment hangs it far in front of the ground
-seen below it, it is marked (services/depth/support.py). One that only looks farther stays a known
+seen below it, it is marked (services/depth/support.py), and the mark is
+remembered along its flow, fading, for the frames where no ground shows below it. One that only looks farther stays a known
 limit. Burned-in text that stays put on screen is kept out of the masks when the
 caller passes its map (``exclude``; services/depth/overlays.py).
 
@@ -45,9 +46,10 @@ import numpy as np
 
 from services.depth.fill import fill_small_holes, median_clean, reproject_depth
 from services.depth.geometry import relative_pose, rigid_flow, rotation_flow, scale_intrinsics
-from services.depth.motion import clean_mask, motion_score, multiview_inconsistency, photometric_evidence, track_mask
+from services.depth.motion import (carry_along_flow, clean_mask, motion_score, multiview_inconsistency,
+                                  photometric_evidence, track_mask)
 from services.depth.params import GeometricParams
-from services.depth.support import colour_segments, fit_ground_plane, hovering_segments
+from services.depth.support import colour_segments, fit_ground_plane, held_segments, hovering_segments
 from services.depth.triangulate import triangulate_views
 from services.depth.views import ViewSelector, prepare_frame
 from services.depth.window import FrameWindow
@@ -120,17 +122,37 @@ def _excluded_pixels(mask: np.ndarray | None, size: tuple[int, int]) -> np.ndarr
     return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
 
 
-def _hovering(tri, published: np.ndarray, colour: np.ndarray, K: np.ndarray,
+def _hovering(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray,
               params: GeometricParams) -> np.ndarray | None:
-    """Colour segments of this frame that hover over far ground (the gravity prior), or None without a
-    visible ground plane. The plane is fitted to the published depth; the segments' depth comes from a
-    rougher triangulation (less parallax, a wider residual), which covers far more of a moving object
-    than the published depth, which refuses most of it."""
+    """Colour segments (``labels``) of this frame that hover over far ground (the gravity prior), or None
+    without a visible ground plane. The plane is fitted to the published depth; the segments' depth comes
+    from a rougher triangulation (less parallax, a wider residual), which covers far more of a moving
+    object than the published depth, which refuses most of it."""
     plane = fit_ground_plane(published, K)
     if plane is None:
         return None
     rough = _measured_depth(tri, params, params.mask_gravity_max_residual_px, params.mask_gravity_min_parallax_px)
-    return hovering_segments(colour_segments(colour), median_clean(rough), K, plane)
+    return hovering_segments(labels, median_clean(rough), K, plane)
+
+
+def _gravity(tri, published: np.ndarray, colour: np.ndarray, K: np.ndarray, views, index: int,
+             memory: np.ndarray | None, params: GeometricParams) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(this frame's gravity-prior evidence or None, the updated memory): segments hovering now, and those
+    mostly under the faded memory of recent frames' marks, carried along the flow."""
+    labels = colour_segments(colour)
+    fresh = _hovering(tri, published, labels, K, params) if tri is not None else None
+    carried = carry_along_flow(memory, views, index) if memory is not None else None
+    if carried is not None:
+        carried *= params.mask_gravity_memory_decay
+    held = None if carried is None else held_segments(
+        labels, carried, params.mask_gravity_hold_level, params.mask_gravity_hold_share)
+    if fresh is None and held is None:
+        return None, None
+    if fresh is None:
+        return held, carried
+    if held is None:
+        return fresh, fresh.astype(np.float32)
+    return fresh | held, np.maximum(fresh.astype(np.float32), carried)
 
 
 def iter_depth_and_masks(
@@ -181,6 +203,7 @@ def iter_depth_and_masks(
     selector: ViewSelector | None = None
     previous_depth: np.ndarray | None = None
     previous_mask: np.ndarray | None = None
+    gravity_memory: np.ndarray | None = None
     hole_area = int(params.hole_max_share * size[0] * size[1])
     for i in range(count):
         t0 = time.perf_counter()
@@ -217,8 +240,8 @@ def iter_depth_and_masks(
             hovering = None
             if tri is not None:
                 score = np.maximum(score, multiview_inconsistency(tri, params))
-                if params.mask_gravity_prior:
-                    hovering = _hovering(tri, d, window.get(i).colour, Kd, params)
+            if params.mask_gravity_prior:
+                hovering, gravity_memory = _gravity(tri, d, window.get(i).colour, Kd, views, i, gravity_memory, params)
             sources = [window.get(v.source_index).grey for v in views]
             photo, overlay = photometric_evidence(window.get(i).grey, sources, Kd, views, d) if views else (None, None)
             ref = window.get(i).grey

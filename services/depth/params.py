@@ -45,6 +45,11 @@ class GeometricParams:
     # and an oncoming object near the focus of expansion shows little parallax)
     mask_gravity_min_parallax_px: float = 1.0
     mask_gravity_max_residual_px: float = 1.5
+    # what the prior marked is remembered along the objects' flow, fading by this factor a frame; a segment
+    # mostly (hold_share) under a memory of at least hold_level stays marked (0.9 / 0.3: about 11 frames)
+    mask_gravity_memory_decay: float = 0.9
+    mask_gravity_hold_level: float = 0.3
+    mask_gravity_hold_share: float = 0.8
     mask_min_share: float = 0.0015  # connected regions smaller than this share of the frame are dropped
     mask_max_share: float = 0.5  # a frame whose mask covers more than this is unreliable and left empty
 

@@ -202,3 +202,16 @@ def hovering_segments(labels: np.ndarray, depth: np.ndarray, K: np.ndarray, plan
         & (hover_count >= params.min_hover_share * outline)
     )
     return hovering[labels]
+
+
+def held_segments(labels: np.ndarray, memory: np.ndarray, level: float, share: float) -> np.ndarray:
+    """(h, w) bool: the segments at least ``share`` of whose pixels have a ``memory`` of ``level`` or more.
+
+    The memory is where the prior marked objects in recent frames, carried along their flow and fading; an
+    object keeps its mark, in this frame's segment shapes, through frames where its outline shows no
+    ground (it passes the frame's edge, or the measured depth on it is too thin that frame)."""
+    count = int(labels.max()) + 1
+    flat = labels.ravel()
+    remembered = np.bincount(flat, weights=(memory >= level).ravel().astype(np.float64), minlength=count)
+    area = np.bincount(flat, minlength=count)
+    return (remembered >= share * np.maximum(area, 1))[labels]

@@ -99,3 +99,20 @@ def test_overwhelming_trusted_flow_evidence_needs_only_a_little_image_error():
     weaker[OBJECT] = 3.0  # clear, but not overwhelming flow evidence: the usual photometric bar holds
     assert not clean_mask(weaker, params, None, photo, contrast=12.0, trusted=trusted)[OBJECT].any()
     assert not clean_mask(score, params, None, photo, contrast=12.0, trusted=~trusted)[OBJECT].any()
+
+
+def test_nothing_is_carried_without_an_earlier_neighbour():
+    """Across a cut the earlier view is dropped: a memory carried along the flow would land on the new shot."""
+    from services.depth.motion import carry_along_flow
+    from services.depth.triangulate import ViewFlow
+
+    h, w = 20, 30
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = 3.0  # this frame's pixel p was at p + (3, 0) k=1 frame back
+    values = np.zeros((h, w), np.float32)
+    values[:, 10:13] = 1.0
+    ahead = ViewFlow(source_index=6, R=np.eye(3), t=np.zeros(3), flow=flow, usable=np.ones((h, w), bool))
+    assert carry_along_flow(values, [ahead], 5) is None
+    behind = ViewFlow(source_index=4, R=np.eye(3), t=np.zeros(3), flow=flow, usable=np.ones((h, w), bool))
+    carried = carry_along_flow(values, [behind], 5)
+    assert carried[:, 7:10].min() == 1.0 and carried[:, 10:].max() == 0.0
