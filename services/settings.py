@@ -151,6 +151,8 @@ class DepthSettings(Section):
     # mark colour segments whose apparent depth hangs them far over the visible ground (objects moving along their
     # epipolar lines, e.g. cars under a dolly; services/depth/support.py)
     mask_gravity_prior: bool = True
+    # trim the masks' halo (flow smeared onto the background) with the frame's colour segments (services/depth/segments.py)
+    mask_segment_trim: bool = True
     # keep burned-in text (subtitles, timecodes, logos: PP-OCR boxes that stay put on screen) out of the masks,
     # detecting text on every n-th annotated frame (services/depth/overlays.py)
     mask_exclude_overlay_text: bool = True

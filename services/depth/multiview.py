@@ -27,7 +27,8 @@ car on a street under a dolly shot) is exactly a static object at another depth
 for every view; nothing geometric tells them apart. A prior does in part: where
 the apparent depth of its colour segment hangs it far in front of the ground
 seen below it, it is marked (services/depth/support.py), and the mark is
-remembered along its flow, fading, for the frames where no ground shows below it. One that only looks farther stays a known
+remembered along its flow, fading, for the frames where no ground shows below it.
+The colour segments also trim the masks' halo (services/depth/segments.py). One that only looks farther stays a known
 limit. Burned-in text that stays put on screen is kept out of the masks when the
 caller passes its map (``exclude``; services/depth/overlays.py).
 
@@ -49,7 +50,8 @@ from services.depth.geometry import relative_pose, rigid_flow, rotation_flow, sc
 from services.depth.motion import (carry_along_flow, clean_mask, motion_score, multiview_inconsistency,
                                   photometric_evidence, track_mask)
 from services.depth.params import GeometricParams
-from services.depth.support import colour_segments, fit_ground_plane, held_segments, hovering_segments
+from services.depth.segments import colour_segments, held_segments, trim_to_segments
+from services.depth.support import fit_ground_plane, hovering_segments
 from services.depth.triangulate import triangulate_views
 from services.depth.views import ViewSelector, prepare_frame
 from services.depth.window import FrameWindow
@@ -135,11 +137,10 @@ def _hovering(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray,
     return hovering_segments(labels, median_clean(rough), K, plane)
 
 
-def _gravity(tri, published: np.ndarray, colour: np.ndarray, K: np.ndarray, views, index: int,
+def _gravity(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray, views, index: int,
              memory: np.ndarray | None, params: GeometricParams) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(this frame's gravity-prior evidence or None, the updated memory): segments hovering now, and those
     mostly under the faded memory of recent frames' marks, carried along the flow."""
-    labels = colour_segments(colour)
     fresh = _hovering(tri, published, labels, K, params) if tri is not None else None
     carried = carry_along_flow(memory, views, index) if memory is not None else None
     if carried is not None:
@@ -240,8 +241,10 @@ def iter_depth_and_masks(
             hovering = None
             if tri is not None:
                 score = np.maximum(score, multiview_inconsistency(tri, params))
+            labels = colour_segments(window.get(i).colour) if params.mask_gravity_prior or params.mask_segment_trim \
+                else None
             if params.mask_gravity_prior:
-                hovering, gravity_memory = _gravity(tri, d, window.get(i).colour, Kd, views, i, gravity_memory, params)
+                hovering, gravity_memory = _gravity(tri, d, labels, Kd, views, i, gravity_memory, params)
             sources = [window.get(v.source_index).grey for v in views]
             photo, overlay = photometric_evidence(window.get(i).grey, sources, Kd, views, d) if views else (None, None)
             ref = window.get(i).grey
@@ -253,6 +256,8 @@ def iter_depth_and_masks(
                                screen_fixed=overlay,
                                trusted=np.any([v.usable for v in views], axis=0) if views else None,
                                hovering=hovering)
+            if params.mask_segment_trim:
+                small = trim_to_segments(small, labels, params.mask_trim_cover, params.mask_trim_region_share)
             previous_mask = small
             mask = cv2.resize(small.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
             t0 = tick("masks", t0)

@@ -50,6 +50,11 @@ class GeometricParams:
     mask_gravity_memory_decay: float = 0.9
     mask_gravity_hold_level: float = 0.3
     mask_gravity_hold_share: float = 0.8
+    # the halo (flow smeared onto the background around an object) is trimmed: mask pixels in a colour segment
+    # the mask covers less than trim_cover of, that are also less than trim_region_share of their mask region
+    mask_segment_trim: bool = True
+    mask_trim_cover: float = 0.3
+    mask_trim_region_share: float = 0.25
     mask_min_share: float = 0.0015  # connected regions smaller than this share of the frame are dropped
     mask_max_share: float = 0.5  # a frame whose mask covers more than this is unreliable and left empty
 

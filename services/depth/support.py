@@ -57,12 +57,6 @@ class SupportParams:
     # segmentation) takes the nearest depth measured within this many pixels of it
     borrow_px: int = 3
     max_ground_share: float = 0.3  # of its measured pixels on the ground plane: the segment is ground
-    # graph-based colour segmentation (Felzenszwalb-Huttenlocher, cv2.ximgproc) at this share of the depth
-    # grid (half: 5 ms instead of 25 at 320x180); min_px counts pixels at that size
-    segment_scale: float = 0.5
-    segment_sigma: float = 0.5
-    segment_k: float = 300.0
-    segment_min_px: int = 12
     ransac_iterations: int = 256
     sample_points: int = 4000
 
@@ -122,18 +116,6 @@ def _first_ground_below(ground: np.ndarray, limit: int) -> np.ndarray:
     return nearest
 
 
-def colour_segments(image: np.ndarray, params: SupportParams = SupportParams()) -> np.ndarray:
-    """(h, w) int32 segment labels 0..n-1 of a uint8 colour (or grey) image."""
-    h, w = image.shape[:2]
-    small = (max(1, round(w * params.segment_scale)), max(1, round(h * params.segment_scale)))
-    if small != (w, h):
-        image = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
-    segmenter = cv2.ximgproc.segmentation.createGraphSegmentation(
-        params.segment_sigma, params.segment_k, params.segment_min_px)
-    labels = segmenter.processImage(np.ascontiguousarray(image))
-    return cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST) if small != (w, h) else labels
-
-
 def _segment_medians(labels: np.ndarray, depth: np.ndarray, count: int) -> np.ndarray:
     """(count,) median of the positive depths in each segment, 0 where it has none."""
     valid = depth > 0
@@ -157,7 +139,7 @@ def _segment_medians(labels: np.ndarray, depth: np.ndarray, count: int) -> np.nd
 
 def hovering_segments(labels: np.ndarray, depth: np.ndarray, K: np.ndarray, plane: GroundPlane,
                       params: SupportParams = SupportParams()) -> np.ndarray:
-    """(h, w) bool: the colour segments (``labels``, colour_segments) whose median measured depth hangs
+    """(h, w) bool: the colour segments (``labels``, segments.colour_segments) whose median measured depth hangs
     over ground far behind them. ``depth``: z-depth measured where the views allow, 0 elsewhere."""
     h, w = depth.shape
     count = int(labels.max()) + 1
@@ -203,15 +185,3 @@ def hovering_segments(labels: np.ndarray, depth: np.ndarray, K: np.ndarray, plan
     )
     return hovering[labels]
 
-
-def held_segments(labels: np.ndarray, memory: np.ndarray, level: float, share: float) -> np.ndarray:
-    """(h, w) bool: the segments at least ``share`` of whose pixels have a ``memory`` of ``level`` or more.
-
-    The memory is where the prior marked objects in recent frames, carried along their flow and fading; an
-    object keeps its mark, in this frame's segment shapes, through frames where its outline shows no
-    ground (it passes the frame's edge, or the measured depth on it is too thin that frame)."""
-    count = int(labels.max()) + 1
-    flat = labels.ravel()
-    remembered = np.bincount(flat, weights=(memory >= level).ravel().astype(np.float64), minlength=count)
-    area = np.bincount(flat, minlength=count)
-    return (remembered >= share * np.maximum(area, 1))[labels]

@@ -5,8 +5,8 @@ like). As on a real plain object, depth is measured only on the box's rim."""
 import numpy as np
 import pytest
 
-from services.depth.support import (_segment_medians, colour_segments, fit_ground_plane, held_segments,
-                                    hovering_segments, plane_depth)
+from services.depth.segments import colour_segments
+from services.depth.support import _segment_medians, fit_ground_plane, hovering_segments, plane_depth
 
 W, H = 320, 180
 K = np.array([[250.0, 0, 159.5], [0, 250.0, 89.5], [0, 0, 1]])
@@ -110,15 +110,3 @@ def test_only_the_outline_in_view_counts():
     marked = hovering_segments(colour_segments(_frame(box)), _rim_only(depth, box), K, plane)
     assert marked[box].mean() > 0.9
 
-
-def test_held_segments_are_those_mostly_under_the_memory():
-    labels = np.zeros((H, W), np.int32)
-    labels[:, 100:200] = 1
-    labels[:, 200:] = 2
-    memory = np.zeros((H, W), np.float32)
-    memory[:, 100:190] = 0.5  # 90% of segment 1 remembered
-    memory[:, 200:230] = 0.9  # 25% of segment 2
-    memory[:, :100] = 0.2  # all of segment 0, but faded below the level
-    held = held_segments(labels, memory, level=0.3, share=0.8)
-    assert held[:, 100:200].all()
-    assert not held[:, :100].any() and not held[:, 200:].any()
