@@ -16,8 +16,18 @@ every lower edge: the sides of a ball resting on a box overhang the ground behin
 bottom does not. Columns that end on the frame's last row show nothing of what the object stands
 on and do not count (a truck passing close runs off the frame). The depth measured on a moving
 object is sparse (its rims and marks), so the median over the whole segment is what fills the
-plain inside. Everything here is in pose units and relative to the camera's height over the
-plane, so it holds for poses up to scale.
+plain inside.
+
+The other way round, an object moving with the camera (a car driving away under a dolly) looks
+farther than it is and sinks: along the ray of its own bottom outline the ground plane, seen just
+below it, is many times nearer than the depth measured on it, so the ground would hide it; a static
+surface cannot be behind the ground along its own ray. That test uses the depth measured just
+above each outline pixel in its own segment (a wall along a street spans near and far; its median
+stands behind its near end) and wants the ground within a few rows below (behind a nearer object
+the ground found farther down belongs to that object's foreground).
+
+Everything here is in pose units and relative to the camera's height over the plane, so it holds
+for poses up to scale.
 """
 
 from __future__ import annotations
@@ -44,11 +54,14 @@ class SupportParams:
     min_inlier_share: float = 0.15  # of the candidate points, for the plane to count as the ground
     ground_rel: float = 0.15  # a pixel is ground where its depth is within this of the plane's (smeared flow blurs it)
     look_below: int = 40  # rows below a segment's lower edge searched for the ground
-    hover_ratio: float = 1.6  # ground this many times farther than the segment: hovering
+    hover_ratio: float = 1.6  # ground this many times farther than the segment: hovering (nearer: sinking)
     # of the segment's bottom outline in view (its lowest pixel in each column, where that is not the
     # frame's last row), this share must hover over ground
     min_hover_share: float = 0.5
     min_outline_px: int = 5
+    # a sinking outline must meet the ground within this many rows (behind a nearer object, the ground
+    # found below is that object's foreground, not what the segment stands on)
+    sink_ground_gap: int = 8
     min_area: int = 40  # depth-grid pixels
     # a segment's depth is the median of its measured pixels: at least this many, and this share of it
     min_measured_px: int = 10
@@ -137,10 +150,25 @@ def _segment_medians(labels: np.ndarray, depth: np.ndarray, count: int) -> np.nd
     return medians
 
 
+def _depth_above_in_segment(labels: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """(h, w): at each pixel, the depth of the lowest measured pixel at or above it in its column without
+    leaving its segment; 0 where there is none."""
+    h, w = depth.shape
+    out = np.zeros((h, w), np.float32)
+    running = np.zeros(w, np.float32)
+    for y in range(h):
+        if y > 0:
+            running = np.where(labels[y] == labels[y - 1], running, 0.0)
+        running = np.where(depth[y] > 0, depth[y], running)
+        out[y] = running
+    return out
+
+
 def hovering_segments(labels: np.ndarray, depth: np.ndarray, K: np.ndarray, plane: GroundPlane,
                       params: SupportParams = SupportParams()) -> np.ndarray:
     """(h, w) bool: the colour segments (``labels``, segments.colour_segments) whose median measured depth hangs
-    over ground far behind them. ``depth``: z-depth measured where the views allow, 0 elsewhere."""
+    over ground far behind them, or whose depth sinks them far below the ground at their bottom outline.
+    ``depth``: z-depth measured where the views allow, 0 elsewhere."""
     h, w = depth.shape
     count = int(labels.max()) + 1
     flat = labels.ravel()
@@ -150,7 +178,7 @@ def hovering_segments(labels: np.ndarray, depth: np.ndarray, K: np.ndarray, plan
     area = np.bincount(flat, minlength=count)
     measured = np.bincount(flat, weights=valid.ravel(), minlength=count)
     on_ground = np.bincount(flat, weights=ground.ravel(), minlength=count)
-    seg_depth = _segment_medians(labels, depth, count)
+    seg_depth = own_depth = _segment_medians(labels, depth, count)
     needed = np.maximum(params.min_measured_px, params.min_measured_share * area)
     if params.borrow_px > 0 and (measured < needed).any():
         # nearest wins: the largest inverse depth around each pixel
@@ -174,14 +202,26 @@ def hovering_segments(labels: np.ndarray, depth: np.ndarray, K: np.ndarray, plan
     ground_row = _first_ground_below(ground, params.look_below)[ys, xs]
     hovers = (ground_row >= 0) & (seg_depth[segment] > 0) & (
         ground_depth[np.maximum(ground_row, 0), xs] > params.hover_ratio * seg_depth[segment])
+    # sinking: the depth just above the outline pixel (its segment, its column) far behind the plane along
+    # that pixel's own ray, with ground right below
+    contact = ground_depth[ys, xs]
+    local = _depth_above_in_segment(labels, depth)[ys, xs]
+    # a column with no depth of its own: the segment's own median (never a borrowed depth: at a plain object's
+    # top that is the farther background above it)
+    local = np.where(local > 0, local, own_depth[segment])
+    sinks = (ground_row >= 0) & (ground_row - ys <= params.sink_ground_gap) & np.isfinite(contact) & (
+        local > params.hover_ratio * contact)
     outline = np.bincount(segment, minlength=count)
     hover_count = np.bincount(segment, weights=hovers.astype(np.float64), minlength=count)
+    sink_count = np.bincount(segment, weights=sinks.astype(np.float64), minlength=count)
+    # (a sinking object's upper part may lie on the plane's continuation: only hovering excludes ground)
+    not_ground = on_ground <= params.max_ground_share * np.maximum(measured, 1)
     hovering = (
         (area >= params.min_area)
         & (measured >= needed)
-        & (on_ground <= params.max_ground_share * np.maximum(measured, 1))
         & (outline >= params.min_outline_px)
-        & (hover_count >= params.min_hover_share * outline)
+        & ((not_ground & (hover_count >= params.min_hover_share * outline))
+           | (sink_count >= params.min_hover_share * outline))
     )
     return hovering[labels]
 
