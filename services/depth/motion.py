@@ -161,8 +161,9 @@ def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray 
 
     photo: rigid-warp photometric residual (photometric_evidence); contrast: the frame's grey-level std;
     tracked: last frame's mask carried along the flow (track_mask); screen_fixed: pixels that stay put on
-    the screen (never carried on by tracking); hovering: regions the gravity prior finds hanging over
-    far ground (support.hovering_segments), evidence and seed of their own; exclude: pixels never marked."""
+    the screen (never carried on by tracking); hovering: segments the gravity prior finds hanging over far
+    ground or sunk below it (support.ungrounded_segments), evidence and seed of their own; exclude: pixels
+    never marked."""
     h, w = score.shape
     weak = score > params.mask_threshold
     strong = score > 2 * params.mask_threshold

@@ -26,11 +26,12 @@ An object moving parallel to the camera's translation at constant velocity (a
 car on a street under a dolly shot) is exactly a static object at another depth
 for every view; nothing geometric tells them apart. A prior does in part: where
 the apparent depth of its colour segment hangs it far in front of the ground
-seen below it, it is marked (services/depth/support.py), and the mark is
-remembered along its flow, fading, for the frames where no ground shows below it.
-The colour segments also trim the masks' halo (services/depth/segments.py). One that only looks farther stays a known
-limit. Burned-in text that stays put on screen is kept out of the masks when the
-caller passes its map (``exclude``; services/depth/overlays.py).
+seen below it, or sinks it below the ground right under it, it is marked
+(services/depth/support.py), and the mark is remembered along its flow, fading,
+for the frames where no ground shows below it. The colour segments also trim
+the masks' halo (services/depth/segments.py). Burned-in text that stays put on
+screen is kept out of the masks when the caller passes its map (``exclude``;
+services/depth/overlays.py).
 
 Near the clip's ends a frame gets two neighbours on the inside (views.py), so the
 minimum over views still resolves what an object covers in one of them.
@@ -51,7 +52,7 @@ from services.depth.motion import (carry_along_flow, clean_mask, motion_score, m
                                   photometric_evidence, track_mask)
 from services.depth.params import GeometricParams
 from services.depth.segments import colour_segments, held_segments, trim_to_segments
-from services.depth.support import fit_ground_plane, hovering_segments
+from services.depth.support import fit_ground_plane, ungrounded_segments
 from services.depth.triangulate import triangulate_views
 from services.depth.views import ViewSelector, prepare_frame
 from services.depth.window import FrameWindow
@@ -134,7 +135,7 @@ def _hovering(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray,
     if plane is None:
         return None
     rough = _measured_depth(tri, params, params.mask_gravity_max_residual_px, params.mask_gravity_min_parallax_px)
-    return hovering_segments(labels, median_clean(rough), K, plane)
+    return ungrounded_segments(labels, median_clean(rough), K, plane)
 
 
 def _gravity(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray, views, index: int,

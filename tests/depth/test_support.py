@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from services.depth.segments import colour_segments
-from services.depth.support import (_depth_above_in_segment, _segment_medians, fit_ground_plane, hovering_segments,
-                                    plane_depth)
+from services.depth.support import (_depth_above_in_segment, _segment_medians, fit_ground_plane, plane_depth,
+                                    ungrounded_segments)
 
 W, H = 320, 180
 K = np.array([[250.0, 0, 159.5], [0, 250.0, 89.5], [0, 0, 1]])
@@ -66,7 +66,7 @@ def _rim_only(depth: np.ndarray, box: np.ndarray, width: int = 2) -> np.ndarray:
 def _hovering(box_depth_at_base: float) -> tuple[np.ndarray, np.ndarray]:
     depth, box = _street(box_depth_at_base)
     plane = fit_ground_plane(depth, K)
-    return hovering_segments(colour_segments(_frame(box)), _rim_only(depth, box), K, plane), box
+    return ungrounded_segments(colour_segments(_frame(box)), _rim_only(depth, box), K, plane), box
 
 
 def test_a_plain_box_hovering_over_far_ground_is_marked_whole():
@@ -80,7 +80,7 @@ def test_a_box_sinking_below_the_ground_is_marked():
     ground would hide it. Measured all over (sinking is judged on a segment's own depth; a plain inside is
     filled by the mask cleaning's hole filling)."""
     depth, box = _street(2.5)
-    marked = hovering_segments(colour_segments(_frame(box)), depth, K, fit_ground_plane(depth, K))
+    marked = ungrounded_segments(colour_segments(_frame(box)), depth, K, fit_ground_plane(depth, K))
     assert marked[box].mean() > 0.9
     assert marked[~box].mean() < 0.002
 
@@ -99,7 +99,7 @@ def test_an_overhang_like_a_table_top_is_not_marked():
 def test_a_box_without_measured_depth_is_not_marked():
     depth, box = _street(0.4)
     plane = fit_ground_plane(depth, K)
-    assert not hovering_segments(colour_segments(_frame(box)), np.where(box, 0, depth).astype(np.float32), K,
+    assert not ungrounded_segments(colour_segments(_frame(box)), np.where(box, 0, depth).astype(np.float32), K,
                                  plane).any()
 
 
@@ -118,7 +118,7 @@ def test_only_the_outline_in_view_counts():
     box[131:, 170:261] = True  # the off-frame part: 91 of its 111 columns end on the frame's last row
     depth[box] = 0.4 * depth[130, 160]
     plane = fit_ground_plane(depth, K)
-    marked = hovering_segments(colour_segments(_frame(box)), _rim_only(depth, box), K, plane)
+    marked = ungrounded_segments(colour_segments(_frame(box)), _rim_only(depth, box), K, plane)
     assert marked[box].mean() > 0.9
 
 
