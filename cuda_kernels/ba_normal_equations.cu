@@ -32,30 +32,38 @@ __host__ __device__ inline void accumulate(double* target, double value) {
 #endif
 }
 
-// One observation's share of H and g. H_acc / g_acc: the (nc,nc) / (nc,) pose accumulators.
-__host__ __device__ inline void add_observation(
-    int64_t m, const double* __restrict__ r, const double* __restrict__ w, const int64_t* __restrict__ pose_index,
-    const double* __restrict__ J, const int64_t* __restrict__ point_index, const double* __restrict__ jp, int B,
-    int64_t nc, int64_t num_points, double* H_acc, double* g_acc, double* Hpp, double* gp, double* Hcp) {
-  const double wm = w[m];
-  const double r0 = r[2 * m], r1 = r[2 * m + 1];
-  const int64_t p = point_index[m];
-  const double q0 = p >= 0 ? jp[2 * m] : 0.0, q1 = p >= 0 ? jp[2 * m + 1] : 0.0;
-  int64_t block[kMaxBlocksPerObservation];
-  for (int b = 0; b < B; ++b) block[b] = pose_index[m * B + b];
+// Per-lane addition of a pose entry: atomic on the device, plain on the host.
+struct AddEach {
+  __host__ __device__ void operator()(double* target, double value) const { accumulate(target, value); }
+};
 
+// One observation's share of H and g. H_acc / g_acc: the (nc,nc) / (nc,) pose accumulators; `block`: the
+// observation's pose blocks (< 0 = fixed). An inactive observation (`active` false: a lane with nothing to
+// add, which must still take part in a warp sum) adds zeros. `add_pose` adds each pose entry (AddEach,
+// or a warp sum where the warp's observations share `block`); point rows are added per observation.
+template <class AddPose>
+__host__ __device__ inline void add_observation(
+    int64_t m, bool active, const double* __restrict__ r, const double* __restrict__ w, const int64_t* block,
+    const double* __restrict__ J, const int64_t* __restrict__ point_index, const double* __restrict__ jp, int B,
+    int64_t nc, int64_t num_points, double* H_acc, double* g_acc, double* Hpp, double* gp, double* Hcp,
+    AddPose add_pose) {
+  const int64_t mm = active ? m : 0;  // a valid row to read; its values are masked by `active`
+  const double wm = active ? w[mm] : 0.0;
+  const double r0 = r[2 * mm], r1 = r[2 * mm + 1];
+  const int64_t p = active ? point_index[mm] : -1;
+  const double q0 = p >= 0 ? jp[2 * mm] : 0.0, q1 = p >= 0 ? jp[2 * mm + 1] : 0.0;
   for (int b1 = 0; b1 < B; ++b1) {
     if (block[b1] < 0) continue;
-    const double* J1 = J + (m * B + b1) * 2 * kPoseDof;  // rows: J1[i] (x residual), J1[6 + i] (y)
+    const double* J1 = J + (mm * B + b1) * 2 * kPoseDof;  // rows: J1[i] (x residual), J1[6 + i] (y)
     const int64_t c1 = block[b1] * kPoseDof;
     for (int i = 0; i < kPoseDof; ++i) {
       const double a0 = wm * J1[i], a1 = wm * J1[kPoseDof + i];
-      accumulate(&g_acc[c1 + i], -(a0 * r0 + a1 * r1));
+      add_pose(&g_acc[c1 + i], -(a0 * r0 + a1 * r1));
       for (int b2 = 0; b2 < B; ++b2) {
         if (block[b2] < 0) continue;
-        const double* J2 = J + (m * B + b2) * 2 * kPoseDof;
+        const double* J2 = J + (mm * B + b2) * 2 * kPoseDof;
         double* row = H_acc + (c1 + i) * nc + block[b2] * kPoseDof;
-        for (int j = 0; j < kPoseDof; ++j) accumulate(&row[j], a0 * J2[j] + a1 * J2[kPoseDof + j]);
+        for (int j = 0; j < kPoseDof; ++j) add_pose(&row[j], a0 * J2[j] + a1 * J2[kPoseDof + j]);
       }
       if (p >= 0) accumulate(&Hcp[(c1 + i) * num_points + p], a0 * q0 + a1 * q1);
     }
@@ -69,52 +77,15 @@ __host__ __device__ inline void add_observation(
 constexpr unsigned kFullWarp = 0xffffffffu;
 constexpr int kMaxWarpGroups = 4;  // each round costs one warp sum per pose entry
 
-__device__ inline double warp_sum(double v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(kFullWarp, v, offset);
-  return v;  // complete in lane 0
-}
-
-// add_observation for the lanes of a warp (`active`) whose observations go through the same pose
-// blocks (`block`; the tracker lists observations frame by frame, so most warps are one or two such
-// groups). Each pose entry is summed over the warp with shuffles and added once by lane 0, instead
-// of one atomic per lane on the same address; the other lanes (any, lane 0 too) add zeros. Point
-// rows go per lane.
-__device__ inline void add_warp_observations(
-    int64_t m, bool active, const double* __restrict__ r, const double* __restrict__ w,
-    const double* __restrict__ J, const int64_t* __restrict__ point_index, const double* __restrict__ jp,
-    const int64_t* block, int B, int64_t nc, int64_t num_points, double* H_acc, double* g_acc, double* Hpp,
-    double* gp, double* Hcp) {
-  const bool lead = (threadIdx.x & 31) == 0;
-  const int64_t mm = active ? m : 0;  // a valid row to read; its values are masked by `active`
-  const double wm = active ? w[mm] : 0.0;
-  const double r0 = r[2 * mm], r1 = r[2 * mm + 1];
-  const int64_t p = active ? point_index[mm] : -1;
-  const double q0 = p >= 0 ? jp[2 * mm] : 0.0, q1 = p >= 0 ? jp[2 * mm + 1] : 0.0;
-  for (int b1 = 0; b1 < B; ++b1) {
-    if (block[b1] < 0) continue;
-    const double* J1 = J + (mm * B + b1) * 2 * kPoseDof;
-    const int64_t c1 = block[b1] * kPoseDof;
-    for (int i = 0; i < kPoseDof; ++i) {
-      const double a0 = wm * J1[i], a1 = wm * J1[kPoseDof + i];
-      const double g_sum = warp_sum(-(a0 * r0 + a1 * r1));
-      if (lead) atomicAdd(&g_acc[c1 + i], g_sum);
-      for (int b2 = 0; b2 < B; ++b2) {
-        if (block[b2] < 0) continue;
-        const double* J2 = J + (mm * B + b2) * 2 * kPoseDof;
-        double* row = H_acc + (c1 + i) * nc + block[b2] * kPoseDof;
-        for (int j = 0; j < kPoseDof; ++j) {
-          const double h_sum = warp_sum(a0 * J2[j] + a1 * J2[kPoseDof + j]);
-          if (lead) atomicAdd(&row[j], h_sum);
-        }
-      }
-      if (p >= 0) atomicAdd(&Hcp[(c1 + i) * num_points + p], a0 * q0 + a1 * q1);
-    }
+// A pose entry summed over the warp with shuffles and added once by lane 0, instead of one atomic per
+// lane on the same address. Every lane of the warp must call it with the same target (the lanes of a
+// group share their pose blocks, the others add zeros), so the loops around it stay warp-uniform.
+struct AddWarpSum {
+  __device__ void operator()(double* target, double value) const {
+    for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_down_sync(kFullWarp, value, offset);
+    if ((threadIdx.x & 31) == 0) atomicAdd(target, value);
   }
-  if (p >= 0) {
-    atomicAdd(&Hpp[p], wm * (q0 * q0 + q1 * q1));
-    atomicAdd(&gp[p], -wm * (q0 * r0 + q1 * r1));
-  }
-}
+};
 
 __global__ void ba_normal_equations_kernel(
     const double* __restrict__ r, const double* __restrict__ w, const int64_t* __restrict__ pose_index,
@@ -138,8 +109,9 @@ __global__ void ba_normal_equations_kernel(
     int64_t mine[kMaxBlocksPerObservation];
     for (int b = 0; b < B; ++b) mine[b] = active ? pose_index[m * B + b] : -1;
     // Up to kMaxWarpGroups rounds: the lowest pending lane's pose blocks pick the lanes that share
-    // them, and those are summed together; what remains after that (a warp of mixed observations)
-    // takes the per-lane path.
+    // them, and those are summed together (the tracker lists observations frame by frame, so most
+    // warps are one or two groups); what remains after that (a warp of mixed observations) takes
+    // the per-lane path.
     unsigned pending = __ballot_sync(kFullWarp, active);
     for (int round = 0; round < kMaxWarpGroups && pending != 0u; ++round) {
       const int leader = __ffs(pending) - 1;
@@ -150,11 +122,12 @@ __global__ void ba_normal_equations_kernel(
         in_group = in_group && mine[b] == group_block[b];
       }
       pending &= ~__ballot_sync(kFullWarp, in_group);
-      add_warp_observations(m, in_group, r, w, J, point_index, jp, group_block, B, nc, num_points, H_acc, g_acc, Hpp,
-                            gp, Hcp);
+      add_observation(m, in_group, r, w, group_block, J, point_index, jp, B, nc, num_points, H_acc, g_acc, Hpp, gp,
+                      Hcp, AddWarpSum{});
     }
     if ((pending >> (threadIdx.x & 31)) & 1u)
-      add_observation(m, r, w, pose_index, J, point_index, jp, B, nc, num_points, H_acc, g_acc, Hpp, gp, Hcp);
+      add_observation(m, true, r, w, mine, J, point_index, jp, B, nc, num_points, H_acc, g_acc, Hpp, gp, Hcp,
+                      AddEach{});
   }
   if (shared_pose_block) {
     __syncthreads();

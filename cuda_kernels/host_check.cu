@@ -19,8 +19,8 @@ extern "C" void spatialvid_ba_normal_equations_host(
   std::memset(gp, 0, sizeof(double) * num_points);
   std::memset(Hcp, 0, sizeof(double) * nc * num_points);
   for (int64_t m = 0; m < num_observations; ++m)
-    add_observation(m, residuals, weights, pose_index, pose_jacobians, point_index, point_jacobians,
-                    (int)blocks_per_observation, nc, num_points, Hcc, gc, Hpp, gp, Hcp);
+    add_observation(m, true, residuals, weights, pose_index + m * blocks_per_observation, pose_jacobians, point_index,
+                    point_jacobians, (int)blocks_per_observation, nc, num_points, Hcc, gc, Hpp, gp, Hcp, AddEach{});
 }
 
 extern "C" void spatialvid_flow_triangulate_host(const double* pixel_maps, const double* parallax_dirs,
