@@ -23,12 +23,9 @@ def case_dir(name: str) -> Path:
 
 @lru_cache(maxsize=4)
 def load_frames(name: str, count: int) -> np.ndarray:
-    from services.video.decode import read_frames
+    from services.samples import read_case_frames
 
-    frames = []
-    for frame in read_frames(case_dir(name) / "video.mp4", count=count):
-        frames.append(frame)
-    return np.stack(frames)
+    return np.stack(read_case_frames(case_dir(name), count=count))
 
 
 def load_case(name: str, count: int) -> dict:

@@ -98,9 +98,7 @@ def test_burned_in_text_case_loses_its_subtitle_false_positives():
 
 
 def _case_frames(name, start, count):
-    from services.video.decode import read_frames
+    from services.samples import read_case_frames
     from tests.depth.conftest import case_dir
 
-    for i, frame in enumerate(read_frames(case_dir(name) / "video.mp4", count=start + count)):
-        if i >= start:
-            yield frame
+    return read_case_frames(case_dir(name), count=start + count)[start:]
