@@ -148,8 +148,8 @@ class DepthSettings(Section):
     depth_max_residual_px: float = 0.6  # measured depth is published only where it reprojects this well
     propagate: bool = True  # carry depth through frames without parallax by re-projection
     mask_threshold: float = 1.0
-    # mark colour segments whose apparent depth hangs them far over the visible ground (objects moving along their
-    # epipolar lines, e.g. cars under a dolly; services/depth/support.py)
+    # mark colour segments whose apparent depth hangs them far over the visible ground or sinks them below it
+    # (objects moving along their epipolar lines, e.g. cars under a dolly; services/depth/support.py)
     mask_gravity_prior: bool = True
     # trim the masks' halo (flow smeared onto the background) with the frame's colour segments (services/depth/segments.py)
     mask_segment_trim: bool = True

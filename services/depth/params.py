@@ -38,8 +38,9 @@ class GeometricParams:
     # Off by default: it also drops objects the camera follows (they stay put on the screen too), which real
     # footage has far more often than burned-in text; the text stage's masks are the better filter for overlays.
     mask_drop_screen_fixed: bool = False  # drop pixels that stay put on the screen while the camera moves
-    # gravity prior (services/depth/support.py): a non-ground colour segment whose apparent depth hangs it far
-    # in front of the ground seen below it is an object moving along its epipolar lines (needs visible ground)
+    # gravity prior (services/depth/support.py): a colour segment whose apparent depth hangs it far in front of
+    # the ground seen below it, or sinks it far behind the ground right under it, is an object moving along its
+    # epipolar lines (needs visible ground)
     mask_gravity_prior: bool = True
     # the segments' depth: a rougher triangulation than published depth (a hovering test needs only a ratio,
     # and an oncoming object near the focus of expansion shows little parallax)
