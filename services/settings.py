@@ -151,6 +151,9 @@ class DepthSettings(Section):
     # mark colour segments whose apparent depth hangs them far over the visible ground or sinks them below it
     # (objects moving along their epipolar lines, e.g. cars under a dolly; services/depth/support.py)
     mask_gravity_prior: bool = True
+    # mark weak motion evidence that persists along the objects' flow over recent frames (dark, low-contrast
+    # objects; services/depth/motion.py accumulate_evidence)
+    mask_persistence: bool = True
     # trim the masks' halo (flow smeared onto the background) with the frame's colour segments (services/depth/segments.py)
     mask_segment_trim: bool = True
     # keep burned-in text (subtitles, timecodes, logos: PP-OCR boxes that stay put on screen) out of the masks,

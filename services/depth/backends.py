@@ -17,7 +17,7 @@ from services.depth.multiview import iter_depth_and_masks
 from services.depth.overlays import OverlayText
 from services.depth.params import GeometricParams
 
-GEOMETRIC_VERSION = "4"
+GEOMETRIC_VERSION = "5"
 
 
 @runtime_checkable

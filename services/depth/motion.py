@@ -151,19 +151,61 @@ def track_mask(previous: np.ndarray, views: list[ViewFlow], ref_index: int) -> n
     return previous if carried is None else carried > 0.5
 
 
+def photo_noise_and_floor(photo: np.ndarray, contrast: float | None, params: GeometricParams) -> tuple[float, float]:
+    """(noise, floor) of a frame's rigid-warp error: its median over the frame, and the absolute floor a moving
+    pixel's error must pass, scaled down for a dark, flat frame (``contrast``: its grey-level std), where a
+    misalignment costs proportionally fewer grey levels."""
+    finite = np.isfinite(photo)
+    noise = float(np.median(photo[finite])) if finite.any() else 0.0
+    floor = params.mask_photo_min
+    if contrast is not None:
+        floor *= min(1.0, contrast / params.mask_photo_contrast)
+    return noise, floor
+
+
+def weak_evidence(score: np.ndarray, photo: np.ndarray, ref: np.ndarray, params: GeometricParams) -> np.ndarray:
+    """(h, w) float in [0, 4]: by how much a pixel's normalised flow residual (``score``) and its rigid-warp error
+    (``photo``) both exceed what a static pixel shows; 0 where either does not.
+
+    What a static pixel's warp error may reach is the frame's noise or floor, or on an edge a sub-pixel
+    misalignment times the local gradient of ``ref`` (the grey reference frame), whichever is larger: a
+    bright kerb in a dark frame shows large errors from flow a fraction of a pixel off."""
+    noise, floor = photo_noise_and_floor(photo, float(ref.std()), params)
+    gx = cv2.Sobel(ref, cv2.CV_32F, 1, 0, ksize=3) / 8  # grey levels per pixel
+    gy = cv2.Sobel(ref, cv2.CV_32F, 0, 1, ksize=3) / 8
+    allowed = np.maximum(max(noise, floor, 1e-3), params.mask_persistence_grad_px * cv2.blur(np.hypot(gx, gy), (3, 3)))
+    flow_part = np.clip(score / params.mask_threshold - 0.5, 0.0, 2.0)
+    photo_part = np.clip(photo / allowed - 1.0, 0.0, 2.0)
+    return (flow_part * photo_part).astype(np.float32)
+
+
+def accumulate_evidence(evidence: np.ndarray, memory: np.ndarray | None, views: list[ViewFlow], ref_index: int,
+                        params: GeometricParams) -> tuple[np.ndarray, np.ndarray]:
+    """(persistent, memory): this frame's weak evidence added to the faded memory of earlier frames, carried
+    along the objects' flow, and the pixels where that sum passes the level while the pixel shows some
+    evidence now (what an object leaves behind as it moves on is not marked).
+
+    Noise and flow errors fall on different pixels from frame to frame; an object's weak evidence follows
+    it. Without an earlier view (the clip's first frame, a cut) the memory starts again."""
+    carried = carry_along_flow(memory, views, ref_index) if memory is not None else None
+    memory = evidence if carried is None else params.mask_persistence_decay * carried + evidence
+    return (memory > params.mask_persistence_level) & (evidence > 0), memory
+
+
 def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray | None,
                photo: np.ndarray | None = None, exclude: np.ndarray | None = None,
                contrast: float | None = None, tracked: np.ndarray | None = None,
                screen_fixed: np.ndarray | None = None, trusted: np.ndarray | None = None,
-               hovering: np.ndarray | None = None) -> np.ndarray:
+               hovering: np.ndarray | None = None, persistent: np.ndarray | None = None) -> np.ndarray:
     """Hysteresis on the score, then connected regions: keep those big enough that contain a strong seed,
     or that overlap last frame's mask (temporal consistency lets a slowing object keep its mask).
 
     photo: rigid-warp photometric residual (photometric_evidence); contrast: the frame's grey-level std;
     tracked: last frame's mask carried along the flow (track_mask); screen_fixed: pixels that stay put on
     the screen (never carried on by tracking); hovering: segments the gravity prior finds hanging over far
-    ground or sunk below it (support.ungrounded_segments), evidence and seed of their own; exclude: pixels
-    never marked."""
+    ground or sunk below it (support.ungrounded_segments), and persistent: weak evidence that followed the
+    objects' flow over recent frames (accumulate_evidence), both evidence and seed of their own; exclude:
+    pixels never marked."""
     h, w = score.shape
     weak = score > params.mask_threshold
     strong = score > 2 * params.mask_threshold
@@ -171,12 +213,7 @@ def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray 
         # keep flow-residual pixels that are also photometrically inconsistent under the rigid warp
         # (noise level from the frame itself), then close to recover textureless object insides
         finite = np.isfinite(photo)
-        noise = float(np.median(photo[finite])) if finite.any() else 0.0
-        # a misalignment costs grey levels in proportion to the image contrast: a dark, flat frame
-        # (``contrast``: its grey-level std) gets proportionally lower absolute floors
-        floor = params.mask_photo_min
-        if contrast is not None:
-            floor *= min(1.0, contrast / params.mask_photo_contrast)
+        noise, floor = photo_noise_and_floor(photo, contrast, params)
         weak &= photo > max(floor, params.mask_photo_noise_factor * noise)
         # Overwhelming flow evidence needs only a little image support: a dark or low-contrast object has
         # no large image error to show (street_dark_dyn1: 2.5-3.6 grey levels on the car against a noise of
@@ -206,6 +243,9 @@ def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray 
         # depth makes it hover, which static things below the horizon do not
         weak |= hovering
         strong |= hovering
+    if persistent is not None:
+        weak |= persistent
+        strong |= persistent
     if exclude is not None:
         weak &= ~exclude
         strong &= ~exclude

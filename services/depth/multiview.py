@@ -18,7 +18,10 @@ views disagree about one static point (multi-view inconsistency); photometric
 error under the rigid warp, scaled by the frame's own noise and contrast,
 confirms it or, dense and backed by some flow residual, is evidence of its own
 (objects moving along their epipolar lines); last frame's mask, carried along
-the objects' own flow, lets that image evidence keep an object. Cleaned into
+the objects' own flow, lets that image evidence keep an object. Evidence too
+weak to count in one frame (a dark, low-contrast object) is summed along the
+objects' flow over recent frames, where noise, falling elsewhere each frame,
+does not add up (motion.accumulate_evidence). Cleaned into
 connected regions with hysteresis, minimum size and temporal support,
 upsampled to the frames.
 
@@ -48,8 +51,8 @@ import numpy as np
 
 from services.depth.fill import fill_small_holes, median_clean, reproject_depth
 from services.depth.geometry import relative_pose, rigid_flow, rotation_flow, scale_intrinsics
-from services.depth.motion import (carry_along_flow, clean_mask, motion_score, multiview_inconsistency,
-                                  photometric_evidence, track_mask)
+from services.depth.motion import (accumulate_evidence, carry_along_flow, clean_mask, motion_score,
+                                  multiview_inconsistency, photometric_evidence, track_mask, weak_evidence)
 from services.depth.params import GeometricParams
 from services.depth.segments import colour_segments, held_segments, trim_to_segments
 from services.depth.support import fit_ground_plane, ungrounded_segments
@@ -206,6 +209,7 @@ def iter_depth_and_masks(
     previous_depth: np.ndarray | None = None
     previous_mask: np.ndarray | None = None
     gravity_memory: np.ndarray | None = None
+    evidence_memory: np.ndarray | None = None
     hole_area = int(params.hole_max_share * size[0] * size[1])
     for i in range(count):
         t0 = time.perf_counter()
@@ -252,11 +256,17 @@ def iter_depth_and_masks(
             keep_out = _excluded_pixels(next(excluded, None) if excluded is not None else None, size)
             if params.mask_drop_screen_fixed and overlay is not None:
                 keep_out = overlay if keep_out is None else keep_out | overlay
+            persistent = None
+            if params.mask_persistence and photo is not None:
+                persistent, evidence_memory = accumulate_evidence(
+                    weak_evidence(score, photo, ref, params), evidence_memory, views, i, params)
+            else:
+                evidence_memory = None  # no view of this frame: nothing to carry the memory by
             small = clean_mask(score, params, previous_mask, photo, exclude=keep_out, contrast=float(ref.std()),
                                tracked=track_mask(previous_mask, views, i) if previous_mask is not None else None,
                                screen_fixed=overlay,
                                trusted=np.any([v.usable for v in views], axis=0) if views else None,
-                               hovering=hovering)
+                               hovering=hovering, persistent=persistent)
             if params.mask_segment_trim:
                 small = trim_to_segments(small, labels, params.mask_trim_cover, params.mask_trim_region_share)
             previous_mask = small

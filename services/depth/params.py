@@ -56,6 +56,15 @@ class GeometricParams:
     mask_segment_trim: bool = True
     mask_trim_cover: float = 0.3
     mask_trim_region_share: float = 0.25
+    # weak evidence that persists: a dark, low-contrast object shows a flow residual and a rigid-warp error of
+    # only 1-3x what a static pixel does, every frame, where noise does so here and there; summed along the
+    # objects' flow (fading by persistence_decay a frame), a pixel whose sum passes persistence_level and that
+    # shows some evidence now is marked. A static pixel's warp error may reach persistence_grad_px times the
+    # local image gradient (sub-pixel flow errors on edges) before it counts
+    mask_persistence: bool = True
+    mask_persistence_decay: float = 0.8
+    mask_persistence_level: float = 3.0
+    mask_persistence_grad_px: float = 0.5
     mask_min_share: float = 0.0015  # connected regions smaller than this share of the frame are dropped
     mask_max_share: float = 0.5  # a frame whose mask covers more than this is unreliable and left empty
 
