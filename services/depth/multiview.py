@@ -242,6 +242,8 @@ def iter_depth_and_masks(
         t0 = tick("depth", t0)
         mask = None
         if want_masks:
+            # memories are carried along the flow back one frame, which needs a view back
+            carrying = selector.with_view_back(window, i, views) if views and i > 0 else views
             score = motion_score(Kd, views, d, params)
             hovering = None
             if tri is not None:
@@ -249,7 +251,7 @@ def iter_depth_and_masks(
             labels = colour_segments(window.get(i).colour) if params.mask_gravity_prior or params.mask_segment_trim \
                 else None
             if params.mask_gravity_prior:
-                hovering, gravity_memory = _gravity(tri, d, labels, Kd, views, i, gravity_memory, params)
+                hovering, gravity_memory = _gravity(tri, d, labels, Kd, carrying, i, gravity_memory, params)
             sources = [window.get(v.source_index).grey for v in views]
             photo, overlay = photometric_evidence(window.get(i).grey, sources, Kd, views, d) if views else (None, None)
             ref = window.get(i).grey
@@ -259,11 +261,11 @@ def iter_depth_and_masks(
             persistent = None
             if params.mask_persistence and photo is not None:
                 persistent, evidence_memory = accumulate_evidence(
-                    weak_evidence(score, photo, ref, params), evidence_memory, views, i, params)
+                    weak_evidence(score, photo, ref, params), evidence_memory, carrying, i, params)
             else:
                 evidence_memory = None  # no view of this frame: nothing to carry the memory by
             small = clean_mask(score, params, previous_mask, photo, exclude=keep_out, contrast=float(ref.std()),
-                               tracked=track_mask(previous_mask, views, i) if previous_mask is not None else None,
+                               tracked=track_mask(previous_mask, carrying, i) if previous_mask is not None else None,
                                screen_fixed=overlay,
                                trusted=np.any([v.usable for v in views], axis=0) if views else None,
                                hovering=hovering, persistent=persistent)

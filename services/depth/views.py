@@ -72,6 +72,19 @@ class ViewSelector:
         R, t = relative_pose(self.c2w[ref], self.c2w[src])
         return ViewFlow(R=R, t=t, flow=fwd, usable=usable, source_index=src)
 
+    def with_view_back(self, window: FrameWindow, ref: int, views: list[ViewFlow]) -> list[ViewFlow]:
+        """``views``, plus, where none of them looks back (the first frames of a shot: the earlier neighbour
+        lies across a cut), the nearest earlier frame that shares the scene, halving the offset. What the
+        masks remember is carried from frame to frame along the flow back; depth uses ``views`` alone."""
+        if any(v.source_index < ref for v in views):
+            return views
+        step = self.offset // 2
+        while step >= 1:
+            if (view := self._view(window, ref, ref - step)) is not None:
+                return views + [view]
+            step //= 2
+        return views
+
     def _motion(self, views: list[ViewFlow]) -> tuple[float, float]:
         """(largest median translation parallax, largest median flow) over the views, in depth-grid pixels."""
         parallax, total = 0.0, 0.0

@@ -98,3 +98,15 @@ def test_a_dark_car_is_masked_from_its_persistent_weak_evidence():
     s = _mask_scores(case, masks)
     assert s["iou"] >= 0.6, s
     assert s["precision"] >= 0.8, s
+
+
+def test_a_cut_clip_reaches_the_targets():
+    """cut_room_street_dyn1: a room shot, then from frame 52 a street shot where a truck drives along with a
+    camera that dollies out. Neighbours across the cut are dropped (both ways); the masks' memories are carried
+    within the new shot from its second frame on (ViewSelector.with_view_back). The whole clip."""
+    case = load_case("cut_room_street_dyn1", 96)
+    depth, masks = _run(case)
+    assert _mask_scores(case, masks)["iou"] >= 0.6
+    s = _depth_scores(case, depth)
+    assert s["abs_rel"] <= 0.10, s
+    assert s["delta_1_25"] >= 0.90, s
