@@ -1,12 +1,13 @@
 """Depth + dynamic-mask benchmark of the default geometric backends.
 
-    python bench/depth_masks.py [--cases a,b] [--vtest-frames 120] [--no-memory]
+    python bench/depth_masks.py [--cases a,b] [--vtest-frames 120] [--no-memory] [--poses gt|tracked]
 
-For every shared ground-truth case (GT poses and intrinsics as input): depth AbsRel / delta<1.25 after one
-median scale per clip and the share of valid pixels, mask IoU / precision / recall / predicted share (the
-false positives on static scenes), all scored by the shared evaluate.py; frames per second with the time
-split by step; peak traced memory of the streaming loop against clip length; and mask overlays on real
-footage (vtest.avi, fixed camera) written to bench/output/.
+For every shared ground-truth case (GT poses and intrinsics as input, or with --poses tracked those the camera
+stage estimates, as `spatialvid run` uses them): depth AbsRel / delta<1.25 after one median scale per clip and
+the share of valid pixels, mask IoU / precision / recall / predicted share (the false positives on static
+scenes), all scored by the shared evaluate.py; frames per second with the time split by step (tracking not
+included); peak traced memory of the streaming loop against clip length; and mask overlays on real footage
+(vtest.avi, fixed camera) written to bench/output/.
 """
 
 from __future__ import annotations
@@ -46,9 +47,26 @@ def evaluator():
     return module
 
 
-def run_case(name: str, params: GeometricParams, ev, overlay: OverlayText | None) -> dict:
+def tracked_poses(video: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(c2w, per-frame K) as the camera stage gives them (services.camera.track, default settings)."""
+    from services.camera.track import track_camera
+    from services.depth.geometry import intrinsics_from_normalised
+    from services.settings import CameraSettings
+    from services.video.probe import probe
+
+    info = probe(video)
+    with one_blas_thread():
+        track = track_camera(read_frames(video), info.fps, CameraSettings())
+    K = np.stack([intrinsics_from_normalised(row, info.width, info.height) for row in track.intrinsics])
+    return track.c2w, K
+
+
+def run_case(name: str, params: GeometricParams, ev, overlay: OverlayText | None, poses: str = "gt") -> dict:
     d = bench_cases_dir() / name
-    c2w, K = np.load(d / "gt_poses.npy"), np.load(d / "gt_intrinsics.npy")
+    if poses == "tracked":
+        c2w, K = tracked_poses(d / "video.mp4")
+    else:
+        c2w, K = np.load(d / "gt_poses.npy"), np.load(d / "gt_intrinsics.npy")
     timings: dict[str, float] = {}
     both = GeometricDepthAndMasks(params, overlay)  # as the depth stage runs it by default
     start = time.perf_counter()
@@ -121,6 +139,8 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-overlay-text", action="store_true", help="do not keep burned-in text out of the masks")
     ap.add_argument("--text-every", type=int, default=4, help="run the text detector on every n-th frame")
+    ap.add_argument("--poses", choices=["gt", "tracked"], default="gt",
+                    help="ground-truth poses and intrinsics, or those the camera stage tracks (not timed)")
     args = ap.parse_args()
     cv2.setNumThreads(2)
     params = GeometricParams()
@@ -128,12 +148,13 @@ def main() -> None:
     overlay = None if args.no_overlay_text else OverlayText(PPOCRDetector(threads=1), args.text_every)
     load = os.getloadavg()
     print(f"conditions: {os.cpu_count()} cores, cv2 threads {cv2.getNumThreads()}, load avg {load[0]:.1f} "
-          f"(other processes share the cores), depth grid {params.depth_scale}x, DIS {params.flow_preset}")
+          f"(other processes share the cores), depth grid {params.depth_scale}x, DIS {params.flow_preset}, "
+          f"{args.poses} poses")
     head = (f"{'case':22s} {'AbsRel':>7s} {'d<1.25':>7s} {'scale':>6s} {'valid':>6s} | {'IoU':>5s} {'prec':>5s} "
             f"{'rec':>5s} {'pred%':>6s} | {'fps':>5s} | ms/frame by step")
     print(head)
     for name in args.cases.split(","):
-        r = run_case(name, params, ev, overlay)
+        r = run_case(name, params, ev, overlay, args.poses)
         dm, mm = r["depth"], r["masks"]
         fmt = lambda x, p=3: "   -  " if x is None else f"{x:.{p}f}"  # noqa: E731
         print(f"{name:22s} {fmt(dm.get('abs_rel')):>7s} {fmt(dm.get('delta_1_25')):>7s} {fmt(dm.get('scale'), 2):>6s} "

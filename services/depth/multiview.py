@@ -45,6 +45,7 @@ Memory: a window of 2 * max_offset + 1 prepared frames, independent of clip leng
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -116,6 +117,27 @@ def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params:
         bad |= v.usable & (resid > params.max_residual_px + params.mask_parallax_tolerance * np.linalg.norm(
             v.flow - rotation_flow(K, v.R, *carried.shape), axis=2))
     return np.where(bad, 0.0, carried).astype(np.float32)
+
+
+def without_negligible_translation(views: list, K: np.ndarray, depth: np.ndarray | None,
+                                   params: GeometricParams) -> list:
+    """``views`` with the translation of those set to zero whose translation moves no pixel of ``depth`` (the
+    last frame's map, carried) by ``params.min_translation_parallax_px`` (its 99th percentile): below flow noise
+    it cannot be measured, only misused. Without depth the views are kept as they are."""
+    if depth is None or not views:
+        return views
+    valid = depth > 0
+    if valid.sum() < 100:
+        return views
+    inv = np.where(valid, 1.0 / np.maximum(depth, 1e-12), 0.0)
+    out = []
+    for v in views:
+        if np.any(v.t):
+            parallax = np.linalg.norm(rigid_flow(K, v.R, v.t, inv) - rotation_flow(K, v.R, *depth.shape), axis=2)
+            if np.percentile(parallax[valid], 99) < params.min_translation_parallax_px:
+                v = replace(v, t=np.zeros(3))
+        out.append(v)
+    return out
 
 
 def _excluded_pixels(mask: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
@@ -222,6 +244,7 @@ def iter_depth_and_masks(
             selector.offset = offset
         t0 = tick("decode_prepare", t0)
         views = selector.views_for(window, i, count) if np.isfinite(c2w[i]).all() else []
+        views = without_negligible_translation(views, Kd, previous_depth, params)
         t0 = tick("flow", t0)
         tri = None
         if given is not None:

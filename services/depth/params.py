@@ -21,6 +21,10 @@ class GeometricParams:
     fb_max_px: float = 1.0  # forward-backward flow disagreement above which a flow pixel is not used
     min_usable_share: float = 0.3  # a source view with less consistent flow than this (e.g. across a cut) is dropped
     hole_max_share: float = 0.002  # enclosed invalid regions up to this share of the image are filled
+    # a view whose translation moves no pixel of the last depth map by this much (99th percentile) is taken
+    # as a pure rotation: a tracker's residual drift during a pan, tilt or hold would otherwise let a moving
+    # object's own motion triangulate as a static point implausibly near the camera
+    min_translation_parallax_px: float = 0.5
     propagate: bool = True  # carry depth forward through frames with no parallax by re-projecting the previous map
     # motion masks
     mask_noise_px: float = 0.6  # flow noise floor (depth-grid px) in the residual normalisation

@@ -187,3 +187,18 @@ def test_an_edge_misaligned_by_a_fraction_of_a_pixel_is_no_weak_evidence():
     evidence = weak_evidence(score, photo, ref, params)
     assert not evidence[:, 60:64].any()
     assert (evidence[10:20, 20:30] > 0).all()
+
+
+def test_a_translation_below_flow_noise_is_taken_as_none():
+    """A tracker leaves a little translation in a pan or hold (1% of the shot's speed on street_dark_dyn1).
+    Kept, it lets an object's own motion triangulate as a static point right in front of the camera and the
+    object goes unmasked; it moves no pixel of the scene by half a pixel, so it is dropped."""
+    from services.depth.multiview import without_negligible_translation
+
+    params = GeometricParams()
+    drift = _view(0.002, 1 / DEPTH)  # 2 mm against a scene 4 m away: 0.05 px
+    moving = _view(0.2, 1 / DEPTH)  # 20 cm: 5 px
+    kept = without_negligible_translation([drift, moving], K, DEPTH, params)
+    assert not kept[0].t.any() and np.allclose(kept[1].t, moving.t)
+    assert kept[0].flow is drift.flow  # only the pose changes
+    assert without_negligible_translation([drift], K, None, params)[0].t.any()  # no depth yet: nothing to judge by
