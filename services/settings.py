@@ -147,6 +147,8 @@ class DepthSettings(Section):
     max_residual_px: float = 1.0
     depth_max_residual_px: float = 0.6  # measured depth is published only where it reprojects this well
     propagate: bool = True  # carry depth through frames without parallax by re-projection
+    # a view's translation moving no pixel of the scene by this much is tracker drift: taken as none
+    min_translation_parallax_px: float = Field(0.5, ge=0)
     mask_threshold: float = 1.0
     # mark colour segments whose apparent depth hangs them far over the visible ground or sinks them below it
     # (objects moving along their epipolar lines, e.g. cars under a dolly; services/depth/support.py)
