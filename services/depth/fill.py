@@ -50,30 +50,50 @@ def median_clean(depth: np.ndarray) -> np.ndarray:
     return out
 
 
-def reproject_depth(depth: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Forward-warp a z-depth map into another camera (X' = R X + t) with a z-buffer; 0 where nothing lands."""
-    h, w = depth.shape
-    valid = depth.ravel() > 0
-    p = pixel_grid(h, w)[:, valid]
-    z = depth.ravel()[valid].astype(np.float64)
-    X = (np.linalg.inv(K) @ p) * z
-    Xc = R @ X + t[:, None]
-    zc = Xc[2]
-    front = zc > 1e-9
-    proj = K @ Xc[:, front]
+def _splat(X: np.ndarray, K: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-frame points X (3, N) into an h x w image with a z-buffer: (z-depth (h, w), 0 where nothing lands;
+    index into X of the point kept at each pixel (h, w), -1 there)."""
+    depth = np.zeros(h * w, np.float32)
+    kept = np.full(h * w, -1, np.int64)
+    front = np.nonzero(X[2] > 1e-9)[0]
+    proj = K @ X[:, front]
     u = np.rint(proj[0] / proj[2]).astype(np.int64)
     v = np.rint(proj[1] / proj[2]).astype(np.int64)
-    zc = zc[front]
     inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    idx, zc = v[inside] * w + u[inside], zc[inside]
-    out = np.zeros(h * w, np.float32)
+    idx, which = v[inside] * w + u[inside], front[inside]
     if idx.size:
-        order = np.lexsort((zc, idx))  # by pixel, nearest first
-        idx, zc = idx[order], zc[order]
+        order = np.lexsort((X[2, which], idx))  # by pixel, nearest first
+        idx, which = idx[order], which[order]
         first = np.ones(idx.size, bool)
         first[1:] = idx[1:] != idx[:-1]
-        out[idx[first]] = zc[first]
-    out = out.reshape(h, w)
-    # close the one-pixel cracks that forward splatting leaves
-    cracks = normalised_box_fill(out, 1, min_support=0.5)
-    return cracks
+        depth[idx[first]] = X[2, which[first]]
+        kept[idx[first]] = which[first]
+    return depth.reshape(h, w), kept.reshape(h, w)
+
+
+def depth_to_points(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> np.ndarray:
+    """(h, w, 3) world points of a z-depth map seen from camera-to-world ``c2w``; NaN where the depth is 0."""
+    h, w = depth.shape
+    X = (np.linalg.inv(K) @ pixel_grid(h, w)) * depth.ravel().astype(np.float64)
+    world = (c2w[:3, :3] @ X + c2w[:3, 3:4]).T.reshape(h, w, 3)
+    return np.where((depth > 0)[..., None], world, np.nan).astype(np.float32)
+
+
+def carry_points(points: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World points (h, w, 3; NaN for none) seen from camera-to-world ``c2w``: (z-depth with the one-pixel
+    cracks of splatting closed, 0 where nothing lands; the world point kept at each pixel, NaN where none
+    landed, crack fills included).
+
+    Carrying points rather than the depth raster keeps each point where it is: re-splatting a raster rounds
+    every pixel's position at every frame, and through a 30-frame tilt those roundings moved the ground's
+    depth up the image by several pixels (its median 11% too near on street_dark_dyn1, with exact poses)."""
+    h, w = points.shape[:2]
+    flat = points.reshape(-1, 3).astype(np.float64)
+    has = np.nonzero(np.isfinite(flat[:, 0]))[0]
+    w2c = np.linalg.inv(c2w)
+    X = w2c[:3, :3] @ flat[has].T + w2c[:3, 3:4]
+    depth, kept = _splat(X, K, h, w)
+    landed = np.full((h, w, 3), np.nan, np.float32)
+    where = kept >= 0
+    landed[where] = flat[has[kept[where]]]
+    return normalised_box_fill(depth, 1, min_support=0.5), landed

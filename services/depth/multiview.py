@@ -3,9 +3,11 @@
 Depth: dense DIS flow to one neighbour on each side (offset chosen for
 parallax), closed-form triangulation of inverse depth per pixel against the
 known poses, kept only where the parallax is large enough and the point
-reprojects onto every used flow; then median cleaning, re-projection of the
-previous frame's map into pixels without parallax (pure rotation, holds) and
-filling of small enclosed holes. Where nothing was ever measured (a tripod
+reprojects onto every used flow; then median cleaning, the previous frame's
+map carried into pixels without parallax (pure rotation, holds) and filling
+of small enclosed holes. The map is carried as world points, so that what is
+carried for many frames stays where it belongs (re-splatting a raster would
+round its positions at every frame). Where nothing was ever measured (a tripod
 shot, sky, areas not yet seen with parallax) the depth stays 0 = invalid.
 
 Carried depth is kept only where this frame's trusted flow does not contradict
@@ -50,8 +52,8 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from services.depth.fill import fill_small_holes, median_clean, reproject_depth
-from services.depth.geometry import relative_pose, rigid_flow, rotation_flow, scale_intrinsics
+from services.depth.fill import carry_points, depth_to_points, fill_small_holes, median_clean
+from services.depth.geometry import rigid_flow, rotation_flow, scale_intrinsics
 from services.depth.motion import (accumulate_evidence, carry_along_flow, clean_mask, motion_score,
                                   multiview_inconsistency, photometric_evidence, track_mask, weak_evidence)
 from services.depth.params import GeometricParams
@@ -229,6 +231,7 @@ def iter_depth_and_masks(
 
     selector: ViewSelector | None = None
     previous_depth: np.ndarray | None = None
+    previous_points: np.ndarray | None = None  # world points of the last depth map, carried into the next frame
     previous_mask: np.ndarray | None = None
     gravity_memory: np.ndarray | None = None
     evidence_memory: np.ndarray | None = None
@@ -247,6 +250,7 @@ def iter_depth_and_masks(
         views = without_negligible_translation(views, Kd, previous_depth, params)
         t0 = tick("flow", t0)
         tri = None
+        carried_points = from_carry = None
         if given is not None:
             d = np.asarray(next(given), np.float32)
             if d.shape != (size[1], size[0]):
@@ -255,11 +259,12 @@ def iter_depth_and_masks(
             tri = triangulate_views(Kd, views) if views else None
             d = _measured_depth(tri, params) if tri is not None else np.zeros(size[::-1], np.float32)
             d = median_clean(d)
-            if params.propagate and previous_depth is not None and np.isfinite(c2w[[i - 1, i]]).all():
-                R, t = relative_pose(c2w[i - 1], c2w[i])
-                carried = reject_contradicted(reproject_depth(previous_depth, Kd, R, t), Kd, views, params)
+            if params.propagate and previous_points is not None and np.isfinite(c2w[i]).all():
+                carried, carried_points = carry_points(previous_points, Kd, c2w[i])
+                carried = reject_contradicted(carried, Kd, views, params)
                 if tri is not None:
                     carried = np.where(_refuses_carry(tri, params), 0.0, carried)
+                from_carry = (d == 0) & (carried > 0)
                 d = np.where(d > 0, d, carried)
             d = fill_small_holes(d, hole_area)
         t0 = tick("depth", t0)
@@ -302,6 +307,15 @@ def iter_depth_and_masks(
             # and not carried into the next frame as static structure
             d = np.where(cv2.dilate(previous_mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, 0, d)
         previous_depth = d
+        if given is None and params.propagate and np.isfinite(c2w[i]).all():
+            # what was carried keeps its exact world point; what was measured or filled here gets its own
+            points = depth_to_points(d, Kd, c2w[i])
+            if carried_points is not None:
+                exact = from_carry & (d > 0) & np.isfinite(carried_points[..., 0])
+                points = np.where(exact[..., None], carried_points, points)
+            previous_points = points
+        else:
+            previous_points = None
         yield d, mask
 
 

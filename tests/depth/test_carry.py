@@ -38,3 +38,41 @@ def test_measured_depth_needs_a_tight_reprojection_residual():
                         residual_px=residual, views_used=np.full((h, w), 2, np.uint8))
     depth = _measured_depth(tri, p)
     assert np.allclose(depth[:, 0], 2.0) and (depth[:, 1] == 0).all()
+
+
+def _ground_depth(K: np.ndarray, c2w: np.ndarray, h: int, w: int, height: float = 1.5) -> np.ndarray:
+    """z-depth of a flat ground ``height`` below the world origin's camera (world y down), 0 above the horizon."""
+    from services.depth.geometry import pixel_grid
+
+    rays = c2w[:3, :3] @ (np.linalg.inv(K) @ pixel_grid(h, w))  # world directions with camera z = 1
+    along = (height - c2w[1, 3]) / np.where(rays[1] > 1e-6, rays[1], np.nan)
+    return np.nan_to_num(np.where(along > 0, along, 0.0)).reshape(h, w).astype(np.float32)
+
+
+def test_depth_carried_through_a_long_tilt_stays_where_it_belongs():
+    """A 30-frame tilt at 0.35 deg a frame (street_dark_dyn1's) over a ground filling the frame: depth carried
+    frame by frame must match the ground's true depth. Carried as a raster, every frame rounds every pixel's
+    position and the ground's depth creeps along the image (here its median 8% too near, none of it within
+    3%; on street_dark_dyn1 11% with exact poses). Carried as world points, it does not."""
+    from scipy.spatial.transform import Rotation
+
+    from services.depth.fill import carry_points, depth_to_points
+
+    h, w = 90, 160
+    K = np.array([[125.0, 0, 79.5], [0, 125.0, 44.5], [0, 0, 1]])
+    poses = []
+    for i in range(31):
+        c2w = np.eye(4)
+        c2w[:3, :3] = Rotation.from_euler("x", -30.0 - 0.35 * i, degrees=True).as_matrix()  # down at the ground
+        poses.append(c2w)
+    points = depth_to_points(_ground_depth(K, poses[0], h, w), K, poses[0])
+    for c2w in poses[1:]:
+        depth, landed = carry_points(points, K, c2w)
+        points = np.where(np.isfinite(landed), landed, depth_to_points(depth, K, c2w))
+    truth = _ground_depth(K, poses[-1], h, w)
+    both = (depth > 0) & (truth > 0)
+    assert both.mean() > 0.3
+    ratio = depth[both] / truth[both]
+    # a splat lands within half a pixel of its point; here the ground's depth changes by up to 3% a row
+    assert abs(np.median(ratio) - 1) < 0.01
+    assert np.mean(np.abs(ratio - 1) < 0.03) > 0.9

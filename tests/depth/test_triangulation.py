@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from services.depth.fill import reproject_depth
+from services.depth.fill import carry_points, depth_to_points
 from services.depth.geometry import relative_pose, rigid_flow, rotation_flow
 from services.depth.triangulate import ViewFlow, triangulate_inverse_depth
 
@@ -56,8 +56,7 @@ def test_depth_scales_with_pose_scale():
 def test_reprojection_under_pure_rotation_keeps_depth_of_points():
     K, depth = _scene()
     depth = np.full_like(depth, 3.0)
-    R, t = relative_pose(_pose(0, [0, 0, 0]), _pose(3, [0, 0, 0]))
-    moved = reproject_depth(depth, K, R, t)
+    moved, _ = carry_points(depth_to_points(depth, K, _pose(0, [0, 0, 0])), K, _pose(3, [0, 0, 0]))
     inside = moved > 0
     assert inside.mean() > 0.7
     # a fronto-parallel plane at z=3 seen after a yaw: z' = 3 cos(a) + x sin(a) terms stay close to 3
