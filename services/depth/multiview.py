@@ -10,6 +10,9 @@ carried for many frames stays where it belongs (re-splatting a raster would
 round its positions at every frame). Where nothing was ever measured (a tripod
 shot, sky, areas not yet seen with parallax) the depth stays 0 = invalid.
 
+A view whose translation moves no pixel of the last map by half a pixel is
+taken as a pure rotation: that little is a tracker's drift, not parallax.
+
 Carried depth is kept only where this frame's trusted flow does not contradict
 it, and depth under the final masks is invalidated (a moving object's
 triangulated depth is wrong), so wrong depth neither ships nor lives on.
@@ -123,9 +126,10 @@ def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params:
 
 def without_negligible_translation(views: list, K: np.ndarray, depth: np.ndarray | None,
                                    params: GeometricParams) -> list:
-    """``views`` with the translation of those set to zero whose translation moves no pixel of ``depth`` (the
-    last frame's map, carried) by ``params.min_translation_parallax_px`` (its 99th percentile): below flow noise
-    it cannot be measured, only misused. Without depth the views are kept as they are."""
+    """``views`` with the translation set to zero where it moves no pixel of ``depth`` (the last frame's map) by
+    ``params.min_translation_parallax_px`` (its 99th percentile): below flow noise it cannot be measured, only
+    misused (a tracker's drift through a pan or a hold lets a moving object's own motion triangulate as a
+    static point right in front of the camera). Without depth the views are kept as they are."""
     if depth is None or not views:
         return views
     valid = depth > 0
