@@ -151,6 +151,18 @@ def without_negligible_translation(views: list, K: np.ndarray, depth: np.ndarray
     return out
 
 
+def _points_to_carry(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, carried_points: np.ndarray | None,
+                     from_carry: np.ndarray | None) -> np.ndarray:
+    """World points of this frame's final map, for the next frame: a pixel whose depth was carried into it keeps
+    the exact point it came with (``carried_points`` where ``from_carry``); one measured or filled here, and
+    one a splat only closed a crack in, gets the point of its own pixel."""
+    points = depth_to_points(depth, K, c2w)
+    if carried_points is None:
+        return points
+    exact = from_carry & (depth > 0) & np.isfinite(carried_points[..., 0])
+    return np.where(exact[..., None], carried_points, points)
+
+
 def _excluded_pixels(mask: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
     """A per-frame exclusion map on the depth grid (``size`` = (w, h)): a grid pixel is excluded when any of
     the frame pixels it covers is."""
@@ -316,15 +328,8 @@ def iter_depth_and_masks(
             # and not carried into the next frame as static structure
             d = np.where(cv2.dilate(previous_mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, 0, d)
         previous_depth = d
-        if given is None and params.propagate and np.isfinite(c2w[i]).all():
-            # what was carried keeps its exact world point; what was measured or filled here gets its own
-            points = depth_to_points(d, Kd, c2w[i])
-            if carried_points is not None:
-                exact = from_carry & (d > 0) & np.isfinite(carried_points[..., 0])
-                points = np.where(exact[..., None], carried_points, points)
-            previous_points = points
-        else:
-            previous_points = None
+        carry_on = given is None and params.propagate and np.isfinite(c2w[i]).all()
+        previous_points = _points_to_carry(d, Kd, c2w[i], carried_points, from_carry) if carry_on else None
         yield d, mask
 
 
