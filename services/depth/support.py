@@ -165,7 +165,7 @@ def _depth_above_in_segment(labels: np.ndarray, depth: np.ndarray) -> np.ndarray
 
 
 def ungrounded_segments(labels: np.ndarray, depth: np.ndarray, K: np.ndarray, plane: GroundPlane,
-                      params: SupportParams = SupportParams()) -> np.ndarray:
+                        params: SupportParams = SupportParams()) -> np.ndarray:
     """(h, w) bool: the colour segments (``labels``, segments.colour_segments) whose median measured depth hangs
     over ground far behind them, or whose depth sinks them far below the ground at their bottom outline.
     ``depth``: z-depth measured where the views allow, 0 elsewhere."""

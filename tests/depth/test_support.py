@@ -100,7 +100,7 @@ def test_a_box_without_measured_depth_is_not_marked():
     depth, box = _street(0.4)
     plane = fit_ground_plane(depth, K)
     assert not ungrounded_segments(colour_segments(_frame(box)), np.where(box, 0, depth).astype(np.float32), K,
-                                 plane).any()
+                                   plane).any()
 
 
 def test_segment_medians():
@@ -120,7 +120,6 @@ def test_only_the_outline_in_view_counts():
     plane = fit_ground_plane(depth, K)
     marked = ungrounded_segments(colour_segments(_frame(box)), _rim_only(depth, box), K, plane)
     assert marked[box].mean() > 0.9
-
 
 
 def test_depth_above_in_segment():
