@@ -146,7 +146,7 @@ class DepthSettings(Section):
     min_parallax_px: float = 3.0
     max_residual_px: float = 1.0
     depth_max_residual_px: float = 0.6  # measured depth is published only where it reprojects this well
-    propagate: bool = True  # carry depth through frames without parallax by re-projection
+    propagate: bool = True  # carry depth into pixels without parallax (the last map's world points)
     # a view's translation moving no pixel of the scene by this much is tracker drift: taken as none
     min_translation_parallax_px: float = Field(0.5, ge=0)
     mask_threshold: float = 1.0

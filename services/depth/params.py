@@ -25,7 +25,7 @@ class GeometricParams:
     # as a pure rotation: a tracker's residual drift during a pan, tilt or hold would otherwise let a moving
     # object's own motion triangulate as a static point implausibly near the camera
     min_translation_parallax_px: float = 0.5
-    propagate: bool = True  # carry depth forward through frames with no parallax by re-projecting the previous map
+    propagate: bool = True  # carry depth forward into pixels with no parallax (the last map's world points)
     # motion masks
     mask_noise_px: float = 0.6  # flow noise floor (depth-grid px) in the residual normalisation
     mask_parallax_tolerance: float = 0.25  # residual allowed as a share of the parallax flow (depth errors)
