@@ -3,8 +3,8 @@
 Pipeline per clip: KLT tracks over every frame (streamed, compact) -> split at hard
 cuts -> per segment: keyframe odometry at a prior focal, focal self-calibration on
 the stretch with the most pan/tilt (or, where motion cannot tell it, orthogonal vanishing points
-sampled while streaming), odometry again at that focal with every frame posed
-against the map -> segments chained end to start.
+sampled while streaming), odometry again at that focal, a second bundle-adjustment pass over
+overlapping 16-keyframe windows, every frame posed against the map -> segments chained end to start.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTr
     if n == 0:
         return CameraTrack(np.zeros((0, 4, 4)), np.zeros((0, 4)), np.zeros(0, int), False, "no frames", BACKEND)
     Ww, Hw = tracker.size
-    cfg = SfmConfig(window=settings.window)
+    cfg = SfmConfig(window=settings.window, refine_window=settings.refine_window)
     stride = max(1, int(round(fps / settings.keyframe_rate_hz)))
     f_prior = hfov_to_focal(settings.prior_hfov_deg, Ww)
     prior_label = f"hfov {settings.prior_hfov_deg:g} deg"

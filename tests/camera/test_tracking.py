@@ -71,3 +71,40 @@ def test_hard_cut_is_tracked_as_two_segments():
     assert pose["rot_err_after_alignment_deg"]["mean"] < 0.5
     assert pose["ate"]["rmse_over_path_length"] < 0.01
     assert labels["exact_match"] >= 0.9
+
+
+def _relative_errors(c2w: np.ndarray, gt: np.ndarray, shots, gap: int = 8) -> tuple[float, float]:
+    """Mean rotation error (deg) and heading error (deg, translating pairs) of the motion between frames i
+    and i+gap: what the depth stage triangulates against."""
+    rot, heading = [], []
+    for a, b in shots:
+        for i in range(a, b - gap):
+            j = i + gap
+            rel_gt, rel = gt[i, :3, :3].T @ gt[j, :3, :3], c2w[i, :3, :3].T @ c2w[j, :3, :3]
+            rot.append(np.degrees(np.arccos(np.clip((np.trace(rel_gt.T @ rel) - 1) / 2, -1, 1))))
+            t_gt = gt[i, :3, :3].T @ (gt[j, :3, 3] - gt[i, :3, 3])
+            t = c2w[i, :3, :3].T @ (c2w[j, :3, 3] - c2w[i, :3, 3])
+            if np.linalg.norm(t_gt) > 1e-2 and np.linalg.norm(t) > 0:
+                cos = t_gt @ t / np.linalg.norm(t_gt) / np.linalg.norm(t)
+                heading.append(np.degrees(np.arccos(min(1.0, cos))))
+    return float(np.mean(rot)), float(np.mean(heading))
+
+
+def test_windowed_refinement_sharpens_the_relative_poses():
+    """The second bundle-adjustment pass (16-keyframe windows, every shared point) against the odometry alone,
+    on street_dyn3: the 8-frame relative rotations come out markedly closer to the truth (0.020 -> 0.014 deg
+    when measured) and the heading no worse."""
+    from services.camera.track import track_camera
+    from services.settings import CameraSettings
+    from services.video.decode import read_frames
+
+    case = "street_dyn3"
+    refined, meta = tracked(case)
+    d = need_cases() / case
+    odometry = track_camera(read_frames(d / "video.mp4"), meta["fps"], CameraSettings(refine_window=0))
+    gt = np.load(d / "gt_poses.npy")
+    shots = [(s["start"], s["end"]) for s in meta["shots"]]
+    rot_on, heading_on = _relative_errors(refined.c2w, gt, shots)
+    rot_off, heading_off = _relative_errors(odometry.c2w, gt, shots)
+    assert rot_on < 0.85 * rot_off, (rot_on, rot_off)
+    assert heading_on < 1.05 * heading_off, (heading_on, heading_off)
