@@ -101,16 +101,20 @@ def test_a_dark_car_is_masked_from_its_persistent_weak_evidence():
     assert s["precision"] >= 0.8, s
 
 
+def _assert_the_issues_targets(case: dict, depth: np.ndarray, masks: np.ndarray) -> None:
+    assert _mask_scores(case, masks)["iou"] >= 0.6
+    s = _depth_scores(case, depth)
+    assert s["abs_rel"] <= 0.10, s
+    assert s["delta_1_25"] >= 0.90, s
+
+
 def test_a_cut_clip_reaches_the_targets():
     """cut_room_street_dyn1: a room shot, then from frame 52 a street shot where a truck drives along with a
     camera that dollies out. Neighbours across the cut are dropped (both ways); the masks' memories are carried
     within the new shot from its second frame on (ViewSelector.with_view_back). The whole clip."""
     case = load_case("cut_room_street_dyn1", 96)
     depth, masks = _run(case)
-    assert _mask_scores(case, masks)["iou"] >= 0.6
-    s = _depth_scores(case, depth)
-    assert s["abs_rel"] <= 0.10, s
-    assert s["delta_1_25"] >= 0.90, s
+    _assert_the_issues_targets(case, depth, masks)
 
 
 def _run_with_tracked_poses(case: dict):
@@ -133,10 +137,7 @@ def test_the_dark_clip_reaches_the_targets_with_the_camera_stages_own_poses():
     over 8 frames in the dark) delta<1.25 was 0.899."""
     case = load_case("street_dark_dyn1", 96)
     depth, masks = _run_with_tracked_poses(case)
-    assert _mask_scores(case, masks)["iou"] >= 0.6
-    s = _depth_scores(case, depth)
-    assert s["abs_rel"] <= 0.10, s
-    assert s["delta_1_25"] >= 0.90, s
+    _assert_the_issues_targets(case, depth, masks)
 
 
 def test_the_cut_clip_reaches_the_depth_targets_with_the_camera_stages_own_poses():
@@ -145,7 +146,4 @@ def test_the_cut_clip_reaches_the_depth_targets_with_the_camera_stages_own_poses
     pixels. With the odometry's poses alone AbsRel was 0.108."""
     case = load_case("cut_room_street_dyn1", 96)
     depth, masks = _run_with_tracked_poses(case)
-    assert _mask_scores(case, masks)["iou"] >= 0.6
-    s = _depth_scores(case, depth)
-    assert s["abs_rel"] <= 0.10, s
-    assert s["delta_1_25"] >= 0.90, s
+    _assert_the_issues_targets(case, depth, masks)
