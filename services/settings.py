@@ -125,7 +125,7 @@ class CameraSettings(Section):
     max_tracks: int = 600
     window: int = 8
     # Second bundle-adjustment pass over overlapping windows of this many keyframes (0: off); sharper
-    # relative poses for the depth stage at about 20% of the tracking time (services/camera/sfm.py).
+    # relative poses for the depth stage for 6-33% more tracking time on the shared cases (services/camera/sfm.py).
     refine_window: int = Field(16, ge=0)
     # Focal prior when the clip cannot determine it (pure translation, roll, tripod) and
     # vanishing points (man-made scenes) do not either.

@@ -318,6 +318,8 @@ class KeyframeOdometry:
         ids = ids[m.anchor[ids] >= 0]
         if len(ids) > max_points:
             ids = ids[np.linspace(0, len(ids) - 1, max_points).astype(int)]
+        # every observation of the window is in the problem: the priors that stand in for observations which
+        # left the odometry's window would count them twice
         prob, cams, cand = self._build(free, fixed_kf, obs, True, ids, old_obs_prior=False)
         prob.centre_locked = np.array([self.rotation_only[c] for c in cams])
         prob, _ = bundle.optimise(prob, iterations)
