@@ -271,27 +271,36 @@ class KeyframeOdometry:
         inl = valid & (e < self.cfg.inlier_px)
         return int(inl.sum()), (float(np.sqrt(np.mean(e[inl] ** 2))) if inl.any() else np.inf)
 
-    def _window_ba(self, k: int) -> None:
-        cfg, m = self.cfg, self.map
-        first = max(0, k - cfg.window + 1)
-        win = list(range(first, k + 1))
-        fixed = [first] if first == 0 else [first, first + 1]
-        free = [w for w in win if w not in fixed]
+    def _adjust(self, win: list[int], fixed: int, max_points: int, iterations: int, min_observations: int = 1,
+                old_obs_prior: bool = True) -> np.ndarray | None:
+        """Bundle adjustment of keyframes ``win`` (the first ``fixed`` held) with the points they observe
+        (at least ``min_observations`` times, anchor included; at most ``max_points``, evenly sampled by id).
+        Returns the ids of the points adjusted, or None when no keyframe is free."""
+        m = self.map
+        fixed_kf, free = win[:fixed], win[fixed:]
         if not free:
-            return
+            return None
         obs = [(w, *self.obs[w]) for w in win]
-        ids_win = np.unique(np.concatenate([o[1] for o in obs]))
-        ids_win = ids_win[m.anchor[ids_win] >= 0]
-        # points seen by at least two cameras of the problem (anchor counts)
-        if len(ids_win) > cfg.max_ba_points:
-            ids_win = ids_win[np.linspace(0, len(ids_win) - 1, cfg.max_ba_points).astype(int)]
-        prob, cams, cand = self._build(free, fixed, obs, True, ids_win)
+        ids, counts = np.unique(np.concatenate([o[1] for o in obs]), return_counts=True)
+        ids = ids[(counts >= min_observations) & (ids < m.size)]
+        ids = ids[m.anchor[ids] >= 0]
+        if len(ids) > max_points:
+            ids = ids[np.linspace(0, len(ids) - 1, max_points).astype(int)]
+        prob, cams, cand = self._build(free, fixed_kf, obs, True, ids, old_obs_prior=old_obs_prior)
         prob.centre_locked = np.array([self.rotation_only[c] for c in cams])
-        prob, res = bundle.optimise(prob, cfg.ba_iterations)
+        prob, _ = bundle.optimise(prob, iterations)
         for n, kk in enumerate(cams):
             if prob.free[n] >= 0:
                 self.R[kk], self.C[kk] = prob.R[n], prob.C[n]
         m.rho[cand] = prob.rho
+        return ids
+
+    def _window_ba(self, k: int) -> None:
+        cfg, m = self.cfg, self.map
+        first = max(0, k - cfg.window + 1)
+        ids_win = self._adjust(list(range(first, k + 1)), 1 if first == 0 else 2, cfg.max_ba_points, cfg.ba_iterations)
+        if ids_win is None:
+            return
         # keyframes about to leave the window hand their observations to the points' priors
         leaving = k - cfg.window + 1
         if leaving >= 0:
@@ -302,31 +311,13 @@ class KeyframeOdometry:
         if len(seen) > 10:
             self.scale_rho = float(np.median(seen[seen > 0])) if (seen > 0).sum() > 10 else self.scale_rho
 
-    def refine(self, first: int, last: int, fixed: int, max_points: int, iterations: int) -> None:
-        """Bundle adjustment of keyframes [first, last] with every point they observe (a longer window than
-        the odometry's: points seen over many keyframes tie the poses together)."""
-        m = self.map
-        win = list(range(first, last + 1))
-        fixed_kf = win[:fixed]
-        free = win[fixed:]
-        if not free:
-            return
-        obs = [(w, *self.obs[w]) for w in win]
-        ids, counts = np.unique(np.concatenate([o[1] for o in obs]), return_counts=True)
-        keep = (counts >= 2) & (ids < m.size)
-        ids = ids[keep]
-        ids = ids[m.anchor[ids] >= 0]
-        if len(ids) > max_points:
-            ids = ids[np.linspace(0, len(ids) - 1, max_points).astype(int)]
-        # every observation of the window is in the problem: the priors that stand in for observations which
-        # left the odometry's window would count them twice
-        prob, cams, cand = self._build(free, fixed_kf, obs, True, ids, old_obs_prior=False)
-        prob.centre_locked = np.array([self.rotation_only[c] for c in cams])
-        prob, _ = bundle.optimise(prob, iterations)
-        for n, kk in enumerate(cams):
-            if prob.free[n] >= 0:
-                self.R[kk], self.C[kk] = prob.R[n], prob.C[n]
-        m.rho[cand] = prob.rho
+    def refine(self, first: int, last: int, fixed: int) -> None:
+        """Bundle adjustment of keyframes [first, last] with every point seen twice among them (a longer window
+        than the odometry's: points seen over many keyframes tie the poses together). Every observation of the
+        window is in the problem: the priors that stand in for observations which left the odometry's window
+        would count them twice."""
+        self._adjust(list(range(first, last + 1)), fixed, self.cfg.refine_points, self.cfg.refine_iterations,
+                     min_observations=2, old_obs_prior=False)
 
     def pose_frame(self, ft: FrameTracks, R0: np.ndarray, C0: np.ndarray, lock_centre: bool = False):
         sel = _sampled(ft.ids, self.stride)
@@ -359,7 +350,7 @@ def refine_keyframes(vo: KeyframeOdometry, cfg: SfmConfig) -> None:
     first = 0
     while True:
         last = min(count - 1, first + size - 1)
-        vo.refine(first, last, 1 if first == 0 else 2, cfg.refine_points, cfg.refine_iterations)
+        vo.refine(first, last, 1 if first == 0 else 2)
         if last == count - 1:
             break
         first += step
