@@ -117,13 +117,13 @@ def test_a_cut_clip_reaches_the_targets():
     _assert_the_issues_targets(case, depth, masks)
 
 
-def _run_with_tracked_poses(case: dict):
-    """As `spatialvid run` does it: poses and intrinsics from the camera stage's tracker, not the ground truth."""
-    from services.camera.track import track_camera
+def _run_with_tracked_poses(name: str, case: dict):
+    """As `spatialvid run` does it: poses and intrinsics from the camera stage's tracker, not the ground truth
+    (tracked once per test session, shared with the camera tests)."""
     from services.depth.geometry import intrinsics_from_normalised
-    from services.settings import CameraSettings
+    from tests.camera.helpers import tracked
 
-    track = track_camera(iter(case["frames"]), case["meta"]["fps"], CameraSettings())
+    track, _ = tracked(name)  # the whole clip, as the cases here load it
     assert track.success, track.reason
     K = np.stack([intrinsics_from_normalised(row, 640, 360) for row in track.intrinsics])
     return _run(case, track.c2w, K)
@@ -136,7 +136,7 @@ def test_the_dark_clip_reaches_the_targets_with_the_camera_stages_own_poses():
     none. Depth needs the tracker's refined relative rotations: with the odometry's alone (0.03-0.07 deg off
     over 8 frames in the dark) delta<1.25 was 0.899."""
     case = load_case("street_dark_dyn1", 96)
-    depth, masks = _run_with_tracked_poses(case)
+    depth, masks = _run_with_tracked_poses("street_dark_dyn1", case)
     _assert_the_issues_targets(case, depth, masks)
 
 
@@ -145,5 +145,5 @@ def test_the_cut_clip_reaches_the_depth_targets_with_the_camera_stages_own_poses
     only rolls and pans), where a heading error of a few tenths of a degree moves the focus of expansion by
     pixels. With the odometry's poses alone AbsRel was 0.108."""
     case = load_case("cut_room_street_dyn1", 96)
-    depth, masks = _run_with_tracked_poses(case)
+    depth, masks = _run_with_tracked_poses("cut_room_street_dyn1", case)
     _assert_the_issues_targets(case, depth, masks)
