@@ -127,6 +127,8 @@ class CameraSettings(Section):
     # Second bundle-adjustment pass over overlapping windows of this many keyframes (0: off); sharper
     # relative poses for the depth stage for 6-33% more tracking time on the shared cases (services/camera/sfm.py).
     refine_window: int = Field(16, ge=0)
+    # Drop a translation that only rigidly moving objects carry (services/camera/movers.py).
+    mover_test: bool = True
     # Focal prior when the clip cannot determine it (pure translation, roll, tripod) and
     # vanishing points (man-made scenes) do not either.
     prior_hfov_deg: float = 60.0

@@ -33,6 +33,7 @@ class SfmConfig:
     min_tri_parallax_px: float = 2.0
     min_triangulated_fraction: float = 0.5
     lock_rotation_only: bool = True  # hold the centre of keyframes the two-view test finds rotation-only
+    rotation_only: bool = False  # hold every centre: the segment is a pure rotation (see services/camera/movers.py)
     max_ba_points: int = 300  # points per window BA (evenly sampled track ids)
     prior_new: float = 0.02  # rho prior weight (px^2 per 100% change) for a fresh point
     prior_per_old_obs: float = 0.5  # extra weight per keyframe observation that left the window
@@ -181,8 +182,11 @@ class KeyframeOdometry:
         K = self.K
         px0 = ref_xy[i0] * K.f + (K.cx, K.cy)
         px1 = xy[i1] * K.f + (K.cx, K.cy)
-        rel = relative_motion(px0, px1, K.f, K.cx, K.cy, self.cfg.parallax_px)
+        # a pure-rotation segment takes every pair's rotation-only model (an infinite parallax threshold)
+        threshold = np.inf if self.cfg.rotation_only else self.cfg.parallax_px
+        rel = relative_motion(px0, px1, K.f, K.cx, K.cy, threshold)
         if rel is None:
+            self._last_rotation_only = self.cfg.rotation_only
             return self.R[-1].copy(), self.C[-1].copy()
         R = self.R[ref] @ rel.R.T
         self._last_rotation_only = rel.rotation_only
@@ -260,16 +264,43 @@ class KeyframeOdometry:
             inl, rms = self.frame_fit(self.R[k], self.C[k], ids, xy)
         return inl, rms
 
+    def _errors(self, R: np.ndarray, C: np.ndarray, ids: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Track ids seen by one camera and their reprojection errors (pixels; inf behind the camera)."""
+        ok = ids < self.map.size
+        prob, _, cand = self._build([-1], [], [(-1, ids[ok], xy[ok])], False, None, extra_cams={-1: (R, C)})
+        if len(prob.obs_cam) == 0:
+            return np.zeros(0, np.int64), np.zeros(0)
+        r, valid = bundle.residuals(prob)
+        return cand[prob.obs_point], np.where(valid, np.linalg.norm(r, axis=1), np.inf)
+
     def frame_fit(self, R: np.ndarray, C: np.ndarray, ids: np.ndarray, xy: np.ndarray) -> tuple[int, float]:
         """Inlier count and inlier RMS (pixels) of one camera against the map, without optimising."""
-        ok = ids < self.map.size
-        prob, _, _ = self._build([-1], [], [(-1, ids[ok], xy[ok])], False, None, extra_cams={-1: (R, C)})
-        if len(prob.obs_cam) == 0:
+        _, e = self._errors(R, C, ids, xy)
+        if len(e) == 0:
             return 0, np.inf
-        r, valid = bundle.residuals(prob)
-        e = np.linalg.norm(r, axis=1)
-        inl = valid & (e < self.cfg.inlier_px)
+        inl = e < self.cfg.inlier_px
         return int(inl.sum()), (float(np.sqrt(np.mean(e[inl] ** 2))) if inl.any() else np.inf)
+
+    def track_errors(self, min_observations: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Each track's median reprojection error (pixels) over the keyframes that saw it, its anchor
+        excepted: how well this motion model explains the track as a static scene point.
+        Only tracks with at least ``min_observations`` such keyframes are returned."""
+        per_kf = []
+        for k in range(1, len(self.R)):
+            ids, xy = self.obs[k]
+            seen_before = self.map.anchor[np.minimum(ids, self.map.size - 1)] != k  # (the anchor is exact)
+            per_kf.append(self._errors(self.R[k], self.C[k], ids[seen_before], xy[seen_before]))
+        if not per_kf:
+            return np.zeros(0, np.int64), np.zeros(0)
+        ids = np.concatenate([p[0] for p in per_kf])
+        err = np.concatenate([p[1] for p in per_kf])
+        order = np.lexsort((err, ids))
+        ids, err = ids[order], err[order]
+        uniq, start, count = np.unique(ids, return_index=True, return_counts=True)
+        keep = count >= min_observations
+        uniq, start, count = uniq[keep], start[keep], count[keep]
+        lo, hi = start + (count - 1) // 2, start + count // 2  # the two middle values of each sorted run
+        return uniq, 0.5 * (err[lo] + err[hi])
 
     def _adjust(self, win: list[int], fixed: int, max_points: int, iterations: int, min_observations: int = 1,
                 old_obs_prior: bool = True) -> np.ndarray | None:
@@ -286,13 +317,16 @@ class KeyframeOdometry:
         ids = ids[m.anchor[ids] >= 0]
         if len(ids) > max_points:
             ids = ids[np.linspace(0, len(ids) - 1, max_points).astype(int)]
-        prob, cams, cand = self._build(free, fixed_kf, obs, True, ids, old_obs_prior=old_obs_prior)
+        # with every centre held, depths move no residual: leave them out of the problem
+        rho_free = not self.cfg.rotation_only
+        prob, cams, cand = self._build(free, fixed_kf, obs, rho_free, ids, old_obs_prior=old_obs_prior)
         prob.centre_locked = np.array([self.rotation_only[c] for c in cams])
         prob, _ = bundle.optimise(prob, iterations)
         for n, kk in enumerate(cams):
             if prob.free[n] >= 0:
                 self.R[kk], self.C[kk] = prob.R[n], prob.C[n]
-        m.rho[cand] = prob.rho
+        if rho_free:
+            m.rho[cand] = prob.rho
         return ids
 
     def _window_ba(self, k: int) -> None:

@@ -4,19 +4,22 @@ Pipeline per clip: KLT tracks over every frame (streamed, compact) -> split at h
 cuts -> per segment: keyframe odometry at a prior focal, focal self-calibration on
 the stretch with the most pan/tilt (or, where motion cannot tell it, orthogonal vanishing points
 sampled while streaming), odometry again at that focal, a second bundle-adjustment pass over
-overlapping 16-keyframe windows, every frame posed against the map -> segments chained end to start.
+overlapping 16-keyframe windows, every frame posed against the map -> a translation that only rigidly
+moving objects carry is dropped (movers.py: the segment is tracked again as a pure rotation without them,
+at a focal re-estimated without them) -> segments chained end to start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from services.camera.frontend import FrameTracks, FrontEndConfig, KLTTracker
 from services.camera.geometry import c2w_matrices
 from services.camera.intrinsics import estimate_focal, focal_to_hfov, hfov_to_focal
+from services.camera.movers import only, translation_from_movers
 from services.camera.sfm import Intrinsics, SfmConfig, keyframe_positions, run_segment
 from services.camera.vanishing import VanishingConfig, combine, frame_focal
 
@@ -47,6 +50,21 @@ def _split_segments(tracks: list[FrameTracks]) -> list[list[FrameTracks]]:
             out.append([])
         out[-1].append(ft)
     return out
+
+
+def _segment_focal(seg: list[FrameTracks], stride: int, vanishing: list[float | None], K0: Intrinsics,
+                   prior_label: str, cfg: SfmConfig) -> tuple[Intrinsics, str, bool]:
+    """The segment's focal from its motion or, where the motion cannot tell it, its vanishing points."""
+    Ww, Hw = 2 * K0.cx, 2 * K0.cy
+    est = estimate_focal([seg[p] for p in keyframe_positions(len(seg), stride)], K0.f, Ww, Hw, prior_label, cfg)
+    f, source, estimated = est.f, est.source, est.estimated
+    vp = combine(vanishing, VanishingConfig())
+    if not est.estimated and not est.source.startswith("bound:") and vp is not None:
+        # the motion cannot tell the focal; the scene's orthogonal vanishing points can
+        f, estimated = vp.f, True
+        source = (f"vanishing points ({vp.frames}/{vp.sampled} frames, spread {100 * vp.spread:.1f}%); "
+                  f"motion: {est.source}")
+    return Intrinsics(f, K0.cx, K0.cy), source, estimated
 
 
 def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTrack:
@@ -92,20 +110,19 @@ def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTr
             result.focal_source.append("prior: single-frame segment")
             result.hfov_deg.append(focal_to_hfov(K0.f, Ww))
             continue
-        K = K0
-        source = f"prior ({prior_label})"
-        estimated = False
+        K, source, estimated = K0, f"prior ({prior_label})", False
         if not settings.known_hfov_deg:
-            est = estimate_focal([seg[p] for p in keyframe_positions(len(seg), stride)], f_prior, Ww, Hw, prior_label, cfg)
-            f, source, estimated = est.f, est.source, est.estimated
-            vp = combine(vanishing.get(seg[0].segment, []), vp_cfg)
-            if not est.estimated and not est.source.startswith("bound:") and vp is not None:
-                # the motion cannot tell the focal; the scene's orthogonal vanishing points can
-                f, estimated = vp.f, True
-                source = (f"vanishing points ({vp.frames}/{vp.sampled} frames, spread {100 * vp.spread:.1f}%); "
-                          f"motion: {est.source}")
-            K = Intrinsics(f, Ww / 2.0, Hw / 2.0)
+            K, source, estimated = _segment_focal(seg, stride, vanishing.get(seg[0].segment, []), K0, prior_label, cfg)
         res = run_segment(seg, K, cfg, stride)
+        if settings.mover_test and not all(res.odometry.rotation_only[1:]):
+            verdict = translation_from_movers([seg[p] for p in res.keyframes], K, cfg, res.odometry)
+            if verdict.drop:
+                seg = [only(ft, verdict.mover_ids, keep=False) for ft in seg]
+                if not settings.known_hfov_deg:  # the movers no longer bias the focal
+                    K, source, estimated = _segment_focal(seg, stride, vanishing.get(seg[0].segment, []), K0,
+                                                          prior_label, cfg)
+                res = run_segment(seg, K, replace(cfg, rotation_only=True), stride)
+                result.notes.append(f"frames {a}-{b}: {verdict.note()}")
         if res.failure:
             failures.append(res.failure)
         T = base @ c2w_matrices(res.R, res.C)

@@ -50,6 +50,8 @@ def relative_motion(px0: np.ndarray, px1: np.ndarray, f: float, cx: float, cy: f
         Rr = _rotation_from_bearings(b0 * w[:, None], b1)
         err = f * np.linalg.norm(np.cross(b0 @ Rr.T, b1), axis=1)
         w = 1.0 / (1.0 + (err / ransac_px) ** 2)
+    if not np.isfinite(parallax_threshold_px):  # the caller wants the rotation-only model whatever the parallax
+        return RelativeMotion(Rr, np.zeros(3), float(np.median(err)), True, int((err < 2 * ransac_px).sum()))
     E, mask = cv2.findEssentialMat(p0, p1, K, method=cv2.RANSAC, prob=0.999, threshold=ransac_px)
     if E is None or E.shape != (3, 3):
         return RelativeMotion(Rr, np.zeros(3), 0.0, True, int((err < 2 * ransac_px).sum()))
