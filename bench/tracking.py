@@ -1,7 +1,7 @@
 """Camera tracking benchmark: accuracy on every shared ground-truth case and speed,
 side by side with pycolmap incremental mapping (sequential matching) on the same frames.
 
-    .venv/bin/python bench/tracking.py [--cases a,b] [--no-colmap] [--out results.json]
+    .venv/bin/python bench/tracking.py [--cases a,b] [--no-colmap] [--no-mover-test] [--out results.json]
 
 Accuracy uses the shared evaluate.py (ATE after Sim(3) per shot, rotation error, labels).
 Focal error is computed here from gt_intrinsics (the tracker never reads it).
@@ -123,11 +123,12 @@ def main() -> None:
     ap.add_argument("--cases", default="")
     ap.add_argument("--no-colmap", action="store_true")
     ap.add_argument("--out", default="")
+    ap.add_argument("--no-mover-test", action="store_true", help="camera.mover_test off (to time what it costs)")
     a = ap.parse_args()
     cases = sorted(p for p in bench_cases_dir().iterdir() if (p / "meta.json").exists())
     if a.cases:
         cases = [c for c in cases if c.name in a.cases.split(",")]
-    settings = CameraSettings()
+    settings = CameraSettings(mover_test=not a.no_mover_test)
     rows = []
     print(f"cpu count {os.cpu_count()}, load average {os.getloadavg()}")
     for case in cases:
