@@ -34,7 +34,7 @@ from services.camera.sfm import Intrinsics, KeyframeOdometry, SfmConfig
 class MoverTestConfig:
     tolerance_px: float = 1.5  # a model explains a track when its median reprojection error is below this
     min_carriers: int = 12  # fewer carriers than this (or than ``min_carrier_share``): no parallax to speak of
-    min_carrier_share: float = 0.05  # of the judged tracks (translating shared cases: 45-91%)
+    min_carrier_share: float = 0.05  # of the judged tracks (translating shared cases: 60-92%)
     rigid_fraction: float = 0.5  # carriers rotations of their own explain, above which they are movers
     max_groups: int = 3  # movers seen at once (each is fitted by its own rotation, in turn, largest first)
     min_judged: int = 50  # fewer tracks seen twice: too little to judge, the translation stays

@@ -288,7 +288,8 @@ class KeyframeOdometry:
         per_kf = []
         for k in range(1, len(self.R)):
             ids, xy = self.obs[k]
-            seen_before = self.map.anchor[np.minimum(ids, self.map.size - 1)] != k  # (the anchor is exact)
+            ids, xy = ids[ids < self.map.size], xy[ids < self.map.size]
+            seen_before = self.map.anchor[ids] != k  # (the anchor observation is exact by construction)
             per_kf.append(self._errors(self.R[k], self.C[k], ids[seen_before], xy[seen_before]))
         if not per_kf:
             return np.zeros(0, np.int64), np.zeros(0)

@@ -12,6 +12,7 @@ at a focal re-estimated without them) -> segments chained end to start.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -52,13 +53,13 @@ def _split_segments(tracks: list[FrameTracks]) -> list[list[FrameTracks]]:
     return out
 
 
-def _segment_focal(seg: list[FrameTracks], stride: int, vanishing: list[float | None], K0: Intrinsics,
-                   prior_label: str, cfg: SfmConfig) -> tuple[Intrinsics, str, bool]:
+def _segment_focal(seg: list[FrameTracks], stride: int, vanishing: list[float | None], vp_cfg: VanishingConfig,
+                   K0: Intrinsics, prior_label: str, cfg: SfmConfig) -> tuple[Intrinsics, str, bool]:
     """The segment's focal from its motion or, where the motion cannot tell it, its vanishing points."""
     Ww, Hw = 2 * K0.cx, 2 * K0.cy
     est = estimate_focal([seg[p] for p in keyframe_positions(len(seg), stride)], K0.f, Ww, Hw, prior_label, cfg)
     f, source, estimated = est.f, est.source, est.estimated
-    vp = combine(vanishing, VanishingConfig())
+    vp = combine(vanishing, vp_cfg)
     if not est.estimated and not est.source.startswith("bound:") and vp is not None:
         # the motion cannot tell the focal; the scene's orthogonal vanishing points can
         f, estimated = vp.f, True
@@ -100,6 +101,7 @@ def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTr
     result = CameraTrack(c2w, intr, np.arange(n), True, None, BACKEND)
     failures: list[str] = []
     base = np.eye(4)
+    segment_focal = partial(_segment_focal, stride=stride, vp_cfg=vp_cfg, K0=K0, prior_label=prior_label, cfg=cfg)
     for seg in _split_segments(tracks):
         a, b = seg[0].index, seg[-1].index + 1
         result.segments.append((a, b))
@@ -112,15 +114,14 @@ def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTr
             continue
         K, source, estimated = K0, f"prior ({prior_label})", False
         if not settings.known_hfov_deg:
-            K, source, estimated = _segment_focal(seg, stride, vanishing.get(seg[0].segment, []), K0, prior_label, cfg)
+            K, source, estimated = segment_focal(seg, vanishing=vanishing.get(seg[0].segment, []))
         res = run_segment(seg, K, cfg, stride)
         if settings.mover_test and not all(res.odometry.rotation_only[1:]):
             verdict = translation_from_movers([seg[p] for p in res.keyframes], K, cfg, res.odometry)
             if verdict.drop:
                 seg = [only(ft, verdict.mover_ids, keep=False) for ft in seg]
                 if not settings.known_hfov_deg:  # the movers no longer bias the focal
-                    K, source, estimated = _segment_focal(seg, stride, vanishing.get(seg[0].segment, []), K0,
-                                                          prior_label, cfg)
+                    K, source, estimated = segment_focal(seg, vanishing=vanishing.get(seg[0].segment, []))
                 res = run_segment(seg, K, replace(cfg, rotation_only=True), stride)
                 result.notes.append(f"frames {a}-{b}: {verdict.note()}")
         if res.failure:
