@@ -117,7 +117,8 @@ def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTr
             K, source, estimated = segment_focal(seg, vanishing=vanishing.get(seg[0].segment, []))
         res = run_segment(seg, K, cfg, stride)
         if settings.mover_test and not all(res.odometry.rotation_only[1:]):
-            verdict = translation_from_movers([seg[p] for p in res.keyframes], K, cfg, res.odometry)
+            focal_trusted = estimated or bool(settings.known_hfov_deg)
+            verdict = translation_from_movers([seg[p] for p in res.keyframes], K, cfg, res.odometry, focal_trusted)
             if verdict.drop:
                 seg = [only(ft, verdict.mover_ids, keep=False) for ft in seg]
                 if not settings.known_hfov_deg:  # the movers no longer bias the focal
