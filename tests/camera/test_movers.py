@@ -26,7 +26,7 @@ def _keyframes(scene_depth: tuple[float, float], truck_per_frame: float, mover_s
                n: int = 24, seed: int = 0, hfov_deg: float = 60.0) -> list[FrameTracks]:
     """A camera panning 0.3 deg per keyframe (and trucking), a static scene at ``scene_depth`` and one rigid
     object (a board 6 units away) moving sideways at ``mover_speed`` units per keyframe. ``hfov_deg``
-    narrows the lens (the scene and the board shrink with it, so the same share of the view is covered)."""
+    narrows the lens (the scene, the board and the pan shrink with it: the same share of the view)."""
     rng = np.random.default_rng(seed)
     f, zoom = hfov_to_focal(hfov_deg, W), hfov_to_focal(hfov_deg, W) / K.f
     P = 500
