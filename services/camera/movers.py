@@ -89,7 +89,7 @@ def translation_from_movers(keyframes: list[FrameTracks], K: Intrinsics, cfg: Sf
     # carriers: the full model explains them and a rotation clearly does not (tracks in between are noise-level)
     carriers = ids[(err_full[i_full] < test.tolerance_px) & (err_rot[i_rot] >= test.need_factor * test.tolerance_px)]
     if len(ids) < test.min_judged:
-        return MoverVerdict(False, none, len(ids), len(carriers), 0)
+        return MoverVerdict(False, none, len(ids), len(carriers), 0)  # too little to judge: the translation stays
     if len(carriers) < max(test.min_carriers, test.min_carrier_share * len(ids)):
         why = (f"only {len(carriers)} of {len(ids)} tracks need it (a camera that moves shows parallax "
                f"across the static scene)")

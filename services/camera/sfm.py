@@ -281,10 +281,10 @@ class KeyframeOdometry:
         inl = e < self.cfg.inlier_px
         return int(inl.sum()), (float(np.sqrt(np.mean(e[inl] ** 2))) if inl.any() else np.inf)
 
-    def track_errors(self, min_observations: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def track_errors(self) -> tuple[np.ndarray, np.ndarray]:
         """Each track's median reprojection error (pixels) over the keyframes that saw it, its anchor
-        excepted: how well this motion model explains the track as a static scene point.
-        Only tracks with at least ``min_observations`` such keyframes are returned."""
+        excepted: how well this motion model explains the track as a static scene point. Tracks seen by
+        their anchor alone have no error and are left out."""
         per_kf = []
         for k in range(1, len(self.R)):
             ids, xy = self.obs[k]
@@ -298,8 +298,6 @@ class KeyframeOdometry:
         order = np.lexsort((err, ids))
         ids, err = ids[order], err[order]
         uniq, start, count = np.unique(ids, return_index=True, return_counts=True)
-        keep = count >= min_observations
-        uniq, start, count = uniq[keep], start[keep], count[keep]
         lo, hi = start + (count - 1) // 2, start + count // 2  # the two middle values of each sorted run
         return uniq, 0.5 * (err[lo] + err[hi])
 

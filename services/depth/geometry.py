@@ -38,18 +38,19 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
     return np.stack([u.ravel(), v.ravel(), np.ones(h * w)])
 
 
-def epipolar_terms(K: np.ndarray, R: np.ndarray, t: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+def epipolar_terms(K: np.ndarray, R: np.ndarray, t: np.ndarray, h: int, w: int,
+                   pixels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For every reference pixel p, its image in the source is proj(a + w b):
     a = K R K^-1 p (the rotation-only image, w = 0), b = K t (the parallax direction scaled by inverse depth).
-    Returns a (3, h*w) and b (3,)."""
-    a = (K @ R @ np.linalg.inv(K)) @ pixel_grid(h, w)
+    Returns a (3, n) and b (3,); ``pixels`` (3, n) homogeneous picks the pixels (default: the whole h x w grid)."""
+    a = (K @ R @ np.linalg.inv(K)) @ (pixel_grid(h, w) if pixels is None else pixels)
     return a, K @ t
 
 
 def rotation_flow(K: np.ndarray, R: np.ndarray, h: int, w: int) -> np.ndarray:
     """(h, w, 2) flow that the rotation alone induces (the flow at infinite depth)."""
     p = pixel_grid(h, w)
-    a = (K @ R @ np.linalg.inv(K)) @ p
+    a, _ = epipolar_terms(K, R, np.zeros(3), h, w, p)
     q = a[:2] / a[2]
     return (q - p[:2]).T.reshape(h, w, 2).astype(np.float32)
 

@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 
 from services.depth.fill import carry_points, depth_to_points, fill_small_holes, median_clean
-from services.depth.geometry import rigid_flow, rotation_flow, scale_intrinsics
+from services.depth.geometry import epipolar_terms, rigid_flow, rotation_flow, scale_intrinsics
 from services.depth.motion import (accumulate_evidence, carry_along_flow, clean_mask, motion_score,
                                   multiview_inconsistency, photometric_evidence, track_mask, weak_evidence)
 from services.depth.params import GeometricParams
@@ -142,7 +142,7 @@ def without_negligible_translation(views: list, K: np.ndarray, depth: np.ndarray
     out = []
     for v in views:
         if np.any(v.t):
-            a, b = (K @ v.R @ np.linalg.inv(K)) @ pixels, K @ v.t  # rotation-only image; parallax direction
+            a, b = epipolar_terms(K, v.R, v.t, *depth.shape, pixels)
             moved = a + inv * b[:, None]
             parallax = np.linalg.norm(moved[:2] / moved[2] - a[:2] / a[2], axis=0)
             if np.percentile(parallax, 99) < params.min_translation_parallax_px:
