@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.degenerate import attempt
 from services.kernels import bundle_ops
 
 POSE_DOF = 6
@@ -46,6 +47,18 @@ def cauchy_cost(residuals: np.ndarray, scale: float) -> float:
     return float(0.5 * scale**2 * np.log1p(sq).sum())
 
 
+def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A x = b; least squares where A is singular; no step (zeros) where neither has a solution (NaNs in
+    a degenerate window): the LM loop then sees no decrease and raises its damping."""
+    if not (np.isfinite(A).all() and np.isfinite(b).all()):
+        return np.zeros_like(b)
+    x = attempt(np.linalg.solve, A, b)
+    if x is None:
+        found = attempt(np.linalg.lstsq, A, b, rcond=None)
+        x = found[0] if found is not None else np.zeros_like(b)
+    return x
+
+
 def solve_normal_equations(
     lin: LinearizedProblem, num_poses: int, num_points: int, damping: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -59,10 +72,7 @@ def solve_normal_equations(
 
     if num_points == 0:
         Hcc = Hcc + np.diag(damping * np.diag(Hcc) + 1e-9 + damping * 1e-6)
-        try:
-            dc = np.linalg.solve(Hcc, gc)
-        except np.linalg.LinAlgError:
-            dc = np.linalg.lstsq(Hcc, gc, rcond=None)[0]
+        dc = _solve(Hcc, gc)
         return dc.reshape(num_poses, POSE_DOF), np.zeros(0)
 
     Hpp, gp, Hcp = ne.Hpp, ne.gp, ne.Hcp
@@ -77,10 +87,7 @@ def solve_normal_equations(
     S = Hcc - (Hcp * inv_pp) @ Hcp.T
     b = gc - Hcp @ (gp * inv_pp)
     if n_c:
-        try:
-            dc = np.linalg.solve(S, b)
-        except np.linalg.LinAlgError:
-            dc = np.linalg.lstsq(S, b, rcond=None)[0]
+        dc = _solve(S, b)
     else:
         dc = np.zeros(0)
     dp = (gp - Hcp.T @ dc) * inv_pp

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from services.degenerate import attempt, finite_rows
+
 
 @dataclass
 class VanishingConfig:
@@ -69,15 +71,20 @@ def _misalignment(lines: np.ndarray, mids: np.ndarray, v: np.ndarray) -> np.ndar
     return np.where(norm > 1e-12, sin, 1.0)
 
 
-def _refine(lines: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The point closest to all ``lines`` (weighted least squares on the homogeneous equations)."""
+def _refine(lines: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """The point closest to all ``lines`` (weighted least squares on the homogeneous equations); None where
+    the system has no solution (non-finite lines)."""
     A = (lines * weights[:, None]).T @ lines
-    return np.linalg.eigh(A)[1][:, 0]
+    if not np.isfinite(A).all():
+        return None
+    found = attempt(np.linalg.eigh, A)
+    return None if found is None else found[1][:, 0]
 
 
 def vanishing_points(seg: np.ndarray, centre: np.ndarray, scale: float, cfg: VanishingConfig,
                      rng: np.random.Generator) -> list[np.ndarray]:
     """Up to three vanishing points (unit homogeneous 3-vectors, centred scaled coordinates)."""
+    seg = seg[finite_rows(seg) & (np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]) > 0)]  # no line without length
     lines, mids, length = _homogeneous(seg, centre, scale)
     tol = np.sin(np.radians(cfg.inlier_deg))
     free = np.ones(len(lines), bool)
@@ -104,7 +111,10 @@ def vanishing_points(seg: np.ndarray, centre: np.ndarray, scale: float, cfg: Van
             inl = idx[_misalignment(lines[idx], mids[idx], v) < tol]
             if len(inl) < 2:
                 break
-            v = _refine(lines[inl], length[inl])
+            refined = _refine(lines[inl], length[inl])
+            if refined is None:
+                break
+            v = refined
         inl = idx[_misalignment(lines[idx], mids[idx], v) < tol]
         if len(inl) < cfg.min_lines:
             break
