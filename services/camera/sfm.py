@@ -408,9 +408,14 @@ def run_segment(frames: list[FrameTracks], K: Intrinsics, cfg: SfmConfig, stride
     # thresholds in the reference's units (label floor, anomaly) mean "relative to what is seen".
     m = vo.map
     tri = (m.anchor[: m.size] >= 0) & (m.tri_parallax[: m.size] >= cfg.min_tri_parallax_px) & (m.rho[: m.size] > 0)
-    # (only when most of the map shows parallax: a tripod shot's few "triangulated" points are movers)
-    known = (m.anchor[: m.size] >= 0).sum()
-    enough = tri.sum() >= max(30, cfg.min_triangulated_fraction * known)
+    # Only when most of the map that could show parallax does: a tripod shot's few "triangulated" points are
+    # movers. Points first seen from a keyframe the next one did not move away from (a pan before a dolly) are
+    # not counted: they had no baseline to show parallax on.
+    held = np.array(vo.rotation_only[1:] + vo.rotation_only[-1:], bool)  # keyframe k -> k+1 is a pure rotation
+    moving = ~held
+    anchored = m.anchor[: m.size]
+    could = (anchored >= 0) & moving[np.maximum(anchored, 0)]
+    enough = (tri & could).sum() >= max(30, cfg.min_triangulated_fraction * could.sum())
     unit = float(np.percentile(m.rho[: m.size][tri], 90)) if enough else 1.0
     if unit > 0 and np.isfinite(unit):
         Ck = Ck * unit
