@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory):
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+        pytest.fail("redis-server is not installed; `make setup` installs it", pytrace=False)
     folder = tmp_path_factory.mktemp("stack")
     return load_settings().with_overrides({
         "stack": {"dir": str(folder), "start_timeout_s": 180},
