@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 
 from services.settings import Settings
+from services.storage.files import temp_beside
 
 TERMINAL_STATES = {"succeeded", "failed", "partially_failed", "cancelled"}
 
@@ -139,9 +139,9 @@ class GatewayClient:
                     raise ApiFailure(0, "bad_listing", f"refusing to write outside {out}: {entry['key']}")
                 target = out.joinpath(*relative.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+                tmp = temp_beside(target)
                 try:
-                    with os.fdopen(fd, "wb") as handle, plain.stream("GET", entry["url"]) as response:
+                    with open(tmp, "wb") as handle, plain.stream("GET", entry["url"]) as response:
                         if response.status_code != 200:
                             raise ApiFailure(response.status_code, "download_failed",
                                              f"cannot download {entry['key']}: HTTP {response.status_code}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +61,11 @@ def test_job_output_matches_the_embedded_run(client, tmp_path):
     fetched = tmp_path / "fetched"
     written = client.fetch(accepted["id"], fetched)
     assert len(written) == len(set(written))
+    # Fetched files get the mode the umask gives (0644 under the usual 022), like the embedded store's.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {stat.S_IMODE((fetched / key).stat().st_mode) for key in written} == {0o666 & ~umask}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in embedded.rglob("*") if p.is_file()} == {0o666 & ~umask}
 
     # Same files (beside each mode's own one).
     assert _files(fetched) - ONLY_DISTRIBUTED == _files(embedded) - ONLY_EMBEDDED
