@@ -20,7 +20,7 @@ from gateway import jobs
 from gateway.deps import Services, services
 from gateway.errors import ApiError
 from services.viewer.dataset import DatasetView
-from services.viewer.web import viewer_router
+from services.viewer.web import index_page, viewer_router
 
 COOKIE = "spatialvid_view_key"
 # Jobs whose table and decoded clips the gateway keeps in memory (each holds a few clips' arrays at most).
@@ -91,8 +91,6 @@ router = APIRouter(prefix="/v1/jobs/{job_id}/view", tags=["viewer"], include_in_
 
 @router.get("", include_in_schema=False)
 def view_page(request: Request, title: str = Depends(job_title), view: DatasetView = Depends(job_view)):
-    from services.viewer.web import index_page
-
     return index_page(request, title)
 
 

@@ -9,14 +9,16 @@ from services.viewer.stats import Figures, Histogram, compute_figures
 
 # Plot size in px: two plots side by side on a laptop screen, readable printed on A4.
 PLOT_WIDTH, PLOT_HEIGHT = 460, 220
-MARGIN_LEFT, MARGIN_BOTTOM, MARGIN_TOP = 44, 58, 10
+MARGIN_LEFT, MARGIN_BOTTOM, MARGIN_TOP = 44, 74, 10
+# Axis labels longer than this are cut (the bar's tooltip has the whole text).
+LABEL_CHARS = 22
 BAR_COLOUR = "#3b7dd8"
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:24px;color:#1d2433;background:#fff}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #dde;padding-bottom:4px}
 .grid{display:flex;flex-wrap:wrap;gap:18px}
-figure{margin:0;border:1px solid #e3e6ee;border-radius:6px;padding:8px;background:#fafbfd}
+figure{margin:0;border:1px solid #e3e6ee;border-radius:6px;padding:8px;background:#fafbfd;width:478px}
 figcaption{font-weight:600;margin-bottom:4px}
 table{border-collapse:collapse}td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -50,13 +52,18 @@ def bar_chart(name: str, labels: list[str], counts: list[float], note: str = "")
         if i % label_every == 0:
             cx, cy = x + step / 2, MARGIN_TOP + inner_h + 8
             parts.append(f'<text x="{cx:.1f}" y="{cy:.1f}" text-anchor="end" '
-                         f'transform="rotate(-40 {cx:.1f} {cy:.1f})">{escape(label)}</text>')
+                         f'transform="rotate(-40 {cx:.1f} {cy:.1f})">{escape(_short(label))}</text>')
     parts.append("</svg>")
     return f'<figure class="plot" data-plot="{escape(name)}" data-bars="{len(counts)}">{caption}{"".join(parts)}</figure>'
 
 
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "\u2026"
+
+
 def _histogram_figure(h: Histogram) -> str:
-    note = f"{sum(h.counts)} clips" + (f", {h.missing} without a value" if h.missing else "")
+    total = sum(h.counts)
+    note = f"{total} clip{'s' if total != 1 else ''}" + (f", {h.missing} without a value" if h.missing else "")
     return bar_chart(h.column, h.labels, h.counts, note)
 
 

@@ -67,7 +67,9 @@ def viewer_router(get_view: Callable[..., DatasetView], get_title: Callable[...,
         for row in index.rows:
             counts[row["status"]] = counts.get(row["status"], 0) + 1
         columns = [{"name": name, "kind": kind} for name, kind in index.kinds.items()]
-        shown = [c for c in SHOWN_COLUMNS if c in index.kinds]
+        # A column no clip has a value in (a score whose model was missing) stays out of the default view.
+        filled = {name for row in index.rows for name, value in row.items() if value not in (None, "")}
+        shown = [c for c in SHOWN_COLUMNS if c in filled or c in ("id", "status", "reasons")]
         return {"title": title, "total": len(index.rows), "status_counts": counts, "columns": columns,
                 "shown": shown}
 

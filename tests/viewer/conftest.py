@@ -113,6 +113,6 @@ def page(browser):
     context.close()
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, full_page: bool = False) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(RESULTS / f"viewer_{name}.png"), full_page=False)
+    page.screenshot(path=str(RESULTS / f"viewer_{name}.png"), full_page=full_page)

@@ -30,6 +30,9 @@ def test_dataset_page_lists_every_clip_with_filtered_ones_marked(page, bikes_vie
         row = page.locator(f'#clips tbody tr[data-id="{clip_id}"]')
         assert "status-filtered" in row.get_attribute("class")
         assert rules.split(",")[0] in row.inner_text()
+    # Every row's thumbnail is a decoded frame of its clip.
+    page.wait_for_function("[...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)",
+                           timeout=WAIT_MS)
     screenshot(page, "dataset_bikes")
     assert not page.errors
 
@@ -112,12 +115,16 @@ def test_case_clip_shows_depth_points_and_frustums(page, case_viewer, case_datas
     assert not page.errors
 
 
-def test_report_in_the_viewer_has_every_plot(page, case_viewer):
-    page.goto(f"{case_viewer.url}#/report")
+def test_report_in_the_viewer_has_every_plot(page, bikes_viewer):
+    page.goto(f"{bikes_viewer.url}#/report")
     frame = page.frame_locator("#report")
     frame.locator("figure.plot").first.wait_for(timeout=WAIT_MS)
     names = frame.locator("figure.plot").evaluate_all("f => f.map(x => x.dataset.plot)")
     for required in ("moveDist", "distLevel", "rotAngle", "dynamicRatio", "duration", "motion",
                      "camera-motion labels (clips)", "filter rules", "stage time (s, total)"):
         assert required in names
-    screenshot(page, "report_case")
+    bars = dict(zip(names, frame.locator("figure.plot").evaluate_all("f => f.map(x => +x.dataset.bars)")))
+    assert bars["filter rules"] == 1 and bars["motion"] > 0
+    screenshot(page, "report_bikes")
+    page.goto(f"{bikes_viewer.url}report")
+    screenshot(page, "report_bikes_full", full_page=True)

@@ -64,7 +64,7 @@ async function showDataset() {
       el("button", { id: "prev", onclick: () => page(-1) }, "previous"),
       el("span", { id: "page-info" }),
       el("button", { id: "next", onclick: () => page(1) }, "next")),
-    el("table", { class: "clips", id: "clips" }, el("thead"), el("tbody")));
+    el("div", { class: "table-wrap" }, el("table", { class: "clips", id: "clips" }, el("thead"), el("tbody"))));
   renderHead();
   await loadRows();
 }
@@ -213,7 +213,7 @@ function renderClip(detail, alive) {
           frameLabel),
         timeline),
       el("div", { class: "panel" }, el("h3", {}, "depth"),
-        el("div", { class: "frame-box", style: `aspect-ratio:${aspect}` }, depthCanvas),
+        el("div", { class: "frame-box depth-box", style: `aspect-ratio:${aspect}` }, depthCanvas),
         el("p", { class: "muted", id: "depth-note" }, depthNote(detail))),
       el("div", { class: "panel" }, el("h3", {}, "camera path and points"), scene3d),
       el("div", { class: "panel" }, el("h3", {}, "annotations"), facts(detail))));
@@ -271,7 +271,7 @@ function renderClip(detail, alive) {
 function depthNote(detail) {
   if (!detail.depth_frames) return "no depth for this clip";
   if (!detail.depth_valid) return (detail.stages.depth && detail.stages.depth.note) || "no valid depth";
-  return "inverse depth, near is warm; transparent where depth is invalid";
+  return "inverse depth, near is warm, far is cold; grey where depth is invalid (sky, moving objects, no parallax)";
 }
 
 function renderTimeline(timeline, detail, video) {

@@ -19,6 +19,22 @@ function timeColour(t) {
   return new THREE.Color().setHSL(0.66 * (1 - t), 0.85, 0.55);
 }
 
+// Share of points left out at each end of each axis when framing the cloud: far strays would shrink the scene.
+const FRAME_TRIM = 0.05;
+
+function robustBox(positions, count) {
+  const step = Math.max(1, Math.floor(count / 5000));
+  const low = [], high = [];
+  for (let axis = 0; axis < 3; axis++) {
+    const values = [];
+    for (let i = 0; i < count; i += step) values.push(positions[3 * i + axis]);
+    values.sort((a, b) => a - b);
+    low.push(values[Math.floor(FRAME_TRIM * (values.length - 1))]);
+    high.push(values[Math.ceil((1 - FRAME_TRIM) * (values.length - 1))]);
+  }
+  return new THREE.Box3(new THREE.Vector3(...low), new THREE.Vector3(...high));
+}
+
 export class ClipScene {
   constructor(container, detail) {
     this.container = container;
@@ -117,12 +133,11 @@ export class ClipScene {
     const geometry = new THREE.BufferGeometry();
     geometry.setAttribute("position", new THREE.BufferAttribute(positions, 3));
     geometry.setAttribute("color", new THREE.BufferAttribute(new Uint8Array(colours), 3, true));
-    geometry.computeBoundingBox();
     this.cloud = new THREE.Points(geometry, new THREE.PointsMaterial({ size: 2, sizeAttenuation: false, vertexColors: true }));
     this.scene.add(this.cloud);
     this.points = count;
-    // Frame the points too: the path of a panning camera is a dot, its scene is not.
-    this.bounds.union(geometry.boundingBox);
+    // Frame the points too (the path of a panning camera is a dot, its scene is not), but not the few far ones.
+    this.bounds.union(robustBox(positions, count));
     this.size = Math.max(this.bounds.getSize(new THREE.Vector3()).length(), this.size);
     if (this.frustumDepth < this.size * SCENE_SHARE) {
       this.frustumDepth = this.size * SCENE_SHARE;
