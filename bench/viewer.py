@@ -5,8 +5,8 @@ Makes (or reuses) a dataset with `spatialvid run` on bikes.mp4 (demo config), th
 1,000- and 10,000-clip datasets (metadata rows, records, hard-linked clips and annotation folders), starts
 `spatialvid view` on each and measures, in milliseconds from navigation start (the page's own clock):
 
-- dataset page: first page of rows rendered, cold (the server builds its index) and warm; all thumbnails of that
-  page loaded; a sort on a score column and a numeric filter, click to re-rendered rows;
+- dataset page: first page of rows rendered, cold (the server builds its index) and warm; the thumbnails on
+  screen loaded (the rest load lazily as the table scrolls); a sort on a score column and a numeric filter, click to re-rendered rows;
 - clip page (a fresh load of ``#/clip/ID``): video ready to play (interactive), first mask overlay drawn, 3D view
   drawn with its point cloud.
 
@@ -88,7 +88,10 @@ def table_times(b, url: str) -> dict[str, float]:
     page.goto(url)
     page.wait_for_function("window.viewerState && window.viewerState.tableLoadedAt !== null", timeout=WAIT_MS)
     rendered = page.evaluate("window.viewerState.tableLoadedAt")
-    page.wait_for_function("[...document.querySelectorAll('img.thumb')].every(i => i.complete)", timeout=WAIT_MS)
+    # Thumbnails load lazily: the ones on screen.
+    page.wait_for_function("""[...document.querySelectorAll('img.thumb')]
+        .filter(i => i.getBoundingClientRect().top < innerHeight).every(i => i.complete && i.naturalWidth > 0)""",
+                           timeout=WAIT_MS)
     thumbs = page.evaluate("performance.now()")
     before = page.evaluate("performance.now()")
     page.click('#clips thead th[data-column="motion"]')
@@ -101,7 +104,7 @@ def table_times(b, url: str) -> dict[str, float]:
     filtered = page.evaluate("window.viewerState.tableLoadedAt") - before
     rows = page.evaluate("window.viewerState.total")
     page.close()
-    return {"table_rendered_ms": rendered, "thumbnails_loaded_ms": thumbs, "sort_ms": sort,
+    return {"table_rendered_ms": rendered, "thumbnails_on_screen_loaded_ms": thumbs, "sort_ms": sort,
             "filter_ms_incl_250ms_debounce": filtered, "matching_rows": rows}
 
 

@@ -27,7 +27,7 @@ from services.records import ClipRecord
 from services.storage.base import ArtifactNotFound, ArtifactStore
 from services.storage.local import LocalStore
 from services.viewer import imaging
-from services.viewer.table import FAILED, FILTERED, KEPT, Page, Query, column_kinds, run_query
+from services.viewer.table import FAILED, FILTERED, KEPT, Page, Query, frame_kinds, run_query
 
 METADATA = "metadata.parquet"
 INSTRUCTIONS = "instructions.json"
@@ -143,13 +143,13 @@ class DatasetView:
                          for name in (METADATA, CLIPS))
         return int(time.monotonic() // self.options.refresh_seconds)
 
-    def _metadata_rows(self) -> list[dict[str, Any]]:
+    def _metadata(self) -> pd.DataFrame:
         try:
             with self.store.local_path(METADATA) as path:
-                return pd.read_parquet(path).to_dict("records")
+                return pd.read_parquet(path)
         except (ArtifactNotFound, FileNotFoundError):
             # A run still in progress has no table yet: the records are the rows.
-            return [clip.metadata_row() for clip in self.book.all_clips()]
+            return pd.DataFrame([clip.metadata_row() for clip in self.book.all_clips()])
 
     def _segments(self, clip_id: str) -> list[dict[str, Any]] | None:
         try:
@@ -162,13 +162,18 @@ class DatasetView:
         with self._lock:
             if self._index is not None and self._index.signature == signature:
                 return self._index
-            rows = self._metadata_rows()
+            frame = self._metadata()
+            rows = frame.to_dict("records")
             ids = [str(r["id"]) for r in rows]
-            workers = 1 if isinstance(self.store, LocalStore) else self.options.read_threads
-            with ThreadPoolExecutor(workers) as pool:
-                segments = dict(zip(ids, pool.map(self._segments, ids)))
+            if isinstance(self.store, LocalStore):
+                segments = {i: self._segments(i) for i in ids}
+            else:  # one round trip per clip: in parallel
+                with ThreadPoolExecutor(self.options.read_threads) as pool:
+                    segments = dict(zip(ids, pool.map(self._segments, ids)))
             table = [table_row(r, _labels(segments[i])) for r, i in zip(rows, ids)]
-            self._index = _Index(signature, table, column_kinds(table), {r["id"]: r for r in table},
+            kinds = {"id": "text", "status": "text", "reasons": "text", "duration": "number", "labels": "text",
+                     **frame_kinds(frame)}
+            self._index = _Index(signature, table, kinds, {r["id"]: r for r in table},
                                  {i: s for i, s in segments.items() if s is not None})
             return self._index
 

@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 # A clip's state in the table (the distributed mode's clip states reduce to these too).
 KEPT, FILTERED, FAILED = "kept", "filtered", "failed"
 
@@ -46,19 +49,29 @@ class Query:
     limit: int = 50
 
 
-def column_kinds(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """Each column's kind: ``number``, ``bool`` or ``text`` (from the values present)."""
+def frame_kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """Each column's kind: ``number``, ``bool`` or ``text``, from its dtype or, for mixed columns, its values."""
     kinds: dict[str, str] = {}
-    for row in rows:
-        for name, value in row.items():
-            if _missing(value):
-                kinds.setdefault(name, "")  # known, kind not yet seen
-                continue
-            kind = "bool" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else "text"
-            previous = kinds.get(name)
-            kinds[name] = kind if previous in (None, "", kind) else "text"
-    # A column with no value at all (a score whose model was missing) filters and sorts as text.
-    return {name: kind or "text" for name, kind in kinds.items()}
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_bool_dtype(column):
+            kinds[name] = "bool"
+        elif pd.api.types.is_numeric_dtype(column):
+            kinds[name] = "number"
+        else:
+            types = {type(v) for v in column if not _missing(v)}
+            if types and all(issubclass(t, (bool, np.bool_)) for t in types):
+                kinds[name] = "bool"
+            elif types and all(issubclass(t, (int, float, np.number)) and not issubclass(t, (bool, np.bool_))
+                               for t in types):
+                kinds[name] = "number"
+            else:  # text, or no value at all (a score whose model was missing)
+                kinds[name] = "text"
+    return kinds
+
+
+def column_kinds(rows: list[dict[str, Any]]) -> dict[str, str]:
+    return frame_kinds(pd.DataFrame(rows))
 
 
 def _missing(value: Any) -> bool:

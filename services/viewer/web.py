@@ -5,6 +5,7 @@ mounted, so the same files serve both."""
 from __future__ import annotations
 
 import mimetypes
+import threading
 from html import escape
 from collections.abc import Callable
 from pathlib import Path
@@ -125,6 +126,8 @@ def create_local_app(folder: Path) -> FastAPI:
     """``spatialvid view DIR``: the viewer over a local output folder, nothing else."""
     folder = Path(folder).resolve()
     view = DatasetView(LocalStore(folder))
+    # Build the table's index while the user opens the printed URL (seconds for 10,000 clips).
+    threading.Thread(target=view.index, name="viewer-index", daemon=True).start()
     app = FastAPI(title="spatialvid viewer", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(viewer_router(lambda: view, lambda: folder.name))
     return app

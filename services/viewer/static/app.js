@@ -1,6 +1,7 @@
 // The spatialvid viewer: dataset table, clip page (video + mask overlay + depth + 3D + timeline), report.
 // Every URL is relative to <base href>, so the same files work locally and behind the gateway.
-import { ClipScene } from "./scene.js";
+// three.js (scene.js) loads with the first clip page, so the table does not wait for it.
+const loadScene = () => import("./scene.js");
 
 // The app's state, readable from outside (the browser tests read it).
 const state = (window.viewerState = {
@@ -258,10 +259,14 @@ function renderClip(detail, alive) {
   draw(0);
 
   if (detail.c2w.length) {
-    state.scene = new ClipScene(scene3d, detail);
-    fetch(`api/clips/${encodeURIComponent(detail.id)}/points.bin`, { credentials: "same-origin" })
-      .then((r) => (r.ok ? r.arrayBuffer() : null))
-      .then((buffer) => { if (buffer && alive() && state.scene) state.scene.setPoints(buffer); });
+    const points = fetch(`api/clips/${encodeURIComponent(detail.id)}/points.bin`, { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.arrayBuffer() : null));
+    loadScene().then(({ ClipScene }) => {
+      if (!alive()) return;
+      state.scene = new ClipScene(scene3d, detail);
+      if (state.row >= 0) state.scene.setFrame(state.row);
+      return points.then((buffer) => { if (buffer && alive() && state.scene) state.scene.setPoints(buffer); });
+    });
   } else {
     scene3d.append(el("p", { class: "muted", style: "padding:10px" }, "no camera poses for this clip"));
   }
