@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.samples import bikes_path
+from services.samples import REPO_ROOT, bikes_path
 from tests.distributed.conftest import OTHER_KEY
 
 WAIT_MS = 60_000
@@ -65,8 +65,10 @@ def test_the_viewer_works_in_a_browser_through_the_gateway(info, viewed_job):
         page.wait_for_function("window.viewerState.clip && window.viewerState.interactiveAt", timeout=WAIT_MS)
         start = page.evaluate("document.getElementById('video').currentTime")
         page.wait_for_function(f"document.getElementById('video').currentTime > {start} + 0.2", timeout=WAIT_MS)
+        page.wait_for_function("window.viewerState.scene && window.viewerState.scene.frames > 0", timeout=WAIT_MS)
         assert page.evaluate("window.viewerState.scene.drawnFrustums()") == page.evaluate(
             "window.viewerState.clip.c2w.length") > 0
+        page.screenshot(path=str(REPO_ROOT / "bench" / "results" / "viewer_gateway_clip.png"))
         # The cookie belongs to this job's view only: another key's cookie would not open it either.
         context.clear_cookies()
         other = b.new_context()
