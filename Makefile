@@ -23,13 +23,15 @@ test: setup test-deps
 setup: system-deps venv
 
 # Debian packages: ffmpeg (cutting, probing, VMAF motion), opencv-doc (sample
-# footage vtest.avi / Megamind.avi), opencv-data (BRISQUE model files), redis.
+# footage vtest.avi / Megamind.avi), opencv-data (BRISQUE model files), redis,
+# chromium (the viewer's browser tests drive it through Playwright).
 system-deps:
 	@missing=""; \
 	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	[ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || missing="$$missing opencv-doc"; \
 	[ -d /usr/share/opencv4 ] || missing="$$missing opencv-data"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from minio.error import S3Error
 from pydantic import ValidationError
 
-from gateway import jobs
+from gateway import jobs, viewer
 from gateway.deps import Services, require_owner, services
 from gateway.errors import ApiError, ErrorBody, install_error_handlers
 from gateway.metrics import render
@@ -267,6 +267,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = Services.build(settings)
     install_error_handlers(app)
     app.include_router(router)
+    viewer.install(app)  # the dataset viewer of a job: /v1/jobs/{id}/view
     return app
 
 
