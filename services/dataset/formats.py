@@ -50,7 +50,8 @@ def masks_to_csr_npz(masks: np.ndarray) -> bytes:
         rows, cols = np.nonzero(mask)  # row-major order: exactly CSR's ordering
         arrays[f"f_{i}_data"] = np.ones(len(cols), bool)
         arrays[f"f_{i}_indices"] = cols.astype(np.int32)
-        arrays[f"f_{i}_indptr"] = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=mask.shape[0]))]).astype(np.int32)
+        per_row = np.bincount(rows, minlength=mask.shape[0])
+        arrays[f"f_{i}_indptr"] = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)
     arrays["shape"] = np.array(masks.shape[1:], np.int64)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
