@@ -58,16 +58,15 @@ def masks_to_csr_npz(masks: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def csr_npz_to_masks(arrays) -> np.ndarray:
-    """The published per-frame CSR arrays (a mapping of name -> array) -> (N, H, W) bool."""
+def csr_npz_to_masks(arrays, rows=None) -> np.ndarray:
+    """The published per-frame CSR arrays (a mapping of name -> array) -> (N, H, W) bool; ``rows`` picks frames."""
     h, w = (int(v) for v in arrays["shape"])
-    n = (len(arrays) - 1) // 3
-    out = np.zeros((n, h, w), bool)
-    for i in range(n):
+    frames = range((len(arrays) - 1) // 3) if rows is None else [int(r) for r in rows]
+    out = np.zeros((len(frames), h, w), bool)
+    for k, i in enumerate(frames):
         indptr, indices = arrays[f"f_{i}_indptr"], arrays[f"f_{i}_indices"]
         data = np.asarray(arrays[f"f_{i}_data"], bool)
-        rows = np.repeat(np.arange(h), np.diff(indptr))
-        out[i, rows, indices] = data
+        out[k, np.repeat(np.arange(h), np.diff(indptr)), indices] = data
     return out
 
 

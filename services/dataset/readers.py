@@ -99,8 +99,8 @@ class HQClip(ClipFiles):
         return read_depth_zip(self.depth_zip, rows=list(rows))
 
     def masks(self, rows: np.ndarray) -> np.ndarray:
-        arrays = f.load_npz(self.read(f.MASKS_NPZ))
-        return f.csr_npz_to_masks(arrays)[rows]
+        with np.load(self.folder / f.MASKS_NPZ, allow_pickle=False) as arrays:  # reads only the frames asked for
+            return f.csr_npz_to_masks(arrays, rows)
 
     @contextmanager
     def video_path(self):

@@ -17,6 +17,7 @@ from services.export.run import export
 from services.samples import REPO_ROOT
 from services.settings import ExportSettings
 from services.storage.local import LocalStore
+from services.video.decode import read_frames
 
 OPTIONS = dict(num_frames=6, stride=3, size=(96, 224))
 
@@ -83,6 +84,8 @@ def test_sample_geometry_matches_the_native_arrays(layouts):
     ann = native / "annotations" / sample["key"]
     rows = np.arange(T) * OPTIONS["stride"]
     assert sample["frame_indices"].tolist() == rows.tolist()  # dense poses: row k is clip frame k
+    every = np.stack(list(read_frames(native / "clips" / f"{sample['key']}.mp4", size=(W, H))))
+    assert np.array_equal((sample["frames"] * 255).round().byte().permute(0, 2, 3, 1).numpy(), every[rows])
     c2w = np.load(ann / "c2w.npy")[rows]
     assert np.allclose(sample["c2w"].numpy(), c2w, atol=1e-5)  # from poses.npy (w2c quaternions), inverted
     assert torch.allclose(sample["c2w"] @ sample["w2c"], torch.eye(4).expand(T, 4, 4), atol=1e-5)
