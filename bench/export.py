@@ -49,7 +49,12 @@ def make_natives(work: Path) -> list[Path]:
 
 
 def tree_bytes(paths) -> int:
-    return sum(p.stat().st_size for root in paths for p in Path(root).rglob("*") if p.is_file())
+    """Bytes of the files and folders (recursively) given."""
+    total = 0
+    for root in map(Path, paths):
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        total += sum(p.stat().st_size for p in files)
+    return total
 
 
 def loader_rate(make, rounds: int = 2) -> tuple[float, int]:
