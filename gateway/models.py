@@ -23,7 +23,8 @@ class JobRequest(BaseModel):
     stages: list[str] | str | None = Field(
         default=None, description="stage names (or one comma list); annotate = camera,depth; default: all")
     config: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="settings overrides by section (clip, score, filter, camera, depth, caption)")
+        default_factory=dict,
+        description="settings overrides by section (clip, score, filter, camera, depth, caption, export)")
 
 
 class JobAccepted(BaseModel):

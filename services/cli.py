@@ -16,7 +16,7 @@ from services.settings import ConfigError, load_settings
 
 # Modules that add subcommands: each has ``register(subparsers)``. A module
 # that does not exist yet (a later issue adds it) is skipped.
-COMMAND_MODULES = ("services.client.commands", "services.stack", "services.viewer.commands")
+COMMAND_MODULES = ("services.client.commands", "services.stack", "services.viewer.commands", "services.export.cli")
 
 console = Console(stderr=True)
 

@@ -214,6 +214,22 @@ class CaptionSettings(Section):
     jpeg_quality: int = Field(default=85, ge=10, le=100)
 
 
+class ExportSettings(Section):
+    """Training-ready exports of an output folder (``spatialvid export``; services/export)."""
+
+    # Formats a distributed job also writes to its bucket folder at finalize (``export/{format}/``);
+    # empty = the native layout only. The embedded CLI takes ``--format`` instead.
+    formats: list[Literal["spatialvid-hq", "webdataset"]] = Field(default_factory=list)
+    # Clips per ``group_XXXX`` folder: the published dataset's groups hold a few thousand clips, which keeps
+    # folders listable and lets users download a group at a time.
+    group_size: int = Field(1000, ge=1)
+    # Filtered-out (and failed) clips stay out of a training export unless asked for.
+    include_filtered: bool = False
+    # Clips per WebDataset tar shard: 100 clips of 3-15 s at 720p make shards of a few hundred MB,
+    # the size streaming loaders read efficiently.
+    shard_clips: int = Field(100, ge=1)
+
+
 class KernelSettings(Section):
     """The camera-tracking workers' CUDA kernels (cuda_kernels/, services/kernels/)."""
 
@@ -346,6 +362,7 @@ class Settings(BaseSettings):
     camera: CameraSettings = Field(default_factory=CameraSettings)
     depth: DepthSettings = Field(default_factory=DepthSettings)
     caption: CaptionSettings = Field(default_factory=CaptionSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     kernels: KernelSettings = Field(default_factory=KernelSettings)
     triton: TritonSettings = Field(default_factory=TritonSettings)
@@ -373,7 +390,7 @@ class Settings(BaseSettings):
 
 
 # Sections that a job may override (pipeline behaviour, never infrastructure or secrets).
-JOB_OVERRIDABLE_SECTIONS = ("clip", "score", "filter", "camera", "depth", "caption")
+JOB_OVERRIDABLE_SECTIONS = ("clip", "score", "filter", "camera", "depth", "caption", "export")
 # Fields a job may never set: where clip frames are sent and with which key is
 # the operator's decision, not the submitter's.
 JOB_FORBIDDEN_FIELDS: dict[str, tuple[str, ...]] = {

@@ -30,6 +30,7 @@ from celery.signals import worker_ready, worker_shutdown
 from minio.error import S3Error
 
 from services.execution import needs_run, run_clip_stage, run_video_stage
+from services.export.run import export_job_formats
 from services.inputs import file_digest
 from services.netguard import ForbiddenSource, check_public_url
 from services.pipeline import RunSummary, finish_outputs
@@ -399,6 +400,8 @@ def _finalize(rt: Runtime, job_id: str) -> None:
     videos = [st.VideoStatus.model_validate_json(v) for v in rt.redis.hvals(keys.videos)]
     summary = _summary(rt, job, book, videos, keys)
     finish_outputs(store, book, summary, clips)
+    # Training exports the job asked for (export.formats), beside its native layout: export/{format}/
+    export_job_formats(store, rt.job_settings(job).export)
     # The final state: decided from what the records say.
     failed_videos = [v for v in videos if v.state == VideoState.failed.value]
     failed_clips = [c for c in clips if c.failed_stage]

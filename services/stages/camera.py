@@ -2,7 +2,7 @@
 
 Thin I/O around ``services.camera.track_camera``; writes, under ``annotations/{clip_id}/``:
 ``poses.npy`` (N x 7 world-to-camera tx,ty,tz,qx,qy,qz,qw), ``c2w.npy`` (N,4,4 camera-to-world),
-``intrinsics.npy`` (N x 4 fx/W, fy/H, cx/W, cy/H), ``indexes.txt`` (clip frame of each row)
+``intrinsics.npy`` (N x 4 fx/W, fy/H, cx/W, cy/H), ``indexes.txt`` (``k frame_idx``: clip frame of each row)
 and ``instructions.json`` ({"start->end": [labels]}, clip frames, end exclusive).
 """
 
@@ -17,6 +17,7 @@ from services.camera.frontend import working_size
 from services.camera.geometry import c2w_to_w2c_quat
 from services.camera.labels import motion_instructions, trajectory_stats
 from services.camera.track import track_camera
+from services.dataset.formats import format_indexes
 from services.records import ClipRecord
 from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
 from services.video.decode import DecodeError, read_frames
@@ -56,7 +57,7 @@ class CameraStage(ClipStage):
             "poses.npy": _npy_bytes(c2w_to_w2c_quat(track.c2w).astype(np.float64)),
             "c2w.npy": _npy_bytes(track.c2w.astype(np.float64)),
             "intrinsics.npy": _npy_bytes(track.intrinsics.astype(np.float64)),
-            "indexes.txt": ("\n".join(str(int(i)) for i in track.frame_indices) + "\n").encode(),
+            "indexes.txt": format_indexes(track.frame_indices).encode(),
             "instructions.json": json.dumps(instructions, indent=1).encode(),
         }
         artifacts = []

@@ -1,7 +1,7 @@
 """The depth stage: depth maps and dynamic-object masks for the annotated frames of a clip.
 
 Reads the clip and the camera stage's ``c2w.npy`` (N,4,4 camera-to-world, OpenCV axes, up to scale),
-``intrinsics.npy`` (N x 4: fx/W, fy/H, cx/W, cy/H) and ``indexes.txt`` (annotated frame numbers);
+``intrinsics.npy`` (N x 4: fx/W, fy/H, cx/W, cy/H) and ``indexes.txt`` (``k frame_idx`` per annotated frame);
 writes ``depth.npz`` (``depth`` N x h x w float16 z-depth in the poses' units, 0 = invalid, plus
 ``K_depth``) and ``dyn_masks.npz`` (``masks`` N x H x W bool), and the ``dynamicRatio`` column.
 """
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from services.dataset.formats import parse_indexes
 from services.depth.backends import params_from_settings
 from services.depth.exr_zip import write_disparity_zip
 from services.depth.geometry import intrinsics_from_normalised
@@ -25,10 +26,6 @@ from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContex
 from services.video.decode import read_frames
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
-
-
-def parse_indexes(text: str) -> np.ndarray:
-    return np.array([int(tok) for tok in text.split()], dtype=np.int64)
 
 
 def select_frames(frames: Iterator[np.ndarray], indexes: np.ndarray) -> Iterator[np.ndarray]:
