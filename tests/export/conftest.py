@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from services.pipeline import EmbeddedPipeline
-from services.samples import REPO_ROOT, bench_cases_dir, bikes_path
+from services.samples import REPO_ROOT, bikes_path
+from tests.data import CASES as CASE_DIRS
 from services.settings import load_settings
 from services.stages.registry import available_stages
 from services.video.tools import ffmpeg_path
@@ -26,7 +27,7 @@ CASE_FRAMES = 24
 
 def _require(path: Path) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"test footage missing: {path} (make setup installs it; shared/ holds the cases)")
+        raise FileNotFoundError(f"test footage missing: {path} (make setup installs the footage; tests/data/cases holds the cases)")
     return path
 
 
@@ -42,7 +43,7 @@ def bikes_native(tmp_path_factory) -> Path:
 def cases_native(tmp_path_factory) -> Path:
     inputs = tmp_path_factory.mktemp("case-inputs")
     for name in CASES:
-        src = _require(bench_cases_dir() / name / "video.mp4")
+        src = _require(CASE_DIRS / name / "video.mp4")
         subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(src), "-frames:v", str(CASE_FRAMES), "-c", "copy",
                         str(inputs / f"{name}.mp4")], check=True)
     out = tmp_path_factory.mktemp("cases-native")

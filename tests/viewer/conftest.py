@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.samples import REPO_ROOT, bench_cases_dir, bikes_path
+from services.samples import REPO_ROOT, bikes_path
+from tests.data import CASES as CASE_DIRS
 
 # The shared case's first 36 frames (1.5 s of its dolly) are enough for depth and masks, at a third of the time.
 CASE = "street_dyn3"
@@ -42,7 +43,7 @@ def case_dataset(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("case")
     video = folder / f"{CASE}.mp4"
-    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(bench_cases_dir() / CASE / "video.mp4"),
+    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(CASE_DIRS / CASE / "video.mp4"),
                     "-frames:v", str(CASE_FRAMES), "-c:v", "libx264", "-crf", "18", "-an", str(video)], check=True)
     out = folder / "out"
     run_cli("run", str(video), "--out", str(out), "--stages", "score,camera,depth,caption")
