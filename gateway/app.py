@@ -31,7 +31,7 @@ MAX_JSON_BYTES = 1 << 20
 # Bytes of an oversized body read (and dropped) before answering 413, so the client gets the answer.
 DRAIN_CAP = 64 << 20
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 415, 422)}
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 410, 413, 415, 422, 503)}
 
 _MULTIPART_SCHEMA = {
     "type": "object",
@@ -89,15 +89,17 @@ async def submit(request: Request, owner: str = Depends(require_owner), svc: Ser
     """Upload videos (multipart, streamed to the object store) or name sources (JSON)."""
     content_type = request.headers.get("content-type", "").lower()
     job_id = jobs.new_job_id()
+    upload: MultipartUpload | None = None
     if content_type.startswith("multipart/form-data"):
-        named_uris, stages, config = await _receive_uploads(request, svc, job_id)
+        await svc.redis.ping()  # down: 503 before a byte is stored
+        named_uris, stages, config, upload = await _receive_uploads(request, svc, job_id)
     elif content_type.startswith("application/json"):
         body = await _read_json(request)
         try:
             spec = JobRequest.model_validate(body)
         except ValidationError as exc:
             details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
-            where = ".".join(details[0]["loc"])
+            where = ".".join(details[0]["loc"]) or "the body"
             raise ApiError(422, "invalid_request", f"{where}: {details[0]['msg']}", details) from None
         stages = jobs.validate_stages(spec.stages)
         config = jobs.validate_config(svc, spec.config)
@@ -106,7 +108,12 @@ async def submit(request: Request, owner: str = Depends(require_owner), svc: Ser
     else:
         raise ApiError(415, "unsupported_media_type",
                        "send multipart/form-data (video files) or application/json (sources)")
-    created = await jobs.create_job(svc, job_id, owner, stages, config, named_uris)
+    try:
+        created = await jobs.create_job(svc, job_id, owner, stages, config, named_uris)
+    except BaseException:
+        if upload is not None:  # no job, no upload left behind
+            await upload.abort(ApiError(503, "unavailable", "the job could not be recorded"))
+        raise
     url = str(request.url_for("job_status", job_id=job_id).path)
     body = JobAccepted(id=job_id, url=url, state=jobs.st.JobState.queued, stages=stages,
                        videos=[i["name"] for i in created["inputs"]])
@@ -139,7 +146,7 @@ async def _receive_uploads(request: Request, svc: Services, job_id: str):
         await upload.abort(ApiError(400, "invalid", "invalid job"))
         raise
     bucket = svc.settings.s3.bucket
-    return [(f.filename, f"s3://{bucket}/{f.key}") for f in files], stages, config
+    return [(f.filename, f"s3://{bucket}/{f.key}") for f in files], stages, config, upload
 
 
 async def _read_json(request: Request):
@@ -179,8 +186,8 @@ async def cancel_job(job_id: str, owner: str = Depends(require_owner), svc: Serv
     await jobs.require_job(svc, job_id, owner)
     changed = await jobs.cancel(svc, job_id)
     text = await jobs.read_status(svc, job_id, owner)
-    state = json.loads(text)["state"]
-    if not changed and state != "cancelled":
+    if not changed:  # it had ended already (cancelled included): nothing changes, and the caller hears so
+        state = json.loads(text)["state"]
         raise ApiError(409, "job_finished", f"job {job_id} has already ended ({state})")
     return Response(text, media_type="application/json")
 
