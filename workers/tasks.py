@@ -340,6 +340,10 @@ def _fail_video(rt: Runtime, job_id: str, source_id: str, reason: str) -> None:
     job = rt.job(job_id)
     if job is None:
         return
+    if rt.redis.sismember(st.Keys(job_id).ingested, source_id):
+        # Its clips are registered and on their way: the failure came later, and the video stands.
+        _job_log(rt, job_id, "WARNING", f"{job.input(source_id).name}: after registering its clips: {reason}")
+        return
     store, _ = rt.store(job_id)
     video = VideoRecord(source=job.input(source_id).name, source_id=source_id, state=VideoState.failed, error=reason)
     _register(rt, job, RecordBook(store), VideoOutcome(video=video, clips=[]), time.perf_counter())
@@ -450,9 +454,14 @@ def finalize(self: Task, job_id: str) -> None:
 
 def _finalize(rt: Runtime, job_id: str) -> None:
     job = rt.job(job_id)
-    if job is None:
-        return
     keys = st.Keys(job_id)
+    if job is None:
+        # Unknown or lost: what late tasks wrote after the loss must not stay in Redis forever.
+        pipe = rt.redis.pipeline(transaction=False)
+        for key in keys.all():
+            pipe.expire(key, rt.settings.redis.job_ttl_s)
+        pipe.execute()
+        return
     store, _ = rt.store(job_id)
     book = RecordBook(store)
     clips = sorted(book.all_clips(), key=lambda c: (c.source_id, c.frame_start))

@@ -13,7 +13,7 @@ import pytest
 from services.inputs import MAX_STEM_CHARS
 from services.samples import bikes_path
 from workers import state as st
-from workers.watchdog import VANISHED
+from workers.watchdog import VANISHED, jobs_with_messages
 
 TERMINAL = ("succeeded", "failed", "partially_failed", "cancelled")
 
@@ -82,6 +82,9 @@ def test_lost_redis_state_answers_410_never_500(http, info, redis_client, tmp_pa
         time.sleep(0.2)
     assert b"running:camera" in redis_client.hvals(keys.clipstate), "no clip reached the camera stage"
 
+    # The watchdog sees this job's work (the running camera task's message, the clips still queued).
+    assert job_id in jobs_with_messages(redis_client)
+
     # fetch on a running job refuses, and writes nothing.
     fetched = tmp_path / "partial"
     run = subprocess.run([sys.executable, "-m", "services.cli", "fetch", job_id, "--out", str(fetched),
@@ -93,7 +96,7 @@ def test_lost_redis_state_answers_410_never_500(http, info, redis_client, tmp_pa
     redis_client.delete(*keys.all())
     redis_client.srem(st.ACTIVE_JOBS, job_id)
     answers = set()
-    deadline = time.monotonic() + 20  # long enough for the running camera task to finish and write
+    deadline = time.monotonic() + 12  # long enough for the running camera task to finish and write
     while time.monotonic() < deadline:
         for path in (f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/clips", f"/v1/jobs/{job_id}/files"):
             response = http.get(path)
