@@ -75,8 +75,10 @@ class ClipSettings(Section):
     min_seconds: float = 3.0
     max_seconds: float = 15.0
     # Encoding of the cut clips: frame-accurate re-encode, same fps and size unless asked.
-    crf: int = 18
-    preset: str = "veryfast"
+    crf: int = Field(18, ge=0, le=51)
+    # x264's presets (placebo left out: many times slower for no visible gain).
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                    "veryslow"] = "veryfast"
     max_height: int | None = None
 
     @model_validator(mode="after")
