@@ -30,6 +30,9 @@ from services.storage.local import LocalStore
 
 log = logging.getLogger(__name__)
 
+# The run's log in the output layout (the embedded run's logging, the distributed job's task log).
+LOG_FILE = "spatialvid.log"
+
 
 class RunSummary(BaseModel):
     stages: list[str]

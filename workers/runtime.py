@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import redis
 from minio import Minio
 
-from services.settings import Settings, load_settings
+from services.settings import Settings, check_job_overrides, load_settings
 from services.stages.base import Stage, StageContext
 from services.stages.registry import build_stage
 from services.storage.s3 import S3Store, make_client
@@ -56,8 +56,8 @@ class Runtime:
 
     def job(self, job_id: str) -> JobSpec | None:
         raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(Keys(job_id).job).items()}
-        if not raw:
-            return None
+        if not all(k in raw for k in ("owner", "state", "stages", "inputs")):
+            return None  # unknown, expired, or lost (a Redis restart without persistence)
         return JobSpec(
             id=job_id,
             owner=raw["owner"],
@@ -70,6 +70,8 @@ class Runtime:
     def job_settings(self, job: JobSpec) -> Settings:
         key = json.dumps(job.overrides, sort_keys=True)
         if key not in self._job_settings:
+            # The gateway refuses these already; a job recorded any other way gets no further.
+            check_job_overrides(job.overrides)
             if len(self._job_settings) > 64:
                 self._job_settings.clear()
             self._job_settings[key] = self.settings.with_overrides(job.overrides)

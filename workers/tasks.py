@@ -19,6 +19,8 @@ import os
 import socket
 import tempfile
 import time
+import traceback
+from datetime import datetime, timezone
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
@@ -31,9 +33,9 @@ from minio.error import S3Error
 
 from services.execution import needs_run, run_clip_stage, run_video_stage
 from services.export.run import export_job_formats
-from services.inputs import file_digest
+from services.inputs import VIDEO_SUFFIXES, file_digest
 from services.netguard import ForbiddenSource, check_public_url
-from services.pipeline import RunSummary, finish_outputs
+from services.pipeline import LOG_FILE, RunSummary, finish_outputs
 from services.stages.clip import ingest_stage
 from services.recordbook import RecordBook
 from services.retry import backoff_delay
@@ -41,6 +43,7 @@ from services.settings import load_settings
 from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
 from services.stages.base import StageContext, VideoOutcome
 from workers import state as st
+from workers import watchdog
 from workers.app import app
 from workers.lease import message_lease
 from workers.routing import CLIP_STAGES, FINALIZE_TASK, INGEST_TASK, QUEUES, stage_task
@@ -50,6 +53,8 @@ from workers.transient import is_transient
 log = logging.getLogger(__name__)
 
 TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True)
+# The job log keeps its last lines only: a job of many failing clips must not fill Redis.
+MAX_LOG_LINES = 20_000
 
 
 class InputFailed(Exception):
@@ -64,6 +69,41 @@ def _retry_or_raise(task: Task, exc: BaseException) -> None:
     conf = runtime().settings.redis
     countdown = backoff_delay(task.request.retries, 1.0, conf.retry_backoff_max_s)
     raise task.retry(exc=exc, countdown=countdown, max_retries=conf.task_max_retries)
+
+
+def _give_up_reason(task: Task, rt: Runtime, job_id: str, exc: BaseException) -> str | None:
+    """Why the item fails for good, or None while a transient error is still worth retrying."""
+    if is_transient(exc):
+        if task.request.retries < rt.settings.redis.task_max_retries:
+            return None
+        return f"gave up after {task.request.retries} retries: {exc}"
+    log.error("%s failed unexpectedly", task.name, exc_info=exc)
+    trace = "".join(traceback.format_exception(exc)).rstrip()
+    _job_log(rt, job_id, "ERROR", f"{task.name} {list(task.request.args or [])[1:]} failed unexpectedly:\n{trace}")
+    return f"unexpected error: {type(exc).__name__}: {exc}"
+
+
+def _job_log(rt: Runtime, job_id: str, level: str, message: str) -> None:
+    """One line of the job's log (finalize writes it to spatialvid.log); never fails the caller."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+    try:
+        key = st.Keys(job_id).log
+        pipe = rt.redis.pipeline(transaction=False)
+        pipe.rpush(key, f"{stamp} {level} {socket.gethostname()}:{os.getpid()}: {message}")
+        pipe.ltrim(key, -MAX_LOG_LINES, -1)
+        pipe.execute()
+    except redis.RedisError:
+        log.warning("could not add to job %s's log: %s", job_id, message)
+
+
+def _record_failure(task: Task, record) -> None:
+    """Record an item's failure; if even that fails for a transient reason, retry the task later."""
+    try:
+        record()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        _retry_or_raise(task, exc)
 
 
 def _lease(task: Task, rt: Runtime):
@@ -147,10 +187,11 @@ def ingest(self: Task, job_id: str, source_id: str) -> None:
         with _lease(self, rt):
             _ingest(rt, job_id, source_id)
     except Exception as exc:
-        if is_transient(exc) and self.request.retries >= rt.settings.redis.task_max_retries:
-            _fail_video(rt, job_id, source_id, f"gave up after {self.request.retries} retries: {exc}")
-            return
-        _retry_or_raise(self, exc)
+        reason = _give_up_reason(self, rt, job_id, exc)
+        if reason is None:
+            _retry_or_raise(self, exc)
+        # Whatever went wrong, the video ends failed with its reason: a job never waits forever.
+        _record_failure(self, lambda: _fail_video(rt, job_id, source_id, reason))
 
 
 def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
@@ -202,8 +243,10 @@ def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
 def _fetch_input(rt: Runtime, uri: str, folder: Path) -> Path:
     """Download the input to a local file (stages need a path)."""
     parsed = urlparse(uri)
-    name = Path(parsed.path).name or "input"
-    target = folder / f"input-{name}"
+    # The local name needs only the suffix (ffmpeg guesses containers by it): the object's own
+    # name may be as long as S3 allows, longer than a file name may be.
+    suffix = Path(parsed.path).suffix.lower()
+    target = folder / f"input{suffix if suffix in VIDEO_SUFFIXES else ''}"
     if parsed.scheme == "s3":
         try:
             rt.minio.fget_object(parsed.netloc, parsed.path.lstrip("/"), str(target))
@@ -272,8 +315,12 @@ def _register(rt: Runtime, job: JobSpec, book: RecordBook, outcome: VideoOutcome
     complete = rt.redis.eval(st.REGISTER_VIDEO, 6, keys.job, keys.videos, keys.ingested, keys.clips, keys.clipstate,
                              keys.finished, outcome.video.source_id, _video_status(outcome.video).model_dump_json(),
                              *order)
-    if outcome.video.state is VideoState.done:
-        _observe_latency(rt, "clip", outcome.video.seconds)
+    video = outcome.video
+    if video.state is VideoState.done:
+        _observe_latency(rt, "clip", video.seconds)
+        _job_log(rt, job.id, "INFO", f"{video.source}: clipped into {len(outcome.clips)} clip(s)")
+    else:
+        _job_log(rt, job.id, "WARNING", f"{video.source}: {video.state.value}: {video.error}")
     for clip in outcome.clips:
         _advance(rt, job, clip, None)
     if complete:
@@ -294,6 +341,10 @@ def _fail_video(rt: Runtime, job_id: str, source_id: str, reason: str) -> None:
     job = rt.job(job_id)
     if job is None:
         return
+    if rt.redis.sismember(st.Keys(job_id).ingested, source_id):
+        # Its clips are registered and on their way: the failure came later, and the video stands.
+        _job_log(rt, job_id, "WARNING", f"{job.input(source_id).name}: after registering its clips: {reason}")
+        return
     store, _ = rt.store(job_id)
     video = VideoRecord(source=job.input(source_id).name, source_id=source_id, state=VideoState.failed, error=reason)
     _register(rt, job, RecordBook(store), VideoOutcome(video=video, clips=[]), time.perf_counter())
@@ -308,10 +359,10 @@ def _make_stage_task(stage_name: str):
             with _lease(self, rt):
                 _run_stage(rt, stage_name, job_id, clip_id, self.request.retries)
         except Exception as exc:
-            if is_transient(exc) and self.request.retries >= rt.settings.redis.task_max_retries:
-                _fail_clip(rt, job_id, clip_id, stage_name, f"gave up after {self.request.retries} retries: {exc}")
-                return
-            _retry_or_raise(self, exc)
+            reason = _give_up_reason(self, rt, job_id, exc)
+            if reason is None:
+                _retry_or_raise(self, exc)
+            _record_failure(self, lambda: _fail_clip(rt, job_id, clip_id, stage_name, reason))
 
     return run_stage
 
@@ -346,10 +397,22 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
             result = run_clip_stage(stage, clip, ctx, fingerprint)
             if recorder.errors and result.failed_stage == stage_name:
                 raise recorder.errors[-1]  # the store failed, not the clip: retry
+            if result.failed_stage == stage_name:
+                _job_log(rt, job_id, "WARNING", f"clip {clip_id} failed in {stage_name}: "
+                         f"{result.stages[stage_name].error}")
             _save_clip(rt, book, keys, result, stage_name)
             _observe_latency(rt, stage_name, result.stages[stage_name].seconds)
             clip = result
+            if _state(rt, keys) is st.JobState.cancelled:
+                # Cancelled while this stage ran: its work counts (Redis has it, and so does the
+                # bucket's record), so finalize writes the tables and job.json again to say so too.
+                _send(rt, FINALIZE_TASK, [job_id], QUEUES["finalize"])
     _advance(rt, job, clip, stage_name)
+
+
+def _state(rt: Runtime, keys: st.Keys) -> st.JobState | None:
+    raw = rt.redis.hget(keys.job, "state")
+    return st.JobState(raw.decode()) if raw else None
 
 
 def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: str) -> None:
@@ -366,6 +429,7 @@ def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: 
     clip = clip.model_copy(deep=True)
     clip.stages[stage_name] = StageStatus(state=StageState.failed, error=reason)
     _save_clip(rt, book, keys, clip, stage_name)
+    _job_log(rt, job_id, "WARNING", f"clip {clip_id} failed in {stage_name}: {reason}")
     _finish_clip(rt, job, clip_id, _end_state(clip))
 
 
@@ -391,9 +455,14 @@ def finalize(self: Task, job_id: str) -> None:
 
 def _finalize(rt: Runtime, job_id: str) -> None:
     job = rt.job(job_id)
-    if job is None:
-        return
     keys = st.Keys(job_id)
+    if job is None:
+        # Unknown or lost: what late tasks wrote after the loss must not stay in Redis forever.
+        pipe = rt.redis.pipeline(transaction=False)
+        for key in keys.all():
+            pipe.expire(key, rt.settings.redis.job_ttl_s)
+        pipe.execute()
+        return
     store, _ = rt.store(job_id)
     book = RecordBook(store)
     clips = sorted(book.all_clips(), key=lambda c: (c.source_id, c.frame_start))
@@ -415,6 +484,10 @@ def _finalize(rt: Runtime, job_id: str) -> None:
         final = st.JobState.succeeded
     # job.json first (with the final state), then the state in Redis: a client that
     # sees the job ended finds every file in the bucket.
+    shown = job.state if job.state in st.TERMINAL else final
+    _job_log(rt, job_id, "INFO", f"job {shown.value}: {len(clips)} clip(s), {len(failed_clips)} failed, "
+             f"{len(failed_videos)} of {len(videos)} video(s) failed")
+    store.put_bytes(LOG_FILE, "".join(f"{line.decode()}\n" for line in rt.redis.lrange(keys.log, 0, -1)).encode())
     _write_job_json(rt, store, keys, job_id, final)
     changed = rt.redis.eval(*st.set_state_args(keys, final, st.ACTIVE, "finished"))
     if not changed:  # cancelled (or ended) meanwhile: the bucket gets the state Redis has
@@ -472,6 +545,11 @@ def _worker_registry() -> redis.Redis:
 @worker_ready.connect
 def _announce(sender=None, **_: object) -> None:
     queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
+    if QUEUES["finalize"] in queues:
+        settings = load_settings()
+        watchdog.start(_worker_registry(), lambda job_id: app.send_task(FINALIZE_TASK, args=[job_id],
+                                                                        queue=QUEUES["finalize"]),
+                       settings.redis.watchdog_interval_s)
     _worker_registry().hset(st.WORKERS, f"{socket.gethostname()}:{os.getpid()}",
                             json.dumps({"pid": os.getpid(), "queues": queues, "since": time.time()}))
 

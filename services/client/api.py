@@ -127,9 +127,15 @@ class GatewayClient:
                 raise TimeoutError(f"job {job_id} still {status['state']} after {timeout_s} s")
             time.sleep(poll_s)
 
-    def fetch(self, job_id: str, out: Path, on_file: Callable[[str, int], None] | None = None) -> list[str]:
-        """Download every file of the job's layout into ``out`` (each written atomically)."""
+    def fetch(self, job_id: str, out: Path, on_file: Callable[[str, int], None] | None = None,
+              partial: bool = False) -> list[str]:
+        """Download every file of the job's layout into ``out`` (each written atomically). A job that
+        has not ended has no tables yet: refused unless ``partial``."""
         out = Path(out)
+        state = self.status(job_id)["state"]
+        if state not in TERMINAL_STATES and not partial:
+            raise ApiFailure(0, "job_not_ended", f"job {job_id} is still {state}: its layout is not complete "
+                             "until it ends (wait for it, or fetch --partial for what is there now)")
         listing = self.files(job_id)
         written = []
         with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0)) as plain:

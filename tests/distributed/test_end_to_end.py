@@ -19,11 +19,11 @@ from services.samples import bikes_path
 from services.stages.registry import available_stages
 
 CONFIG = {"clip": {"min_seconds": 1.0}}
-# Files only one mode writes: the embedded run's log, the distributed job's final state.
-ONLY_EMBEDDED = {"spatialvid.log"}
+# Files only one mode writes: the distributed job's final state.
+ONLY_EMBEDDED: set[str] = set()
 ONLY_DISTRIBUTED = {"job.json"}
-# Files whose content holds timings or the input's path, so only their presence is compared.
-VOLATILE = {"summary.json", "videos.csv", "videos.parquet", "metadata.csv", "metadata.parquet"}
+# Files whose content holds timings, the input's path or log lines, so only their presence is compared.
+VOLATILE = {"summary.json", "videos.csv", "videos.parquet", "metadata.csv", "metadata.parquet", "spatialvid.log"}
 
 
 def _files(root: Path) -> set[str]:
