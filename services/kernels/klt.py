@@ -133,11 +133,14 @@ def _inside(corner: torch.Tensor, size: tuple[int, int], window: int) -> torch.T
 
 
 def track(prev: Pyramid, nxt: Pyramid, points: torch.Tensor, window: int, iterations: int,
-          eps: float, guess: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+          eps: float, guess: torch.Tensor | None = None, compact: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Track (N,2) float32 ``points`` of ``prev`` into ``nxt``: (N,2) positions and (N,) bool status.
 
     ``guess``: OpenCV's OPTFLOW_USE_INITIAL_FLOW (initial positions in ``nxt``), else the points.
-    Each Gauss-Newton iteration works on the points still moving only (most converge in a few)."""
+    ``compact`` (default: on the CPU): each iteration works on the points still moving only (most
+    converge in a few), which costs a device sync per iteration; otherwise (default on a GPU) every
+    point goes through each iteration with the converged ones frozen, checking for the end every
+    few iterations. Both give the same positions."""
     device = points.device
     points = points.to(torch.float32)
     n = points.shape[0]
@@ -152,7 +155,7 @@ def track(prev: Pyramid, nxt: Pyramid, points: torch.Tensor, window: int, iterat
     for level in range(levels, -1, -1):
         if level < levels:
             centre = centre * 2.0
-        corner = centre - half  # window corners in the next image, updated in place of the converged
+        corner = centre - half  # window corners in the next image
         prev_corner = points / (1 << level) - half
         ok = _inside(prev_corner, prev.sizes[level], window)
         patch = _sample(torch.cat([prev.images[level][None], prev.grads[level]]), prev_corner[:, 0],
@@ -164,40 +167,86 @@ def track(prev: Pyramid, nxt: Pyramid, points: torch.Tensor, window: int, iterat
         ok &= (min_eig >= MIN_EIG_THRESHOLD) & (det * (_EIG_SCALE * _EIG_SCALE) >= flt_eps)
         if level == 0:
             status &= ok
-        idx = ok.nonzero().squeeze(1)
-        I, Ix, Iy, A11, A12, A22 = I[idx], Ix[idx], Iy[idx], A11[idx], A12[idx], A22[idx]
-        inv_det = 1.0 / det[idx]
-        pt = corner[idx]
-        prev_delta = torch.zeros_like(pt)
-        for j in range(iterations):
-            if idx.numel() == 0:
-                break
-            inside = _inside(pt, nxt.sizes[level], window)
-            if level == 0:
-                status[idx[~inside]] = False
-            if not bool(inside.all()):
-                keep = inside.nonzero().squeeze(1)
-                idx, pt, prev_delta = idx[keep], pt[keep], prev_delta[keep]
-                I, Ix, Iy, A11, A12, A22, inv_det = (t[keep] for t in (I, Ix, Iy, A11, A12, A22, inv_det))
-                if idx.numel() == 0:
-                    break
-            J = _sample(nxt.images[level][None], pt[:, 0], pt[:, 1], ox, oy, nxt.pad)[0]
-            diff = J - I
-            b1, b2 = (diff * Ix).sum(1), (diff * Iy).sum(1)
-            delta = torch.stack([(A12 * b2 - A22 * b1) * inv_det, (A12 * b1 - A11 * b2) * inv_det], 1)
-            pt = pt + delta
-            converged = (delta * delta).sum(1) <= eps * eps
-            oscillating = ((delta + prev_delta).abs() < _OSCILLATION_PX).all(1) & ~converged
-            if j > 0:
-                pt = torch.where(oscillating[:, None], pt - 0.5 * delta, pt)
-            else:
-                oscillating = torch.zeros_like(oscillating)
-            corner[idx] = pt
-            moving = ~(converged | oscillating)
-            if not bool(moving.all()):
-                keep = moving.nonzero().squeeze(1)
-                idx, pt, delta = idx[keep], pt[keep], delta[keep]
-                I, Ix, Iy, A11, A12, A22, inv_det = (t[keep] for t in (I, Ix, Iy, A11, A12, A22, inv_det))
-            prev_delta = delta
+        iterate = _iterate_compacted if (compact if compact is not None else device.type == "cpu") else _iterate_masked
+        corner = iterate(nxt, level, corner, ok, (I, Ix, Iy, A11, A12, A22, det), status, ox, oy, window,
+                         iterations, eps)
         centre = corner + half
     return centre, status
+
+
+def _iterate_compacted(nxt: Pyramid, level: int, corner: torch.Tensor, ok: torch.Tensor, terms: tuple,
+                       status: torch.Tensor, ox: torch.Tensor, oy: torch.Tensor, window: int, iterations: int,
+                       eps: float) -> torch.Tensor:
+    """Gauss-Newton steps of one level on the moving points only; returns the window corners."""
+    I, Ix, Iy, A11, A12, A22, det = terms
+    idx = ok.nonzero().squeeze(1)
+    I, Ix, Iy, A11, A12, A22 = I[idx], Ix[idx], Iy[idx], A11[idx], A12[idx], A22[idx]
+    inv_det = 1.0 / det[idx]
+    corner = corner.clone()
+    pt = corner[idx]
+    prev_delta = torch.zeros_like(pt)
+    for j in range(iterations):
+        if idx.numel() == 0:
+            break
+        inside = _inside(pt, nxt.sizes[level], window)
+        if level == 0:
+            status[idx[~inside]] = False
+        if not bool(inside.all()):
+            keep = inside.nonzero().squeeze(1)
+            idx, pt, prev_delta = idx[keep], pt[keep], prev_delta[keep]
+            I, Ix, Iy, A11, A12, A22, inv_det = (t[keep] for t in (I, Ix, Iy, A11, A12, A22, inv_det))
+            if idx.numel() == 0:
+                break
+        J = _sample(nxt.images[level][None], pt[:, 0], pt[:, 1], ox, oy, nxt.pad)[0]
+        diff = J - I
+        b1, b2 = (diff * Ix).sum(1), (diff * Iy).sum(1)
+        delta = torch.stack([(A12 * b2 - A22 * b1) * inv_det, (A12 * b1 - A11 * b2) * inv_det], 1)
+        pt = pt + delta
+        converged = (delta * delta).sum(1) <= eps * eps
+        oscillating = ((delta + prev_delta).abs() < _OSCILLATION_PX).all(1) & ~converged
+        if j > 0:
+            pt = torch.where(oscillating[:, None], pt - 0.5 * delta, pt)
+        else:
+            oscillating = torch.zeros_like(oscillating)
+        corner[idx] = pt
+        moving = ~(converged | oscillating)
+        if not bool(moving.all()):
+            keep = moving.nonzero().squeeze(1)
+            idx, pt, delta = idx[keep], pt[keep], delta[keep]
+            I, Ix, Iy, A11, A12, A22, inv_det = (t[keep] for t in (I, Ix, Iy, A11, A12, A22, inv_det))
+        prev_delta = delta
+    return corner
+
+
+_SYNC_EVERY = 4  # masked iterations between checks whether any point still moves (each check syncs a GPU)
+
+
+def _iterate_masked(nxt: Pyramid, level: int, corner: torch.Tensor, ok: torch.Tensor, terms: tuple,
+                    status: torch.Tensor, ox: torch.Tensor, oy: torch.Tensor, window: int, iterations: int,
+                    eps: float) -> torch.Tensor:
+    """The same steps on every point at once, the converged and lost ones frozen (no compaction)."""
+    I, Ix, Iy, A11, A12, A22, det = terms
+    inv_det = torch.where(ok, 1.0 / torch.where(ok, det, torch.ones_like(det)), torch.zeros_like(det))
+    active = ok.clone()
+    pt = corner.clone()
+    prev_delta = torch.zeros_like(pt)
+    for j in range(iterations):
+        if j % _SYNC_EVERY == 0 and not bool(active.any()):
+            break
+        inside = _inside(pt, nxt.sizes[level], window)
+        if level == 0:
+            status &= ~(active & ~inside)
+        active = active & inside
+        J = _sample(nxt.images[level][None], pt[:, 0], pt[:, 1], ox, oy, nxt.pad)[0]
+        diff = J - I
+        b1, b2 = (diff * Ix).sum(1), (diff * Iy).sum(1)
+        delta = torch.stack([(A12 * b2 - A22 * b1) * inv_det, (A12 * b1 - A11 * b2) * inv_det], 1)
+        delta = torch.where(active[:, None], delta, torch.zeros_like(delta))
+        moved = pt + delta
+        converged = (delta * delta).sum(1) <= eps * eps
+        oscillating = ((delta + prev_delta).abs() < _OSCILLATION_PX).all(1) & ~converged & active & (j > 0)
+        moved = torch.where(oscillating[:, None], moved - 0.5 * delta, moved)
+        pt = torch.where(active[:, None], moved, pt)
+        active = active & ~converged & ~oscillating
+        prev_delta = delta
+    return pt

@@ -193,3 +193,18 @@ def test_cuda_backend_runs_the_torch_klt(caplog):
     assert np.mean(got[1] != cpu[1]) <= 0.01
     both = got[1] & cpu[1]
     assert np.median(np.linalg.norm(got[0][both] - cpu[0][both], axis=1)) < 1e-3
+
+
+def test_masked_iterations_equal_compacted_ones():
+    """What a GPU runs by default (every point each iteration, the converged frozen) gives what the
+    CPU default (only the moving points) gives: the same steps on each point."""
+    prev, cur = _grey_frames("room_dyn2", (4, 5))
+    points = _features(prev)
+    p0 = klt.build_pyramid(torch.from_numpy(prev), LK.window, LK.levels)
+    p1 = klt.build_pyramid(torch.from_numpy(cur), LK.window, LK.levels)
+    edge = np.array([[2, 2], [637, 300], [-5, 40], [320, 359]], np.float32)  # windows leaving the image
+    pts = torch.from_numpy(np.concatenate([points, edge]))
+    compacted = klt.track(p0, p1, pts, LK.window, LK.iterations, LK.eps, compact=True)
+    masked = klt.track(p0, p1, pts, LK.window, LK.iterations, LK.eps, compact=False)
+    np.testing.assert_array_equal(masked[1].numpy(), compacted[1].numpy())
+    np.testing.assert_allclose(masked[0].numpy(), compacted[0].numpy(), atol=1e-4)
