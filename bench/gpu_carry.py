@@ -71,6 +71,11 @@ VERSION_OVERRIDES = {"imageio-ffmpeg": "0.6.0"}
 SKIP = {"opencv-python", "opencv-contrib-python-headless"}
 # Large files nothing here runs: tritonclient's perf_analyzer/perf_client and their libraries.
 PRUNE = re.compile(r"(^|/)(tests?|__pycache__)/|tritonclient/bin/|perf_analyzer|perf_client|\.pyc$")
+# botocore's service models: moto's S3 server reads S3's (and STS/IAM for credentials); the other ~400
+# services' models are most of botocore's size.
+BOTOCORE_SERVICES = {"s3", "s3control", "sts", "iam"}
+# Archives over this size are split by folder: name-part.tar.xz unpacks into the same folder as name.tar.xz.
+SEPARATE = {"site": ["imageio_ffmpeg/binaries"], "tools": ["bin/ffprobe"]}
 TRITON_FILES = ["pytriton/__init__.py", "pytriton/tritonserver/bin/tritonserver",
                 "pytriton/tritonserver/backends/python/libtriton_python.so",
                 "pytriton/tritonserver/backends/python/triton_python_backend_utils.py",
@@ -119,6 +124,10 @@ def unpack_wheels(wheels: Path, site: Path) -> None:
             for member in z.namelist():
                 if not PRUNE.search(member):
                     z.extract(member, site)
+    data = site / "botocore" / "data"
+    for service in data.iterdir() if data.is_dir() else []:
+        if service.is_dir() and service.name not in BOTOCORE_SERVICES:
+            shutil.rmtree(service)
     for script in site.rglob("*"):  # executables inside packages (imageio-ffmpeg's ffmpeg)
         if script.is_file() and ("/binaries/" in str(script) or script.name.startswith("ffmpeg")):
             script.chmod(0o755)
@@ -169,8 +178,10 @@ def tools_tree(dest: Path, work: Path) -> None:
     (bin_dir / "ffprobe").chmod(0o755)
 
 
-def xz(source: Path, archive: Path) -> None:
-    subprocess.run(["tar", "-C", str(source), "-cJf", str(archive), "."], check=True, env={**os.environ, "XZ_OPT": "-9 -T2"})
+def xz(source: Path, archive: Path, members: list[str] | None = None, exclude: list[str] | None = None) -> None:
+    excludes = [f"--exclude=./{e}" for e in exclude or []]
+    subprocess.run(["tar", "-C", str(source), *excludes, "-cJf", str(archive), *(members or ["."])], check=True,
+                   env={**os.environ, "XZ_OPT": "-6 -T2"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,9 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     tools_tree(work / "tools", work)
     archives = []
     for name in ("site", "triton", "tools"):
+        separate = SEPARATE.get(name, [])
         archive = work / f"{name}.tar.xz"
-        xz(work / name, archive)
+        xz(work / name, archive, exclude=separate)
         archives.append(archive)
+        for i, member in enumerate(separate, 1):
+            archive = work / f"{name}-{i}.tar.xz"
+            xz(work / name, archive, members=[f"./{member}"])
+            archives.append(archive)
     from services.samples import bikes_path
 
     videos = work / "videos"

@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                     "triton_config": "config.pbtxt (KIND_GPU)" if args.device == "cuda" else "configs/cpu.pbtxt (KIND_CPU)",
                     "kernels_device": args.device, "models_through_triton": list(TRITON_MODELS),
                     "job_config": JOB_CONFIG, "jobs": {}}
+    result["load_average_at_start"] = os.getloadavg()
     t_up = time.perf_counter()
     info = stack.up(echo=lambda m: print(m, flush=True))
     result["stack_start_s"] = round(time.perf_counter() - t_up, 1)
@@ -238,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         logs.mkdir(exist_ok=True)
         for log in Path(info.dir).glob("*.log"):
             shutil.copy(log, logs / log.name)
+        result["load_average_at_end"] = os.getloadavg()
         result["problems"] = check(result)
         name = re.sub(r"[^a-z0-9]+", "_", result["gpu"].lower()).strip("_")
         path = args.result or out / f"gpu_stack_{name}.json"

@@ -30,7 +30,8 @@ unpack() {
     for archive in "$part"/*.tar.xz; do
       [ -e "$archive" ] || continue
       name=$(basename "$archive" .tar.xz)
-      rm -rf "${ROOT:?}/$name" && mkdir -p "$ROOT/$name"
+      name=${name%%-*}  # site-1.tar.xz: more of site/
+      mkdir -p "$ROOT/$name"
       tar -C "$ROOT/$name" -xJf "$archive"
       echo "unpacked $archive -> $ROOT/$name"
     done
