@@ -18,7 +18,7 @@
 # log) and gpu.txt; copy the json and log into bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=/opt/spatialvid-gpu
+ROOT=${SPATIALVID_GPU_ROOT:-/opt/spatialvid-gpu}  # where the carry is unpacked on the GPU machine
 CARRY=bench/output/gpucarry
 CASE=street_dyn3
 
