@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.samples import REPO_ROOT, bikes_path
+from services.samples import bikes_path
 from tests.distributed.conftest import OTHER_KEY
+from tests.viewer.conftest import screenshot
 
 WAIT_MS = 60_000
 
@@ -68,7 +69,7 @@ def test_the_viewer_works_in_a_browser_through_the_gateway(info, viewed_job):
         page.wait_for_function("window.viewerState.scene && window.viewerState.scene.frames > 0", timeout=WAIT_MS)
         assert page.evaluate("window.viewerState.scene.drawnFrustums()") == page.evaluate(
             "window.viewerState.clip.c2w.length") > 0
-        page.screenshot(path=str(REPO_ROOT / "bench" / "results" / "viewer_gateway_clip.png"))
+        screenshot(page, "gateway_clip")
         # The cookie belongs to this job's view only: another key's cookie would not open it either.
         context.clear_cookies()
         other = b.new_context()

@@ -114,6 +114,18 @@ def page(browser):
     context.close()
 
 
+def screenshot_folder() -> Path:
+    """Where the browser tests save what they saw: bench/results (the committed screenshots) when
+    SPATIALVID_SAVE_SCREENSHOTS=1, else a temporary folder, so that `make test` leaves the checkout clean."""
+    import tempfile
+
+    if os.environ.get("SPATIALVID_SAVE_SCREENSHOTS") == "1":
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        return RESULTS
+    return Path(tempfile.gettempdir()) / "spatialvid-screenshots"
+
+
 def screenshot(page, name: str, full_page: bool = False) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(RESULTS / f"viewer_{name}.png"), full_page=full_page)
+    folder = screenshot_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"viewer_{name}.png"), full_page=full_page)
