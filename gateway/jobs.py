@@ -21,7 +21,7 @@ from services.netguard import ForbiddenSource, check_public_url
 from services.settings import JOB_OVERRIDABLE_SECTIONS
 from services.stages.registry import UnknownStage, parse_stage_list
 from workers import state as st
-from workers.routing import FINALIZE_TASK, INGEST_TASK, QUEUES
+from workers.routing import EXPAND_TASK, FINALIZE_TASK, INGEST_TASK, QUEUES
 
 MAX_JOB_ID = 64
 
@@ -81,11 +81,7 @@ async def check_sources(svc: Services, owner: str, sources: list[str]) -> None:
         if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
             raise ApiError(422, "bad_source", f"{uri!r} is neither s3://bucket/key nor an http(s) URL")
         key = parsed.path.lstrip("/")
-        if parsed.netloc == svc.settings.s3.bucket and key.split("/", 1)[0] in ("jobs", "uploads"):
-            # Another job's files are its owner's alone.
-            parts = key.split("/")
-            if len(parts) < 3 or await job_owner(svc, parts[1]) != owner:
-                raise ApiError(403, "source_forbidden", f"{uri!r} belongs to a job that is not yours")
+        await _check_not_others(svc, owner, uri, parsed.netloc, key)
         try:
             await asyncio.to_thread(svc.store.client.stat_object, parsed.netloc, key)
         except S3Error as exc:
@@ -96,10 +92,48 @@ async def check_sources(svc: Services, owner: str, sources: list[str]) -> None:
             raise ApiError(422, "bad_source", f"{uri!r}: {exc}") from None
 
 
+async def _check_not_others(svc: Services, owner: str, uri: str, bucket: str, key: str) -> None:
+    if bucket == svc.settings.s3.bucket and key.split("/", 1)[0] in ("jobs", "uploads"):
+        # Another job's files are its owner's alone.
+        parts = key.split("/")
+        if len(parts) < 3 or not parts[1] or await job_owner(svc, parts[1]) != owner:
+            raise ApiError(403, "source_forbidden", f"{uri!r} belongs to a job that is not yours")
+
+
+async def check_listing(svc: Services, owner: str, kind: str, uri: str) -> dict[str, str]:
+    """A prefix with at least one object, or a manifest object that exists (both read later, page by page)."""
+    parsed = urlparse(uri)
+    key = parsed.path.lstrip("/")
+    if parsed.scheme != "s3" or not parsed.netloc or (kind == "manifest" and not key):
+        raise ApiError(422, "bad_source", f"{kind} {uri!r} is not s3://bucket/{'key' if kind == 'manifest' else 'prefix/'}")
+    await _check_not_others(svc, owner, uri, parsed.netloc, key)
+    client = svc.store.client
+
+    def first() -> bool:
+        if kind == "manifest":
+            client.stat_object(parsed.netloc, key)
+            return True
+        return next(iter(client.list_objects(parsed.netloc, prefix=key, recursive=True)), None) is not None
+
+    try:
+        found = await asyncio.to_thread(first)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"):
+            found = False
+        else:
+            raise ApiError(400, "source_unreadable", f"{uri!r} cannot be read: {exc.code}") from None
+    except ValueError as exc:
+        raise ApiError(422, "bad_source", f"{uri!r}: {exc}") from None
+    if not found:
+        raise ApiError(400, "source_not_found", f"{kind} {uri!r} {'lists no object' if kind == 'prefix' else 'does not exist'}")
+    return {"kind": kind, "uri": uri}
+
+
 # -- creation ----------------------------------------------------------------------
 async def create_job(svc: Services, job_id: str, owner: str, stages: list[str], config: dict,
-                     named_uris: list[tuple[str, str]]) -> dict:
-    """Record the job and send one ingest task per video; returns the inputs."""
+                     named_uris: list[tuple[str, str]], listing: dict[str, str] | None = None) -> dict:
+    """Record the job and send one ingest task per video (or, for a prefix or manifest, the task that
+    lists the first page); returns the inputs named in the request."""
     videos = assign_ids([PurePosixPath(name) for name, _ in named_uris])
     inputs = [{"source_id": v.source_id, "name": name, "uri": uri} for v, (name, uri) in zip(videos, named_uris)]
     keys = st.Keys(job_id)
@@ -112,12 +146,16 @@ async def create_job(svc: Services, job_id: str, owner: str, stages: list[str], 
         "n_videos": str(len(inputs)),
         "inputs": json.dumps(inputs),
     }
+    if listing is not None:  # inputs arrive page by page; the job cannot complete before the last one
+        fields.update(listing="1", listing_spec=json.dumps(listing))
     created = await svc.redis.eval(st.CREATE_JOB, 2, keys.job, st.JOBS_BY_STATE, owner, fields["created"],
                                    json.dumps(fields))
     if not created:
         raise ApiError(409, "job_exists", f"job {job_id} exists already")
 
     def send() -> None:
+        if listing is not None:
+            svc.celery.send_task(EXPAND_TASK, args=[job_id, ""], queue=QUEUES["clip"])
         for item in inputs:
             svc.celery.send_task(INGEST_TASK, args=[job_id, item["source_id"]], queue=QUEUES["clip"])
 
@@ -181,7 +219,7 @@ async def load_clips(svc: Services, job_id: str, clip_ids: list[str]) -> list[Cl
     book = RecordBook(svc.job_store(job_id))
     for clip_id, value in zip(clip_ids, raw):
         if value is not None:
-            out.append(ClipRecord.model_validate_json(value))
+            out.append(st.unpack_record(value))
         else:
             out.append(await asyncio.to_thread(book.load_clip, clip_id))
     return out
