@@ -296,6 +296,10 @@ class GatewaySettings(Section):
     max_page_size: int = Field(default=500, ge=1)
     # http(s) sources may resolve to private or loopback addresses (off: SSRF guard).
     allow_private_sources: bool = False
+    # A job over an S3 prefix or manifest lists its inputs this many at a time (one task per page).
+    source_page_size: int = Field(default=1000, ge=1, le=10_000)
+    # At most this many inputs per listed job: a mistyped prefix should not queue a whole bucket.
+    max_listed_sources: int = Field(default=100_000, ge=1)
 
 
 def _env_or(name: str, default: str = "") -> str:

@@ -15,6 +15,8 @@ from services.stack import Stack, StackInfo
 
 # Small enough to test the limit, large enough for bikes.mp4 (0.5 MB).
 UPLOAD_LIMIT = 4 * 1024 * 1024
+# Inputs a prefix or manifest job lists per page: small, so a few test videos span several pages.
+LISTING_PAGE_SIZE = 2
 OTHER_KEY = new_key()
 
 
@@ -31,7 +33,8 @@ def stack_settings(tmp_path_factory):
     folder = tmp_path_factory.mktemp("stack")
     return load_settings().with_overrides({
         "stack": {"dir": str(folder), "start_timeout_s": 180},
-        "gateway": {"max_upload_bytes": UPLOAD_LIMIT, "api_keys": {"other": hash_key(OTHER_KEY)}},
+        "gateway": {"max_upload_bytes": UPLOAD_LIMIT, "api_keys": {"other": hash_key(OTHER_KEY)},
+                    "source_page_size": LISTING_PAGE_SIZE},
         # Quick recovery of a killed worker's task (running tasks renew their lease).
         "redis": {"visibility_timeout_s": 10, "lease_renew_s": 2.0, "restore_interval_s": 1},
         "client": {"poll_interval_s": 0.5},
