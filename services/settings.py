@@ -138,6 +138,14 @@ class CameraSettings(Section):
     known_hfov_deg: float | None = None
 
 
+class AnnotateSettings(Section):
+    """Which frames the camera, depth and mask outputs cover (services/annotate.py)."""
+
+    # Annotated frames per second of video; None = every frame. 5 is the reference's sampling: depth and
+    # masks then cost about fps/5 times less, the camera tracking (its own keyframe rate) the same.
+    rate_hz: float | None = Field(default=None, gt=0)
+
+
 class DepthSettings(Section):
     """Depth maps and dynamic masks. ``geometric`` needs no weights (services.depth); other backends
     (services.models) plug in through services.depth.backends.DepthBackend / MaskBackend."""
@@ -169,6 +177,10 @@ class DepthSettings(Section):
     overlay_text_every: int = Field(4, ge=1)
     mask_drop_screen_fixed: bool = False  # never mask what stays put on screen while the camera moves (overlays; also followed objects)
     export_exr_zip: bool = False  # also write depth.zip (per-frame disparity EXRs, the reference's layout)
+    # Frames are decoded for depth and masks at most this long on their long side (larger clips are scaled
+    # down, so the cost per frame stops growing with the input's pixels); masks are written at that size,
+    # depth at depth_scale of it (720p and smaller: the clip's own size).
+    working_max_side: int = Field(1280, ge=64)
     # Weight-based backends (services.depth.learned): backend "depth_anything_v2", mask_backend "sam2".
     # Depth Anything's per-frame scale/shift reference: "auto" = UniDepth V2 (metric) when it loads, else the
     # geometric depth (pose units); "unidepth" / "geometric" insist on one.
@@ -348,6 +360,7 @@ class Settings(BaseSettings):
     score: ScoreSettings = Field(default_factory=ScoreSettings)
     filter: FilterSettings = Field(default_factory=FilterSettings)
     camera: CameraSettings = Field(default_factory=CameraSettings)
+    annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
     depth: DepthSettings = Field(default_factory=DepthSettings)
     caption: CaptionSettings = Field(default_factory=CaptionSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
@@ -377,7 +390,7 @@ class Settings(BaseSettings):
 
 
 # Sections that a job may override (pipeline behaviour, never infrastructure or secrets).
-JOB_OVERRIDABLE_SECTIONS = ("clip", "score", "filter", "camera", "depth", "caption")
+JOB_OVERRIDABLE_SECTIONS = ("clip", "score", "filter", "annotate", "camera", "depth", "caption")
 # Fields a job may never set: where clip frames are sent and with which key is
 # the operator's decision, not the submitter's.
 JOB_FORBIDDEN_FIELDS: dict[str, tuple[str, ...]] = {
