@@ -28,7 +28,7 @@ class JobRequest(BaseModel):
     stages: list[str] | str | None = Field(
         default=None, description="stage names (or one comma list); annotate = camera,depth; default: all")
     config: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="settings overrides by section (clip, score, filter, camera, depth, caption)")
+        default_factory=dict, description="settings overrides by section (clip, score, filter, annotate, camera, depth, caption)")
 
     @model_validator(mode="after")
     def one_kind_of_input(self) -> "JobRequest":
