@@ -189,8 +189,12 @@ def accumulate_evidence(evidence: np.ndarray, memory: np.ndarray | None, views: 
     Noise and flow errors fall on different pixels from frame to frame; an object's weak evidence follows
     it. Without an earlier view (the clip's first frame, a cut) the memory starts again."""
     carried = carry_along_flow(memory, views, ref_index, since) if memory is not None else None
-    # the memory fades with time, not with annotated frames
-    memory = evidence if carried is None else params.mask_persistence_decay ** since * carried + evidence
+    # the memory fades with time, not with annotated frames; a frame's evidence stands for the ``since`` frames
+    # up to it (what they would have added at the dense rate, were it the same in each), so the level means
+    # the same at any annotation rate
+    decay = params.mask_persistence_decay
+    gain = since if decay == 1 else (1 - decay ** since) / (1 - decay)
+    memory = evidence if carried is None else decay ** since * carried + gain * evidence
     return (memory > params.mask_persistence_level) & (evidence > 0), memory
 
 
