@@ -162,13 +162,10 @@ class Bench:
         return lines
 
     def add_workers(self, per_queue: int, queues: list[str]) -> None:
-        def start(queue: str):
-            return queue, self.stack.start_worker(queue)
-
-        todo = [q for q in queues for _ in range(per_queue - 1 - len(self.extra_workers[q]))]
-        with ThreadPoolExecutor(4) as pool:
-            for queue, proc in pool.map(start, todo):
-                self.extra_workers[queue].append(proc)
+        """One at a time: the stack records each worker in its state file (``stack down`` stops those)."""
+        for queue in queues:
+            while len(self.extra_workers[queue]) < per_queue - 1:
+                self.extra_workers[queue].append(self.stack.start_worker(queue))
 
 
 def overhead(lines: list[dict]) -> dict:

@@ -194,7 +194,10 @@ def _gravity(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray, view
     fresh = _hovering(tri, published, labels, K, params) if tri is not None else None
     carried = carry_along_flow(memory, views, index, since) if memory is not None else None
     if carried is not None:
-        carried *= params.mask_gravity_memory_decay ** since
+        # fades per annotated frame: at a rate, no frame between two chosen ones refreshes the marks, so they
+        # are held for as many observations as at the dense rate (fading with time, a mark dies before the
+        # next chosen frame can confirm it)
+        carried *= params.mask_gravity_memory_decay
     held = None if carried is None else held_segments(
         labels, carried, params.mask_gravity_hold_level, params.mask_gravity_hold_share)
     if fresh is None and held is None:
