@@ -112,6 +112,11 @@ async def submit(request: Request, owner: str = Depends(require_owner), svc: Ser
             raise ApiError(422, "invalid_request", f"{where}: {details[0]['msg']}", details) from None
         stages = jobs.validate_stages(spec.stages)
         config = jobs.validate_config(svc, spec.config)
+        if spec.sources is None:  # a prefix or manifest: listed page by page by the workers
+            listing = await jobs.check_listing(svc, owner, "prefix" if spec.prefix else "manifest",
+                                               spec.prefix or spec.manifest)
+            created = await jobs.create_job(svc, job_id, owner, stages, config, [], listing=listing)
+            return _accepted(request, job_id, stages, created)
         await jobs.check_sources(svc, owner, spec.sources)
         named_uris = [(src, src) for src in spec.sources]
     else:
@@ -123,6 +128,10 @@ async def submit(request: Request, owner: str = Depends(require_owner), svc: Ser
         if upload is not None:  # no job, no upload left behind
             await upload.abort(ApiError(503, "unavailable", "the job could not be recorded"))
         raise
+    return _accepted(request, job_id, stages, created)
+
+
+def _accepted(request: Request, job_id: str, stages: list[str], created: dict) -> Response:
     url = str(request.url_for("job_status", job_id=job_id).path)
     body = JobAccepted(id=job_id, url=url, state=jobs.st.JobState.queued, stages=stages,
                        videos=[i["name"] for i in created["inputs"]])

@@ -22,7 +22,7 @@ from services.netguard import ForbiddenSource, check_public_url
 from services.settings import JobOverrideRefused, check_job_overrides
 from services.stages.registry import UnknownStage, parse_stage_list
 from workers import state as st
-from workers.routing import FINALIZE_TASK, INGEST_TASK, QUEUES
+from workers.routing import EXPAND_TASK, FINALIZE_TASK, INGEST_TASK, QUEUES
 
 MAX_JOB_ID = 64
 # Top-level folder of the bucket with one record per submitted job.
@@ -104,19 +104,56 @@ async def check_sources(svc: Services, owner: str, sources: list[str]) -> None:
             raise ApiError(422, "bad_source", f"{uri!r}: {exc}") from None
 
 
-async def _may_read(svc: Services, owner: str, bucket: str, key: str) -> bool:
-    if not tenancy.plain_key(key):
+async def _may_read(svc: Services, owner: str, bucket: str, key: str, *, folder: bool = False) -> bool:
+    """Whether ``owner`` may read ``bucket/key`` (a folder: everything under it), decided from the key alone."""
+    if not tenancy.plain_key(key.rstrip("/") if folder else key):
         return False
+    if folder:
+        key = key.rstrip("/") + "/"
     job = tenancy.job_of(bucket, key, svc.settings.s3.bucket)
     if job is not None:
         return await job_owner(svc, job) == owner
     return tenancy.granted(owner, bucket, key, svc.settings.gateway.tenants)
 
 
+async def check_listing(svc: Services, owner: str, kind: str, uri: str) -> dict[str, str]:
+    """A prefix with at least one object, or a manifest object that exists (both read later, page by page)."""
+    parsed = urlparse(uri)
+    key = parsed.path.lstrip("/")
+    if parsed.scheme != "s3" or not parsed.netloc or (kind == "manifest" and not key):
+        raise ApiError(422, "bad_source", f"{kind} {uri!r} is not s3://bucket/{'key' if kind == 'manifest' else 'prefix/'}")
+    # The same rule as single sources, decided before anything is looked up.
+    if not await _may_read(svc, owner, parsed.netloc, key, folder=kind == "prefix"):
+        raise ApiError(403, "source_forbidden",
+                       f"{uri!r} is outside what this API key may read (its own uploads and jobs, "
+                       "and the prefixes the operator granted it)")
+    client = svc.store.client
+
+    def first() -> bool:
+        if kind == "manifest":
+            client.stat_object(parsed.netloc, key)
+            return True
+        return next(iter(client.list_objects(parsed.netloc, prefix=key, recursive=True)), None) is not None
+
+    try:
+        found = await asyncio.to_thread(first)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"):
+            found = False
+        else:
+            raise ApiError(400, "source_unreadable", f"{uri!r} cannot be read: {exc.code}") from None
+    except ValueError as exc:
+        raise ApiError(422, "bad_source", f"{uri!r}: {exc}") from None
+    if not found:
+        raise ApiError(400, "source_not_found", f"{kind} {uri!r} {'lists no object' if kind == 'prefix' else 'does not exist'}")
+    return {"kind": kind, "uri": uri}
+
+
 # -- creation ----------------------------------------------------------------------
 async def create_job(svc: Services, job_id: str, owner: str, stages: list[str], config: dict,
-                     named_uris: list[tuple[str, str]]) -> dict:
-    """Record the job and send one ingest task per video; returns the inputs."""
+                     named_uris: list[tuple[str, str]], listing: dict[str, str] | None = None) -> dict:
+    """Record the job and send one ingest task per video (or, for a prefix or manifest, the task that
+    lists the first page); returns the inputs named in the request."""
     videos = assign_ids([PurePosixPath(name) for name, _ in named_uris])
     inputs = [{"source_id": v.source_id, "name": name, "uri": uri} for v, (name, uri) in zip(videos, named_uris)]
     keys = st.Keys(job_id)
@@ -129,6 +166,8 @@ async def create_job(svc: Services, job_id: str, owner: str, stages: list[str], 
         "n_videos": str(len(inputs)),
         "inputs": json.dumps(inputs),
     }
+    if listing is not None:  # inputs arrive page by page; the job cannot complete before the last one
+        fields.update(listing="1", listing_spec=json.dumps(listing))
     # The request in the bucket first: if Redis later loses the job, its owner still learns so (410).
     request_key = submitted_key(job_id)
     record = json.dumps({"owner": owner, "created": st.now(), "stages": stages, "inputs": inputs}).encode()
@@ -143,6 +182,8 @@ async def create_job(svc: Services, job_id: str, owner: str, stages: list[str], 
         raise ApiError(409, "job_exists", f"job {job_id} exists already")
 
     def send() -> None:
+        if listing is not None:
+            svc.celery.send_task(EXPAND_TASK, args=[job_id, ""], queue=QUEUES["clip"])
         for item in inputs:
             svc.celery.send_task(INGEST_TASK, args=[job_id, item["source_id"]], queue=QUEUES["clip"])
 
@@ -240,7 +281,7 @@ async def load_clips(svc: Services, job_id: str, clip_ids: list[str]) -> list[Cl
     book = RecordBook(svc.job_store(job_id))
     for clip_id, value in zip(clip_ids, raw):
         if value is not None:
-            out.append(ClipRecord.model_validate_json(value))
+            out.append(st.unpack_record(value))
         else:
             out.append(await asyncio.to_thread(book.load_clip, clip_id))
     return out

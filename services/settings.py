@@ -140,6 +140,14 @@ class CameraSettings(Section):
     known_hfov_deg: float | None = None
 
 
+class AnnotateSettings(Section):
+    """Which frames the camera, depth and mask outputs cover (services/annotate.py)."""
+
+    # Annotated frames per second of video; None = every frame. 5 is the reference's sampling: depth and
+    # masks then cost about fps/5 times less, the camera tracking (its own keyframe rate) the same.
+    rate_hz: float | None = Field(default=None, gt=0)
+
+
 class DepthSettings(Section):
     """Depth maps and dynamic masks. ``geometric`` needs no weights (services.depth); other backends
     (services.models) plug in through services.depth.backends.DepthBackend / MaskBackend."""
@@ -171,6 +179,10 @@ class DepthSettings(Section):
     overlay_text_every: int = Field(4, ge=1)
     mask_drop_screen_fixed: bool = False  # never mask what stays put on screen while the camera moves (overlays; also followed objects)
     export_exr_zip: bool = False  # also write depth.zip (per-frame disparity EXRs, the reference's layout)
+    # Frames are decoded for depth and masks at most this long on their long side (larger clips are scaled
+    # down, so the cost per frame stops growing with the input's pixels); masks are written at that size,
+    # depth at depth_scale of it (720p and smaller: the clip's own size).
+    working_max_side: int = Field(1280, ge=64)
     # Weight-based backends (services.depth.learned): backend "depth_anything_v2", mask_backend "sam2".
     # Depth Anything's per-frame scale/shift reference: "auto" = UniDepth V2 (metric) when it loads, else the
     # geometric depth (pose units); "unidepth" / "geometric" insist on one.
@@ -333,6 +345,10 @@ class GatewaySettings(Section):
     tenants: dict[str, TenantSettings] = Field(default_factory=dict)
     # http(s) sources may resolve to private or loopback addresses (off: SSRF guard).
     allow_private_sources: bool = False
+    # A job over an S3 prefix or manifest lists its inputs this many at a time (one task per page).
+    source_page_size: int = Field(default=1000, ge=1, le=10_000)
+    # At most this many inputs per listed job: a mistyped prefix should not queue a whole bucket.
+    max_listed_sources: int = Field(default=100_000, ge=1)
 
 
 def _env_or(name: str, default: str = "") -> str:
@@ -381,6 +397,7 @@ class Settings(BaseSettings):
     score: ScoreSettings = Field(default_factory=ScoreSettings)
     filter: FilterSettings = Field(default_factory=FilterSettings)
     camera: CameraSettings = Field(default_factory=CameraSettings)
+    annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
     depth: DepthSettings = Field(default_factory=DepthSettings)
     caption: CaptionSettings = Field(default_factory=CaptionSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
@@ -422,13 +439,15 @@ JOB_SETTABLE_FIELDS: dict[str, tuple[str, ...]] = {
     "score": ("frames_per_clip", "width", "height", "flow_pairs", "flow_preset", "quality_backend",
               "aesthetic_quick_gelu", "ocr_text"),
     "filter": ("aesthetic_min", "luminance_min", "luminance_max", "motion_min", "motion_max", "ocr_max"),
+    # Which frames the annotations cover.
+    "annotate": ("rate_hz",),
     "camera": ("keyframe_rate_hz", "working_max_side", "max_tracks", "window", "refine_window", "mover_test",
                "prior_hfov_deg", "vanishing_every", "known_hfov_deg"),
     "depth": (
         "depth_scale", "flow_preset", "max_offset", "target_parallax_px", "min_parallax_px", "max_residual_px",
         "depth_max_residual_px", "propagate", "min_translation_parallax_px", "mask_threshold", "mask_gravity_prior",
         "mask_persistence", "mask_segment_trim", "mask_exclude_overlay_text", "overlay_text_every",
-        "mask_drop_screen_fixed", "export_exr_zip",
+        "mask_drop_screen_fixed", "export_exr_zip", "working_max_side",
     ),
     # Only how the operator's models are asked, never which model, where or with which key.
     "caption": ("vlm_temperature", "llm_temperature", "frames_per_second"),

@@ -15,10 +15,12 @@ from __future__ import annotations
 import enum
 import json
 import time
+import zlib
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from services.records import ClipRecord
 from workers.routing import CLIP_STAGES
 
 PREFIX = "svid"
@@ -60,14 +62,28 @@ class Keys:
         self.attempts = f"{base}:attempts"  # hash "clip:stage:retry" -> deliveries
         self.digests = f"{base}:digests"  # hash sha256 -> source_id (same content given twice)
         self.log = f"{base}:log"  # list of log lines (finalize writes them to spatialvid.log)
+        # Jobs over a prefix or manifest (services/listing.py): inputs registered page by page.
+        self.inputs = f"{base}:inputs"  # hash source_id -> JobInput json (with its position)
+        self.pages = f"{base}:pages"  # hash cursor -> {"ids": [...], "next": cursor} of the page read there
+        self.stems = f"{base}:stems"  # hash stem -> how many inputs took it (unique source ids)
 
     def stage(self, stage: str, outcome: str) -> str:
         return f"{self.job}:stage:{stage}:{outcome}"  # set of clip_ids, outcome done|failed
 
     def all(self) -> list[str]:
         fixed = [self.job, self.videos, self.ingested, self.clips, self.finished, self.clipstate,
-                 self.records, self.attempts, self.digests, self.log]
+                 self.records, self.attempts, self.digests, self.log, self.inputs, self.pages, self.stems]
         return fixed + [self.stage(s, o) for s in CLIP_STAGES for o in ("done", "failed")]
+
+
+def pack_record(clip: ClipRecord) -> bytes:
+    """A clip record as Redis keeps it: deflated JSON (a third of the size: keys and backends repeat)."""
+    return zlib.compress(clip.model_dump_json().encode(), 1)
+
+
+def unpack_record(raw: bytes) -> ClipRecord:
+    """Either form: deflated, or plain JSON as jobs started before the change kept it."""
+    return ClipRecord.model_validate_json(raw if raw[:1] == b"{" else zlib.decompress(raw))
 
 
 def stage_histogram_key(stage: str) -> str:
@@ -79,6 +95,7 @@ def stage_histogram_key(stage: str) -> str:
 # to the caller, who then sends ``finalize`` (idempotent, so at-least-once is fine).
 _COMPLETE = """
 local function complete(job, ingested, clips, finished)
+  if redis.call('HGET', job, 'listing') == '1' then return 0 end  -- more inputs to come
   local n = tonumber(redis.call('HGET', job, 'n_videos') or '0')
   if redis.call('SCARD', ingested) < n then return 0 end
   if redis.call('SCARD', finished) < redis.call('ZCARD', clips) then return 0 end
@@ -116,6 +133,42 @@ FINISH_CLIP = _COMPLETE + """
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
 return complete(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+"""
+
+# One page of a listed job's inputs, registered once (a redelivered page gets the same ids back).
+# KEYS: job, pages, stems, inputs, ingested, clips, finished.
+# ARGV: cursor, next cursor, max inputs, then name, uri, stem triples. Returns {complete, page json}.
+REGISTER_PAGE = _COMPLETE + """
+local page = redis.call('HGET', KEYS[2], ARGV[1])
+if not page then
+  local n = tonumber(redis.call('HGET', KEYS[1], 'n_videos') or '0')
+  local limit = tonumber(ARGV[3])
+  local ids = {}
+  local nxt = ARGV[2]
+  for i = 4, #ARGV, 3 do
+    if n >= limit then
+      nxt = ''
+      redis.call('HSET', KEYS[1], 'error', 'listed only the first ' .. limit .. ' sources (gateway.max_listed_sources)')
+      break
+    end
+    local stem = ARGV[i + 2]
+    local id = stem
+    local c = redis.call('HINCRBY', KEYS[3], stem, 1)
+    if c > 1 then id = stem .. '-' .. c end
+    while redis.call('HEXISTS', KEYS[4], id) == 1 do
+      c = redis.call('HINCRBY', KEYS[3], stem, 1)
+      id = stem .. '-' .. c
+    end
+    redis.call('HSET', KEYS[4], id, cjson.encode({source_id = id, name = ARGV[i], uri = ARGV[i + 1], position = n}))
+    n = n + 1
+    ids[#ids + 1] = id
+  end
+  redis.call('HSET', KEYS[1], 'n_videos', n)
+  page = cjson.encode({ids = ids, next = nxt})
+  redis.call('HSET', KEYS[2], ARGV[1], page)
+  if nxt == '' then redis.call('HSET', KEYS[1], 'listing', '0') end
+end
+return {complete(KEYS[1], KEYS[5], KEYS[6], KEYS[7]), page}
 """
 
 # KEYS: job, stats, active jobs. ARGV: owner, created, mapping json, job id. Creates the job once.
@@ -235,6 +288,8 @@ def status_from_reads(job_id: str, results: list[Any]) -> tuple[str, JobStatus] 
     inputs = json.loads(job.get("inputs", "[]"))
     by_id = {v.source_id: v for v in videos}
     listed = [by_id.get(i["source_id"]) or VideoStatus(source=i["name"], source_id=i["source_id"]) for i in inputs]
+    named = {i["source_id"] for i in inputs}
+    listed += [v for v in videos if v.source_id not in named]  # a listed job's inputs, as they are ingested
     state = JobState(job["state"])
     if state in TERMINAL and state is not JobState.cancelled:
         progress = 1.0

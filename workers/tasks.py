@@ -22,6 +22,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True)
 # The job log keeps its last lines only: a job of many failing clips must not fill Redis.
 MAX_LOG_LINES = 20_000
+# Parallel bucket reads and writes in finalize: each is a round trip, not CPU.
+FINALIZE_READERS = 16
 
 
 class InputFailed(Exception):
@@ -119,21 +122,26 @@ def _mark_running(rt: Runtime, keys: st.Keys) -> None:
     rt.redis.eval(*st.set_state_args(keys, st.JobState.running, (st.JobState.queued,), "started"))
 
 
-def _observe_latency(rt: Runtime, stage: str, seconds: float) -> None:
+def _observe_latency(rt: Runtime, stage: str, seconds: float, pipe=None) -> None:
+    """Count one stage run into its latency histogram (on the caller's pipeline if given)."""
     key = st.stage_histogram_key(stage)
-    pipe = rt.redis.pipeline(transaction=False)
+    own = pipe is None
+    pipe = rt.redis.pipeline(transaction=False) if own else pipe
     for bound in st.LATENCY_BUCKETS:
         if seconds <= bound:
             pipe.hincrby(key, f"le:{bound}", 1)
     pipe.hincrby(key, "count", 1)
     pipe.hincrbyfloat(key, "sum", seconds)
-    pipe.execute()
+    if own:
+        pipe.execute()
 
 
-def _finish_clip(rt: Runtime, job: JobSpec, clip_id: str, clip_state: str) -> None:
+def _finish_clip(rt: Runtime, job: JobSpec, book: RecordBook, clip: ClipRecord) -> None:
+    """End the clip's chain: its final record to the bucket (the lasting copy), then count it in Redis."""
+    book.save_clip(clip)
     keys = st.Keys(job.id)
     complete = rt.redis.eval(st.FINISH_CLIP, 5, keys.job, keys.ingested, keys.clips, keys.finished, keys.clipstate,
-                             clip_id, clip_state)
+                             clip.id, _end_state(clip))
     if complete:
         _send(rt, FINALIZE_TASK, [job.id], QUEUES["finalize"])
 
@@ -144,7 +152,7 @@ def _end_state(clip: ClipRecord) -> str:
     return "filtered" if clip.filtered_by else "done"
 
 
-def _advance(rt: Runtime, job: JobSpec, clip: ClipRecord, after: str | None) -> None:
+def _advance(rt: Runtime, job: JobSpec, book: RecordBook, clip: ClipRecord, after: str | None) -> None:
     """Send the clip to its next stage, or end its chain."""
     stages = job.clip_stages
     position = stages.index(after) + 1 if after else 0
@@ -153,21 +161,22 @@ def _advance(rt: Runtime, job: JobSpec, clip: ClipRecord, after: str | None) -> 
         rt.redis.hset(st.Keys(job.id).clipstate, clip.id, f"queued:{nxt}")
         _send(rt, stage_task(nxt), [job.id, clip.id], QUEUES[nxt])
     else:
-        _finish_clip(rt, job, clip.id, _end_state(clip))
+        _finish_clip(rt, job, book, clip)
 
 
 def _load_clip(rt: Runtime, book: RecordBook, keys: st.Keys, clip_id: str) -> ClipRecord | None:
     raw = rt.redis.hget(keys.records, clip_id)
     if raw:
-        return ClipRecord.model_validate_json(raw)
+        return st.unpack_record(raw)
     return book.load_clip(clip_id)
 
 
-def _save_clip(rt: Runtime, book: RecordBook, keys: st.Keys, clip: ClipRecord, stage: str | None) -> None:
-    """The bucket's record first (authoritative), then Redis in one transaction."""
-    book.save_clip(clip)
+def _save_clip(rt: Runtime, keys: st.Keys, clip: ClipRecord, stage: str | None, attempt: str | None = None) -> None:
+    """The record into Redis, with the stage's counts, in one transaction. Redis holds the clip's state
+    while its chain runs (the broker's messages live there too); the bucket gets the record when the
+    chain ends (``_finish_clip``) or the job is finalized, one write per clip instead of one per stage."""
     pipe = rt.redis.pipeline(transaction=True)
-    pipe.hset(keys.records, clip.id, clip.model_dump_json())
+    pipe.hset(keys.records, clip.id, st.pack_record(clip))
     if stage is not None:
         status = clip.stages.get(stage)
         outcome = "done" if status and status.state is StageState.done else "failed"
@@ -176,6 +185,9 @@ def _save_clip(rt: Runtime, book: RecordBook, keys: st.Keys, clip: ClipRecord, s
         pipe.sadd(keys.stage(stage, outcome), clip.id)
         if status:
             pipe.hincrbyfloat(keys.job, f"seconds:{stage}", status.seconds)
+            _observe_latency(rt, stage, status.seconds, pipe)
+    if attempt is not None:  # the delivery count matters only while the stage runs
+        pipe.hdel(keys.attempts, attempt)
     pipe.execute()
 
 
@@ -210,8 +222,8 @@ def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
         finished = {c.decode() for c in rt.redis.smembers(keys.finished)}
         video = book.load_video(source_id)
         for clip_id in (video.clip_ids if video else []):
-            if clip_id not in finished and (clip := book.load_clip(clip_id)) is not None:
-                _advance(rt, job, clip, None)
+            if clip_id not in finished and (clip := _load_clip(rt, book, keys, clip_id)) is not None:
+                _advance(rt, job, book, clip, None)
         return
     item = job.input(source_id)
     settings = rt.job_settings(job)
@@ -300,16 +312,14 @@ def _video_status(video: VideoRecord, state: str | None = None) -> st.VideoStatu
 def _register(rt: Runtime, job: JobSpec, book: RecordBook, outcome: VideoOutcome, started: float) -> None:
     """Save the video's clips and record (bucket), register them (Redis), start their chains."""
     keys = st.Keys(job.id)
-    for clip in outcome.clips:
-        book.save_clip(clip)
-    book.save_video(outcome.video)
-    position = [i.source_id for i in job.inputs].index(outcome.video.source_id)
+    book.save_video(outcome.video)  # the clips' records reach the bucket when their chains end
+    position = job.input(outcome.video.source_id).position
     order: list[str] = []
     for index, clip in enumerate(outcome.clips):
         order += [clip.id, str(position * 1_000_000 + index)]
     pipe = rt.redis.pipeline(transaction=True)
     for clip in outcome.clips:
-        pipe.hset(keys.records, clip.id, clip.model_dump_json())
+        pipe.hset(keys.records, clip.id, st.pack_record(clip))
     pipe.hincrbyfloat(keys.job, "seconds:clip", time.perf_counter() - started)
     pipe.execute()
     complete = rt.redis.eval(st.REGISTER_VIDEO, 6, keys.job, keys.videos, keys.ingested, keys.clips, keys.clipstate,
@@ -322,7 +332,7 @@ def _register(rt: Runtime, job: JobSpec, book: RecordBook, outcome: VideoOutcome
     else:
         _job_log(rt, job.id, "WARNING", f"{video.source}: {video.state.value}: {video.error}")
     for clip in outcome.clips:
-        _advance(rt, job, clip, None)
+        _advance(rt, job, book, clip, None)
     if complete:
         _send(rt, FINALIZE_TASK, [job.id], QUEUES["finalize"])
 
@@ -374,40 +384,44 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
             rt.redis.hset(st.Keys(job_id).clipstate, clip_id, "cancelled")
         return  # cancelled (queued work is dropped) or a stale duplicate of a finished job
     keys = st.Keys(job_id)
-    deliveries = rt.redis.hincrby(keys.attempts, f"{clip_id}:{stage_name}:{retries}", 1)
+    attempt = f"{clip_id}:{stage_name}:{retries}"
+    pipe = rt.redis.pipeline(transaction=False)  # one round trip: count the delivery, read the record
+    pipe.hincrby(keys.attempts, attempt, 1)
+    pipe.hget(keys.records, clip_id)
+    deliveries, raw = pipe.execute()
     if deliveries > rt.settings.redis.max_deliveries:
         _fail_clip(rt, job_id, clip_id, stage_name,
                    f"its worker was lost {deliveries - 1} times while running {stage_name} on this clip")
         return
     store, recorder = rt.store(job_id)
     book = RecordBook(store)
-    clip = _load_clip(rt, book, keys, clip_id)
+    clip = st.unpack_record(raw) if raw else book.load_clip(clip_id)
     if clip is None:
         log.warning("%s: clip %s of job %s has no record, dropping", stage_name, clip_id, job_id)
         return
     settings = rt.job_settings(job)
-    with tempfile.TemporaryDirectory(prefix=f"spatialvid-{stage_name}-") as tmp:
-        ctx = StageContext(settings=settings, store=store, workdir=Path(tmp), cache=rt.cache)
-        stage = rt.stage(stage_name, ctx)
-        position = job.stages.index(stage_name)
-        prerequisites = [n for n in job.stages[:position] if n != "clip"]
-        fingerprint = stage.fingerprint(settings)
-        if needs_run(stage, clip, fingerprint, prerequisites, force=False):
-            rt.redis.hset(keys.clipstate, clip_id, f"running:{stage_name}")
-            result = run_clip_stage(stage, clip, ctx, fingerprint)
-            if recorder.errors and result.failed_stage == stage_name:
-                raise recorder.errors[-1]  # the store failed, not the clip: retry
-            if result.failed_stage == stage_name:
-                _job_log(rt, job_id, "WARNING", f"clip {clip_id} failed in {stage_name}: "
-                         f"{result.stages[stage_name].error}")
-            _save_clip(rt, book, keys, result, stage_name)
-            _observe_latency(rt, stage_name, result.stages[stage_name].seconds)
-            clip = result
-            if _state(rt, keys) is st.JobState.cancelled:
-                # Cancelled while this stage ran: its work counts (Redis has it, and so does the
-                # bucket's record), so finalize writes the tables and job.json again to say so too.
-                _send(rt, FINALIZE_TASK, [job_id], QUEUES["finalize"])
-    _advance(rt, job, clip, stage_name)
+    # run_clip_stage gives the run its own scratch folder; setup() writes nothing there
+    ctx = StageContext(settings=settings, store=store, workdir=Path(tempfile.gettempdir()), cache=rt.cache)
+    stage = rt.stage(stage_name, ctx)
+    position = job.stages.index(stage_name)
+    prerequisites = [n for n in job.stages[:position] if n != "clip"]
+    fingerprint = stage.fingerprint(settings)
+    if needs_run(stage, clip, fingerprint, prerequisites, force=False):
+        rt.redis.hset(keys.clipstate, clip_id, f"running:{stage_name}")
+        result = run_clip_stage(stage, clip, ctx, fingerprint)
+        if recorder.errors and result.failed_stage == stage_name:
+            raise recorder.errors[-1]  # the store failed, not the clip: retry
+        if result.failed_stage == stage_name:
+            _job_log(rt, job_id, "WARNING", f"clip {clip_id} failed in {stage_name}: "
+                     f"{result.stages[stage_name].error}")
+        # a first delivery's count is forgotten once it ran; a redelivered one's stays, as the record of it
+        _save_clip(rt, keys, result, stage_name, attempt if deliveries == 1 else None)
+        clip = result
+        if _state(rt, keys) is st.JobState.cancelled:
+            # Cancelled while this stage ran: its work counts (Redis has its record), so finalize
+            # writes the tables and job.json again to say so too.
+            _send(rt, FINALIZE_TASK, [job_id], QUEUES["finalize"])
+    _advance(rt, job, book, clip, stage_name)
 
 
 def _state(rt: Runtime, keys: st.Keys) -> st.JobState | None:
@@ -428,9 +442,9 @@ def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: 
         return
     clip = clip.model_copy(deep=True)
     clip.stages[stage_name] = StageStatus(state=StageState.failed, error=reason)
-    _save_clip(rt, book, keys, clip, stage_name)
+    _save_clip(rt, keys, clip, stage_name)
     _job_log(rt, job_id, "WARNING", f"clip {clip_id} failed in {stage_name}: {reason}")
-    _finish_clip(rt, job, clip_id, _end_state(clip))
+    _finish_clip(rt, job, book, clip)
 
 
 STAGE_TASKS = {name: _make_stage_task(name) for name in CLIP_STAGES}
@@ -465,10 +479,11 @@ def _finalize(rt: Runtime, job_id: str) -> None:
         return
     store, _ = rt.store(job_id)
     book = RecordBook(store)
-    clips = sorted(book.all_clips(), key=lambda c: (c.source_id, c.frame_start))
+    clips = sorted(_final_records(rt, keys, book), key=lambda c: (c.source_id, c.frame_start))
+    video_records = _read_all(book.all_video_keys(), book.load_video_key)
     videos = [st.VideoStatus.model_validate_json(v) for v in rt.redis.hvals(keys.videos)]
-    summary = _summary(rt, job, book, videos, keys)
-    finish_outputs(store, book, summary, clips)
+    summary = _summary(rt, job, video_records, videos, keys)
+    finish_outputs(store, book, summary, clips, all_clips=clips, all_videos=video_records)
     # Training exports the job asked for (export.formats), beside its native layout: export/{format}/
     export_job_formats(store, rt.job_settings(job).export)
     # The final state: decided from what the records say.
@@ -476,6 +491,8 @@ def _finalize(rt: Runtime, job_id: str) -> None:
     failed_clips = [c for c in clips if c.failed_stage]
     if job.state is st.JobState.cancelled:
         final = st.JobState.cancelled
+    elif not videos and rt.redis.hget(keys.job, "error"):  # a listing that yielded nothing
+        final = st.JobState.failed
     elif videos and len(failed_videos) == len(videos) or clips and len(failed_clips) == len(clips):
         final = st.JobState.failed
     elif failed_videos or failed_clips:
@@ -499,8 +516,29 @@ def _finalize(rt: Runtime, job_id: str) -> None:
     pipe.execute()
 
 
-def _summary(rt: Runtime, job: JobSpec, book: RecordBook, videos: list[st.VideoStatus], keys: st.Keys) -> RunSummary:
-    summary = RunSummary(stages=job.stages, videos_in=len(job.inputs),
+def _read_all(keys: list[str], load) -> list:
+    """Load many small objects from the bucket at once: finalize reads one per video (latency-bound)."""
+    with ThreadPoolExecutor(FINALIZE_READERS) as pool:
+        return [item for item in pool.map(load, keys) if item is not None]
+
+
+def _final_records(rt: Runtime, keys: st.Keys, book: RecordBook) -> list[ClipRecord]:
+    """Every clip's record, read from Redis in batches (10,000 bucket reads would take minutes). Clips
+    whose chain did not end (a cancelled job) get their record written to the bucket here."""
+    finished = {c.decode() for c in rt.redis.smembers(keys.finished)}
+    records = [st.unpack_record(raw) for _, raw in rt.redis.hscan_iter(keys.records, count=1000)]
+    if not records:  # Redis lost them (a flushed instance): the bucket has every record written
+        return book.all_clips()
+    unfinished = [clip for clip in records if clip.id not in finished]
+    if unfinished:
+        with ThreadPoolExecutor(FINALIZE_READERS) as pool:
+            list(pool.map(book.save_clip, unfinished))
+    return records
+
+
+def _summary(rt: Runtime, job: JobSpec, video_records: list[VideoRecord], videos: list[st.VideoStatus],
+             keys: st.Keys) -> RunSummary:
+    summary = RunSummary(stages=job.stages, videos_in=job.n_videos,
                          output=f"s3://{rt.settings.s3.bucket}/jobs/{job.id}/")
     for video in videos:
         if video.state == VideoState.failed.value:
@@ -508,16 +546,20 @@ def _summary(rt: Runtime, job: JobSpec, book: RecordBook, videos: list[st.VideoS
         elif video.state == "skipped":
             summary.videos_skipped[video.source] = next(iter(video.dropped), "skipped")
     dropped: Counter[str] = Counter()
-    for record in book.all_videos():
+    for record in video_records:
         for reason, n in record.dropped.items():
             dropped[f"clip: {reason}"] += n
     summary.dropped = dict(dropped)
     raw = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.job).items()}
     summary.stage_seconds = {k.split(":", 1)[1]: float(v) for k, v in raw.items() if k.startswith("seconds:")}
-    summary.stage_items["clip"] = len(job.inputs)
+    summary.stage_items["clip"] = job.n_videos
+    pipe = rt.redis.pipeline(transaction=False)
     for stage in job.clip_stages:
-        summary.stage_items[stage] = rt.redis.scard(keys.stage(stage, "done")) + rt.redis.scard(
-            keys.stage(stage, "failed"))
+        pipe.scard(keys.stage(stage, "done"))
+        pipe.scard(keys.stage(stage, "failed"))
+    counts = pipe.execute()
+    for i, stage in enumerate(job.clip_stages):
+        summary.stage_items[stage] = counts[2 * i] + counts[2 * i + 1]
     return summary
 
 

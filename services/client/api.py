@@ -99,6 +99,16 @@ class GatewayClient:
             body["config"] = config
         return self._request("POST", "/v1/jobs", json=body)
 
+    def submit_listing(self, prefix: str | None = None, manifest: str | None = None, stages: str | None = None,
+                       config: dict | None = None) -> dict:
+        """A job over every video below an S3 prefix, or every URI of a manifest object (listed by the workers)."""
+        body: dict[str, Any] = {"prefix": prefix} if prefix else {"manifest": manifest}
+        if stages:
+            body["stages"] = stages
+        if config:
+            body["config"] = config
+        return self._request("POST", "/v1/jobs", json=body)
+
     def status(self, job_id: str) -> dict:
         return self._request("GET", f"/v1/jobs/{job_id}")
 

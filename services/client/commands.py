@@ -32,7 +32,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     submit = subparsers.add_parser("submit", help="upload videos to the gateway and start a job")
-    submit.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    submit.add_argument("videos", nargs="*", type=Path, metavar="VIDEO")
+    submit.add_argument("--prefix", default=None, metavar="S3_URI",
+                        help="instead of VIDEOs: every video below s3://bucket/prefix/")
+    submit.add_argument("--manifest", default=None, metavar="S3_URI",
+                        help="instead of VIDEOs: a text object listing one s3:// or http(s):// URI per line")
     submit.add_argument("--stages", default=None, help="comma list of stages (default: all)")
     submit.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help=f"YAML overrides for the job (fields of {', '.join(JOB_OVERRIDABLE_SECTIONS)}; "
@@ -83,6 +87,15 @@ def _run(args: argparse.Namespace, body) -> int:
 def _submit(args: argparse.Namespace) -> int:
     def body(client: GatewayClient) -> int:
         config = read_config_file(args.config) if args.config else None
+        if bool(args.videos) + bool(args.prefix) + bool(args.manifest) != 1:
+            raise ApiFailure(0, "bad_arguments", "give VIDEO files, or --prefix, or --manifest (one of them)")
+        if not args.videos:
+            accepted = client.submit_listing(prefix=args.prefix, manifest=args.manifest, stages=args.stages,
+                                             config=config)
+            console.print(f"job {accepted['id']} queued: inputs listed from {args.prefix or args.manifest}, "
+                          f"stages {','.join(accepted['stages'])}")
+            print(accepted["id"])
+            return 0
         for video in args.videos:
             if not video.is_file():
                 raise ApiFailure(0, "no_file", f"{video} is not a file")

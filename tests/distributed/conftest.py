@@ -16,6 +16,8 @@ from services.stack import Stack, StackInfo
 
 # Small enough to test the limit, large enough for bikes.mp4 (0.5 MB).
 UPLOAD_LIMIT = 4 * 1024 * 1024
+# Inputs a prefix or manifest job lists per page: small, so a few test videos span several pages.
+LISTING_PAGE_SIZE = 2
 OTHER_KEY = new_key()
 GRANTED_PREFIX = "granted/dev/"
 
@@ -40,7 +42,8 @@ def distributed_settings(folder: Path) -> Settings:
         "stack": {"dir": str(folder), "start_timeout_s": 180},
         "gateway": {"max_upload_bytes": UPLOAD_LIMIT, "api_keys": {"other": hash_key(OTHER_KEY)},
                     # The development key ("dev") may also read one folder beyond its own jobs.
-                    "tenants": {"dev": {"s3_prefixes": [f"s3://{bucket}/{GRANTED_PREFIX}"]}}},
+                    "tenants": {"dev": {"s3_prefixes": [f"s3://{bucket}/{GRANTED_PREFIX}"]}},
+                    "source_page_size": LISTING_PAGE_SIZE},
         # Quick recovery of a killed worker's task (running tasks renew their lease), and a watchdog
         # that notices a job without work within seconds.
         "redis": {"visibility_timeout_s": 10, "lease_renew_s": 2.0, "restore_interval_s": 1,
