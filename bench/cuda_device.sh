@@ -8,11 +8,11 @@
 # ffprobe. imageio-ffmpeg 0.6.0 brings ffmpeg 7.0.2 in a 29 MB wheel (0.4.9's ffmpeg 4.2 lacks
 # -fps_mode; 0.8.1's wheel is 68 MB, over the 64 MiB a call carries); the bench cases are read at
 # their meta.json size and rate (services.samples.read_case_frames), so no ffprobe is needed.
-# `tests` JIT-builds the kernels (torch.utils.cpp_extension) and runs tests/kernels, the gpu-marked
+# `tests` JIT-builds the kernels (torch.utils.cpp_extension) and runs tests/kernels (the KLT on CUDA too), the gpu-marked
 # equivalence and tracking-accuracy tests included; `bench` runs bench/cuda_tracking.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CASES="room_plain orbit_plain street_dyn3 cut_room_street_dyn1"
+CASES="room_plain room_dyn2 orbit_plain street_dyn3 cut_room_street_dyn1"  # room_dyn2: tests/kernels/test_klt.py
 
 setup_device() {
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site bench/output/devcarry/whl/*.whl

@@ -26,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from services.annotate import chosen_frames  # noqa: E402
 from services.depth.backends import GeometricDepthAndMasks  # noqa: E402
 from services.depth.multiview import iter_depth_and_masks  # noqa: E402
 from services.depth.overlays import OverlayText  # noqa: E402
@@ -61,7 +62,8 @@ def tracked_poses(video: Path) -> tuple[np.ndarray, np.ndarray]:
     return track.c2w, K
 
 
-def run_case(name: str, params: GeometricParams, ev, overlay: OverlayText | None, poses: str = "gt") -> dict:
+def run_case(name: str, params: GeometricParams, ev, overlay: OverlayText | None, poses: str = "gt",
+             rate_hz: float | None = None) -> dict:
     d = bench_cases_dir() / name
     if poses == "tracked":
         c2w, K = tracked_poses(d / "video.mp4")
@@ -69,9 +71,13 @@ def run_case(name: str, params: GeometricParams, ev, overlay: OverlayText | None
         c2w, K = np.load(d / "gt_poses.npy"), np.load(d / "gt_intrinsics.npy")
     timings: dict[str, float] = {}
     both = GeometricDepthAndMasks(params, overlay)  # as the depth stage runs it by default
+    from services.video.probe import probe
+
+    refs = chosen_frames(len(c2w), probe(d / "video.mp4").fps, rate_hz)  # annotate.rate_hz
     start = time.perf_counter()
     with one_blas_thread():  # as every stage runs (services/execution.py)
-        out = list(both.iter_both(read_frames(d / "video.mp4"), c2w, K, timings=timings))
+        out = list(both.iter_both(read_frames(d / "video.mp4"), c2w, K, timings=timings,
+                                  refs=None if rate_hz is None else refs))
     elapsed = time.perf_counter() - start
     if overlay is not None:  # the detector runs as frames are read: split it out of decode_prepare
         timings["decode_prepare"] = max(0.0, timings["decode_prepare"] - overlay.seconds)  # frame 0 is read before the clock starts
@@ -79,8 +85,8 @@ def run_case(name: str, params: GeometricParams, ev, overlay: OverlayText | None
     depth = np.stack([x[0] for x in out]).astype(np.float16).astype(np.float32)  # as saved
     masks = np.stack([x[1] for x in out])
     gt = np.load(d / "gt_depth.npz")
-    dm = ev.depth_metrics(gt["depth"], depth, np.arange(len(depth)), (360, 640), int(gt["downsample"]))
-    mm = ev.mask_metrics(np.load(d / "gt_dynamic_masks.npz")["masks"], masks, np.arange(len(masks)))
+    dm = ev.depth_metrics(gt["depth"], depth, refs, (360, 640), int(gt["downsample"]))
+    mm = ev.mask_metrics(np.load(d / "gt_dynamic_masks.npz")["masks"], masks, refs)
     n = len(depth)
     return dict(case=name, frames=n, fps=n / elapsed, valid=float((depth > 0).mean()), depth=dm, masks=mm,
                 ms={k: 1000 * v / n for k, v in timings.items()})
@@ -141,6 +147,8 @@ def main() -> None:
     ap.add_argument("--text-every", type=int, default=4, help="run the text detector on every n-th frame")
     ap.add_argument("--poses", choices=["gt", "tracked"], default="gt",
                     help="ground-truth poses and intrinsics, or those the camera stage tracks (not timed)")
+    ap.add_argument("--rate-hz", type=float, default=None,
+                    help="annotate this many frames per second (annotate.rate_hz); scored on those frames")
     args = ap.parse_args()
     cv2.setNumThreads(2)
     params = GeometricParams()
@@ -149,12 +157,12 @@ def main() -> None:
     load = os.getloadavg()
     print(f"conditions: {os.cpu_count()} cores, cv2 threads {cv2.getNumThreads()}, load avg {load[0]:.1f} "
           f"(other processes share the cores), depth grid {params.depth_scale}x, DIS {params.flow_preset}, "
-          f"{args.poses} poses")
+          f"{args.poses} poses, rate {args.rate_hz or 'every frame'}")
     head = (f"{'case':22s} {'AbsRel':>7s} {'d<1.25':>7s} {'scale':>6s} {'valid':>6s} | {'IoU':>5s} {'prec':>5s} "
             f"{'rec':>5s} {'pred%':>6s} | {'fps':>5s} | ms/frame by step")
     print(head)
     for name in args.cases.split(","):
-        r = run_case(name, params, ev, overlay, args.poses)
+        r = run_case(name, params, ev, overlay, args.poses, args.rate_hz)
         dm, mm = r["depth"], r["masks"]
         fmt = lambda x, p=3: "   -  " if x is None else f"{x:.{p}f}"  # noqa: E731
         print(f"{name:22s} {fmt(dm.get('abs_rel')):>7s} {fmt(dm.get('delta_1_25')):>7s} {fmt(dm.get('scale'), 2):>6s} "

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import kombu.exceptions
+import redis.exceptions
+import urllib3.exceptions
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -11,6 +15,10 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait before retrying while Redis or the object store is down
+# (about what a restarted Redis needs to load its append-only file).
+RETRY_AFTER_S = 5
 
 
 class ErrorBody(BaseModel):
@@ -64,6 +72,18 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    @app.exception_handler(kombu.exceptions.OperationalError)
+    @app.exception_handler(urllib3.exceptions.HTTPError)
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # Redis, the queue or the object store is down (a restart, an outage): the request may
+        # succeed later, so it is a 503 with a hint when to retry, never a 500.
+        log.warning("a backing service is unavailable: %s: %s", type(exc).__name__, exc)
+        what = "the object store" if isinstance(exc, urllib3.exceptions.HTTPError) else "Redis"
+        return JSONResponse(_body("unavailable", f"{what} is unreachable at the moment; try again shortly"),
+                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

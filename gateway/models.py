@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workers.state import JobState, JobStatus, StageCounts, Timings, VideoStatus
 
@@ -15,15 +15,27 @@ __all__ = [
 
 
 class JobRequest(BaseModel):
-    """A job over videos already reachable: ``s3://bucket/key`` objects or http(s) URLs."""
+    """A job over videos already reachable: ``s3://bucket/key`` objects or http(s) URLs, listed in the
+    request (``sources``), or every video under an S3 prefix (``prefix``), or every URI of a manifest
+    object, one per line (``manifest``). Exactly one of the three."""
 
     model_config = ConfigDict(extra="forbid")
 
-    sources: list[str] = Field(min_length=1, max_length=1000, description="s3://bucket/key or http(s):// URLs")
+    sources: list[str] | None = Field(default=None, min_length=1, max_length=1000,
+                                      description="s3://bucket/key or http(s):// URLs")
+    prefix: str | None = Field(default=None, description="s3://bucket/prefix/: every video file below it")
+    manifest: str | None = Field(default=None, description="s3://bucket/key of a text file, one URI per line")
     stages: list[str] | str | None = Field(
         default=None, description="stage names (or one comma list); annotate = camera,depth; default: all")
     config: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="settings overrides by section (clip, score, filter, camera, depth, caption)")
+        default_factory=dict, description="settings overrides by section (clip, score, filter, annotate, camera, depth, caption, export)")
+
+    @model_validator(mode="after")
+    def one_kind_of_input(self) -> "JobRequest":
+        given = [name for name in ("sources", "prefix", "manifest") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of sources, prefix, manifest (got {', '.join(given) or 'none'})")
+        return self
 
 
 class JobAccepted(BaseModel):

@@ -12,22 +12,12 @@ TRITON_PIP := $(TRITON_VENV)/bin/pip
 
 triton-venv: $(TRITON_VENV)/.installed
 
-$(TRITON_VENV)/.installed: mk/triton.mk
+# From its own lock (requirements/triton.lock, made by `make lock` from requirements/triton.in); --no-deps
+# leaves out the opencv-python that rapidocr asks for (only its ONNX file is used here).
+$(TRITON_VENV)/.installed: requirements/triton.lock
 	[ -x $(TRITON_VENV)/bin/python ] || $(PYTHON) -m venv $(TRITON_VENV)
 	$(TRITON_PIP) install -q --upgrade pip
-	$(TRITON_PIP) install -q "nvidia-pytriton>=0.5" "numpy<2" onnxruntime torch==2.13.0 \
-		transformers safetensors opencv-python-headless pyyaml
-	$(TRITON_PIP) install -q --no-deps "rapidocr_onnxruntime==1.4.4"
+	$(TRITON_PIP) install -q --require-hashes --no-deps -r requirements/triton.lock
 	touch $@
 
 test-deps: triton-venv
-
-# The client library in the main virtualenv (the `triton` extra of pyproject.toml).
-.PHONY: triton-client
-triton-client: $(VENV)/.triton-client
-
-$(VENV)/.triton-client: $(VENV)/.installed
-	$(PIP) install -q "tritonclient[http,grpc]>=2.40"
-	touch $@
-
-test-deps: triton-client

@@ -16,7 +16,7 @@ from services.settings import ConfigError, load_settings
 
 # Modules that add subcommands: each has ``register(subparsers)``. A module
 # that does not exist yet (a later issue adds it) is skipped.
-COMMAND_MODULES = ("services.client.commands", "services.stack")
+COMMAND_MODULES = ("services.client.commands", "services.stack", "services.viewer.commands", "services.export.cli")
 
 console = Console(stderr=True)
 
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from services.pipeline import EmbeddedPipeline
+    from services.pipeline import LOG_FILE, EmbeddedPipeline
     from services.stages.registry import UnknownStage, parse_stage_list
 
     try:
@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    log_file = logging.FileHandler(args.out / "spatialvid.log")
+    log_file = logging.FileHandler(args.out / LOG_FILE)
     log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(log_file)
     summary = EmbeddedPipeline(settings, args.out, stages, force=args.force, console=console).run(args.inputs)

@@ -8,9 +8,13 @@ drift apart.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
@@ -22,6 +26,26 @@ from services.video.probe import ProbeError
 log = logging.getLogger(__name__)
 
 STAGE_ORDER = list(STAGES)
+
+_scratch_dirs: dict[int, Path] = {}
+
+
+@contextmanager
+def scratch_folder() -> Iterator[Path]:
+    """An empty scratch folder for one stage run: one per process, emptied after each run (a fresh
+    temporary folder per run cost two filesystem round trips on every clip-stage, about 4-9 ms apiece
+    on a busy machine, while most stages write nothing there)."""
+    folder = _scratch_dirs.get(os.getpid())
+    if folder is None or not folder.is_dir():
+        folder = _scratch_dirs[os.getpid()] = Path(tempfile.mkdtemp(prefix=f"spatialvid-{os.getpid()}-"))
+    try:
+        yield folder
+    finally:
+        for entry in os.scandir(folder):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
 
 
 def needs_run(stage: ClipStage, clip: ClipRecord, fingerprint: str, prerequisites: list[str], force: bool) -> bool:
@@ -43,8 +67,8 @@ def run_clip_stage(stage: ClipStage, clip: ClipRecord, ctx: StageContext, finger
     # A stage that runs again makes every later stage's result stale.
     for later in STAGE_ORDER[STAGE_ORDER.index(stage.name) + 1:] if stage.name in STAGE_ORDER else []:
         clip.stages.pop(later, None)
-    with tempfile.TemporaryDirectory(prefix=f"spatialvid-{stage.name}-") as scratch:
-        ctx.workdir = Path(scratch)
+    with scratch_folder() as scratch:
+        ctx.workdir = scratch
         try:
             with one_blas_thread():
                 outcome = stage.run(clip, ctx)
@@ -77,8 +101,8 @@ def run_video_stage(
 ) -> VideoOutcome:
     """Clip one video; a bad input comes back as a failed record with its reason."""
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="spatialvid-clip-") as scratch:
-        ctx.workdir = Path(scratch)
+    with scratch_folder() as scratch:
+        ctx.workdir = scratch
         try:
             with one_blas_thread():
                 outcome = stage.run(video, local_path, ctx)

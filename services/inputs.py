@@ -35,8 +35,26 @@ def discover(inputs: list[Path]) -> list[Path]:
     return list(unique)
 
 
+# Longest stem kept in ids: a clip's file name is ``{stem}_{index}.mp4`` and temporary names add a
+# few characters more; file systems stop at 255 bytes per name.
+MAX_STEM_CHARS = 80
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def is_safe_name(text: str) -> bool:
+    """True for a name safe_stem could have made (ids built from it: source and clip ids)."""
+    return 0 < len(text) <= 255 and text not in (".", "..") and not _UNSAFE.search(text)
+
+
 def safe_stem(path: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-.") or "video"
+    """The file's stem in characters safe in file names and object keys, at most MAX_STEM_CHARS long
+    (a longer one keeps its start and gains a digest of the whole, so two long names stay apart)."""
+    stem = _UNSAFE.sub("-", path.stem).strip("-.") or "video"
+    if len(stem) > MAX_STEM_CHARS:
+        digest = hashlib.sha256(stem.encode()).hexdigest()[:8]
+        stem = f"{stem[:MAX_STEM_CHARS - 9].rstrip('-.')}-{digest}"
     return stem
 
 

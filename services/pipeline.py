@@ -30,6 +30,9 @@ from services.storage.local import LocalStore
 
 log = logging.getLogger(__name__)
 
+# The run's log in the output layout (the embedded run's logging, the distributed job's task log).
+LOG_FILE = "spatialvid.log"
+
 
 class RunSummary(BaseModel):
     stages: list[str]
@@ -176,9 +179,12 @@ class EmbeddedPipeline:
         finish_outputs(self.store, self.book, self.summary, clips)
 
 
-def finish_outputs(store, book: RecordBook, summary: RunSummary, clips: list[ClipRecord]) -> None:
+def finish_outputs(store, book: RecordBook, summary: RunSummary, clips: list[ClipRecord],
+                   all_clips: list[ClipRecord] | None = None, all_videos: list[VideoRecord] | None = None) -> None:
     """Count this run's clips into the summary and write the dataset tables
-    (shared with the distributed mode's finalize task, so both write the same files)."""
+    (shared with the distributed mode's finalize task, so both write the same files).
+    ``all_clips`` / ``all_videos``: every record of the output, where the caller has them already
+    (otherwise read from the book)."""
     summary.clips_out = len(clips)
     summary.clips_kept = sum(1 for c in clips if c.active)
     rules = Counter(rule for c in clips for rule in c.filtered_by)
@@ -190,9 +196,9 @@ def finish_outputs(store, book: RecordBook, summary: RunSummary, clips: list[Cli
     notes = Counter(f"{name}: {status.note}" for c in clips for name, status in c.stages.items() if status.note)
     summary.notes += [f"{text} ({n} clip{'s' if n > 1 else ''})" for text, n in notes.items()]
     # The tables cover the whole output folder: earlier runs' inputs too.
-    all_clips = sorted(book.all_clips(), key=lambda c: (c.source_id, c.frame_start))
+    all_clips = sorted(book.all_clips() if all_clips is None else all_clips, key=lambda c: (c.source_id, c.frame_start))
     write_table(store, "metadata", clips_table(all_clips))
-    write_table(store, "videos", videos_table(book.all_videos()))
+    write_table(store, "videos", videos_table(book.all_videos() if all_videos is None else all_videos))
     store.put_json("provenance.json", _provenance(all_clips))
     store.put_bytes("summary.json", summary.model_dump_json(indent=2).encode())
 

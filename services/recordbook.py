@@ -42,12 +42,14 @@ class RecordBook:
         self.store.delete(f"clips/{clip_id}.mp4")
         self.store.delete(f"{CLIPS}/{clip_id}.json")
 
+    def all_video_keys(self) -> list[str]:
+        return [key for key in self.store.list(f"{VIDEOS}/") if key.endswith(".json")]
+
+    def load_video_key(self, key: str) -> VideoRecord:
+        return VideoRecord.model_validate_json(self.store.get_bytes(key))
+
     def all_videos(self) -> list[VideoRecord]:
-        return [
-            VideoRecord.model_validate_json(self.store.get_bytes(key))
-            for key in self.store.list(f"{VIDEOS}/")
-            if key.endswith(".json")
-        ]
+        return [self.load_video_key(key) for key in self.all_video_keys()]
 
     def all_clips(self) -> list[ClipRecord]:
         return [

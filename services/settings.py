@@ -75,8 +75,10 @@ class ClipSettings(Section):
     min_seconds: float = 3.0
     max_seconds: float = 15.0
     # Encoding of the cut clips: frame-accurate re-encode, same fps and size unless asked.
-    crf: int = 18
-    preset: str = "veryfast"
+    crf: int = Field(18, ge=0, le=51)
+    # x264's presets (placebo left out: many times slower for no visible gain).
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                    "veryslow"] = "veryfast"
     max_height: int | None = None
 
     @model_validator(mode="after")
@@ -138,6 +140,14 @@ class CameraSettings(Section):
     known_hfov_deg: float | None = None
 
 
+class AnnotateSettings(Section):
+    """Which frames the camera, depth and mask outputs cover (services/annotate.py)."""
+
+    # Annotated frames per second of video; None = every frame. 5 is the reference's sampling: depth and
+    # masks then cost about fps/5 times less, the camera tracking (its own keyframe rate) the same.
+    rate_hz: float | None = Field(default=None, gt=0)
+
+
 class DepthSettings(Section):
     """Depth maps and dynamic masks. ``geometric`` needs no weights (services.depth); other backends
     (services.models) plug in through services.depth.backends.DepthBackend / MaskBackend."""
@@ -169,6 +179,10 @@ class DepthSettings(Section):
     overlay_text_every: int = Field(4, ge=1)
     mask_drop_screen_fixed: bool = False  # never mask what stays put on screen while the camera moves (overlays; also followed objects)
     export_exr_zip: bool = False  # also write depth.zip (per-frame disparity EXRs, the reference's layout)
+    # Frames are decoded for depth and masks at most this long on their long side (larger clips are scaled
+    # down, so the cost per frame stops growing with the input's pixels); masks are written at that size,
+    # depth at depth_scale of it (720p and smaller: the clip's own size).
+    working_max_side: int = Field(1280, ge=64)
     # Weight-based backends (services.depth.learned): backend "depth_anything_v2", mask_backend "sam2".
     # Depth Anything's per-frame scale/shift reference: "auto" = UniDepth V2 (metric) when it loads, else the
     # geometric depth (pose units); "unidepth" / "geometric" insist on one.
@@ -212,6 +226,22 @@ class CaptionSettings(Section):
     frame_width: int = 640
     frame_height: int = 360
     jpeg_quality: int = Field(default=85, ge=10, le=100)
+
+
+class ExportSettings(Section):
+    """Training-ready exports of an output folder (``spatialvid export``; services/export)."""
+
+    # Formats a distributed job also writes to its bucket folder at finalize (``export/{format}/``);
+    # empty = the native layout only. The embedded CLI takes ``--format`` instead.
+    formats: list[Literal["spatialvid-hq", "webdataset"]] = Field(default_factory=list)
+    # Clips per ``group_XXXX`` folder: the published dataset's groups hold a few thousand clips, which keeps
+    # folders listable and lets users download a group at a time.
+    group_size: int = Field(1000, ge=1)
+    # Filtered-out (and failed) clips stay out of a training export unless asked for.
+    include_filtered: bool = False
+    # Clips per WebDataset tar shard: 100 clips of 3-15 s at 720p make shards of a few hundred MB,
+    # the size streaming loaders read efficiently.
+    shard_clips: int = Field(100, ge=1)
 
 
 class KernelSettings(Section):
@@ -276,8 +306,25 @@ class RedisSettings(Section):
     retry_backoff_max_s: int = Field(default=120, ge=1)
     # A clip whose stage killed its worker this many times fails alone (a poison clip).
     max_deliveries: int = Field(default=3, ge=1)
+    # The finalize workers look this often for active jobs with no task left anywhere (their work
+    # vanished); such a job is failed after two looks in a row (workers/watchdog.py).
+    watchdog_interval_s: float = Field(default=30.0, gt=0)
     # Job state stays in Redis this long after the job ends (then it is read from the bucket).
     job_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+
+
+class TenantSettings(Section):
+    """What the operator grants one API key's owner beyond its own jobs."""
+
+    # Object prefixes its jobs may name as sources: "s3://bucket/folder/" (a folder and everything below).
+    s3_prefixes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _prefixes_are_s3(self) -> "TenantSettings":
+        for prefix in self.s3_prefixes:
+            if not prefix.startswith("s3://") or len(prefix) <= len("s3://") or prefix[5] == "/":
+                raise ValueError(f"{prefix!r} is not s3://bucket/prefix")
+        return self
 
 
 class GatewaySettings(Section):
@@ -294,8 +341,14 @@ class GatewaySettings(Section):
     # ``python -m gateway.auth``). A key sees only the jobs it created.
     api_keys: dict[str, str] = Field(default_factory=dict)
     max_page_size: int = Field(default=500, ge=1)
+    # Owner name -> what its key may read beyond its own uploads and jobs (s3 source prefixes).
+    tenants: dict[str, TenantSettings] = Field(default_factory=dict)
     # http(s) sources may resolve to private or loopback addresses (off: SSRF guard).
     allow_private_sources: bool = False
+    # A job over an S3 prefix or manifest lists its inputs this many at a time (one task per page).
+    source_page_size: int = Field(default=1000, ge=1, le=10_000)
+    # At most this many inputs per listed job: a mistyped prefix should not queue a whole bucket.
+    max_listed_sources: int = Field(default=100_000, ge=1)
 
 
 def _env_or(name: str, default: str = "") -> str:
@@ -344,8 +397,10 @@ class Settings(BaseSettings):
     score: ScoreSettings = Field(default_factory=ScoreSettings)
     filter: FilterSettings = Field(default_factory=FilterSettings)
     camera: CameraSettings = Field(default_factory=CameraSettings)
+    annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
     depth: DepthSettings = Field(default_factory=DepthSettings)
     caption: CaptionSettings = Field(default_factory=CaptionSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     kernels: KernelSettings = Field(default_factory=KernelSettings)
     triton: TritonSettings = Field(default_factory=TritonSettings)
@@ -372,28 +427,55 @@ class Settings(BaseSettings):
         return Settings.model_validate(merged)
 
 
-# Sections that a job may override (pipeline behaviour, never infrastructure or secrets).
-JOB_OVERRIDABLE_SECTIONS = ("clip", "score", "filter", "camera", "depth", "caption")
-# Fields a job may never set: where clip frames are sent and with which key is
-# the operator's decision, not the submitter's.
-JOB_FORBIDDEN_FIELDS: dict[str, tuple[str, ...]] = {
-    "caption": ("vlm_url", "llm_url", "api_key", "llm_api_key"),
+# What a job may set: an allow-list of fields, section by section. Anything else (caption
+# endpoints, keys and models, storage, weights, infrastructure, resources such as threads) is the
+# operator's: where clip frames are sent, with which key and at whose cost is never the submitter's
+# decision. A field added to the settings stays operator-only until it is listed here.
+JOB_SETTABLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "clip": (
+        "content_threshold", "adaptive_threshold", "adaptive_window", "adaptive_min_content", "min_scene_frames",
+        "frame_step", "analysis_width", "trim_seconds", "min_seconds", "max_seconds", "crf", "preset", "max_height",
+    ),
+    "score": ("frames_per_clip", "width", "height", "flow_pairs", "flow_preset", "quality_backend",
+              "aesthetic_quick_gelu", "ocr_text"),
+    "filter": ("aesthetic_min", "luminance_min", "luminance_max", "motion_min", "motion_max", "ocr_max"),
+    # Which frames the annotations cover.
+    "annotate": ("rate_hz",),
+    "camera": ("keyframe_rate_hz", "working_max_side", "max_tracks", "window", "refine_window", "mover_test",
+               "prior_hfov_deg", "vanishing_every", "known_hfov_deg"),
+    "depth": (
+        "depth_scale", "flow_preset", "max_offset", "target_parallax_px", "min_parallax_px", "max_residual_px",
+        "depth_max_residual_px", "propagate", "min_translation_parallax_px", "mask_threshold", "mask_gravity_prior",
+        "mask_persistence", "mask_segment_trim", "mask_exclude_overlay_text", "overlay_text_every",
+        "mask_drop_screen_fixed", "export_exr_zip", "working_max_side",
+    ),
+    # Only how the operator's models are asked, never which model, where or with which key.
+    "caption": ("vlm_temperature", "llm_temperature", "frames_per_second"),
+    # Which training exports the job also writes to its bucket folder, and how they are cut.
+    "export": ("formats", "group_size", "include_filtered", "shard_clips"),
 }
+JOB_OVERRIDABLE_SECTIONS = tuple(JOB_SETTABLE_FIELDS)
+
+
+class JobOverrideRefused(ValueError):
+    """A job's config names a section or field that only the operator may set."""
 
 
 def check_job_overrides(overrides: dict[str, Any]) -> None:
-    """Raise ValueError naming what a job's config may not override."""
-    refused = sorted(set(overrides) - set(JOB_OVERRIDABLE_SECTIONS))
+    """Raise JobOverrideRefused naming every section.field a job may not set."""
+    refused: list[str] = []
+    for section, values in overrides.items():
+        allowed = JOB_SETTABLE_FIELDS.get(section)
+        if allowed is None:
+            refused.append(str(section))
+        elif isinstance(values, dict):
+            refused += [f"{section}.{name}" for name in values if name not in allowed]
     if refused:
-        raise ValueError(
-            f"config section(s) {', '.join(refused)} cannot be set per job "
-            f"(allowed: {', '.join(JOB_OVERRIDABLE_SECTIONS)})"
+        raise JobOverrideRefused(
+            f"a job may not set {', '.join(sorted(refused))}: operator settings "
+            f"(a job may set fields of {', '.join(JOB_SETTABLE_FIELDS)}; see JOB_SETTABLE_FIELDS in services/settings.py)"
         )
-    for section, fields in JOB_FORBIDDEN_FIELDS.items():
-        values = overrides.get(section) or {}
-        blocked = sorted(set(values) & set(fields)) if isinstance(values, dict) else []
-        if blocked:
-            raise ValueError(f"{section}.{', '.join(blocked)} cannot be set per job (operator settings)")
+
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "spatialvid_config_file", default=None

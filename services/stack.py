@@ -48,6 +48,7 @@ class Proc:
     log: str
     started: int | None = None
     stop_signal: int = signal.SIGTERM
+    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,7 +99,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             if value is None:
                 continue
             if isinstance(value, (dict, list, bool)):
-                text = json.dumps(value)
+                text = json.dumps(section.model_dump(mode="json", include={name})[name])
             else:
                 text = str(value.value if hasattr(value, "value") else value)
             env[f"SPATIALVID_{section_name.upper()}__{name.upper()}"] = text
@@ -138,7 +139,8 @@ class Stack:
     def up(self, echo: Callable[[str], None] = lambda _: None) -> StackInfo:
         existing = StackInfo.load(self.dir)
         if existing and any(_alive(p) for p in existing.processes):
-            raise StackError(f"a stack is already running from {self.dir} (run `spatialvid stack down` first)")
+            raise StackError(f"a stack is already running from {self.dir}: `spatialvid stack status` lists its "
+                             "parts, `spatialvid stack restart PART` restarts one, `spatialvid stack down` stops it")
         if shutil.which("redis-server") is None:
             raise StackError("redis-server is not installed (apt-get install redis-server)")
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -170,10 +172,14 @@ class Stack:
         try:
             redis_dir = self.dir / "redis"
             redis_dir.mkdir(exist_ok=True)
+            # Append-only persistence (fsync every second) in the stack folder: jobs survive a Redis
+            # restart and `stack down`/`up`, queued tasks included.
             self._spawn(info, "redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                                        "--save", "", "--appendonly", "no", "--dir", str(redis_dir)])
+                                        "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+                                        "--dir", str(redis_dir)])
             self._spawn(info, "s3", [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)])
             self._wait(info, "redis", lambda: self._redis_ok(info))
+            self._forget_workers(info)  # the previous stack's, from the append-only file
             self._wait(info, "s3", lambda: self._bucket_ok(info))
             echo(f"redis at {info.redis_url}, S3 at http://{info.s3_endpoint} (bucket {info.bucket})")
             if conf.triton:
@@ -195,6 +201,44 @@ class Stack:
             self._stop_all(info)
             raise
         return info
+
+    # -- one part at a time ---------------------------------------------------------
+    def restart(self, part: str, echo: Callable[[str], None] = lambda _: None) -> list[Proc]:
+        """Stop one part of the running stack (if it still runs) and start it again with the stack's
+        settings, recording the new PIDs: ``gateway``, ``redis``, ``s3``, ``triton`` or a queue name
+        (every worker of that queue; one if none is left)."""
+        from workers.routing import QUEUE_NAMES
+
+        info = StackInfo.load(self.dir)
+        if info is None:
+            raise StackError(f"no stack in {self.dir} (start one with `spatialvid stack up`)")
+        servers = [p.name for p in info.processes if not p.name.startswith("worker-")]
+        if part in QUEUE_NAMES:
+            old = [p for p in info.processes if p.name.startswith(f"worker-{part}-")]
+        elif part in servers:
+            old = [p for p in info.processes if p.name == part]
+        else:
+            raise StackError(f"unknown part {part!r}: one of {', '.join([*servers, *QUEUE_NAMES])}")
+        for proc in old:
+            if self.stop_process(proc):
+                echo(f"stopped {proc.name} (pid {proc.pid})")
+            info.processes.remove(proc)
+        info.save()
+        if part in QUEUE_NAMES:
+            started = [self._spawn_worker(info, part) for _ in range(max(1, len(old)))]
+            for proc in started:
+                self._wait(info, proc.name, lambda p=proc: self._worker_ready(info, p))
+        else:
+            previous = old[0]
+            started = [self._spawn(info, part, previous.cmd, stop_signal=previous.stop_signal,
+                                   extra_env=previous.extra_env)]
+            checks = {"redis": lambda: self._redis_ok(info), "s3": lambda: self._bucket_ok(info),
+                      "gateway": lambda: self._http_ok(f"{info.api_url}/readyz"),
+                      "triton": lambda: self._http_ok(f"http://{self.settings.triton.url}/v2/health/ready")}
+            self._wait(info, part, checks.get(part, lambda: True))
+        for proc in started:
+            echo(f"started {proc.name} (pid {proc.pid})")
+        return started
 
     def start_worker(self, queue: str) -> Proc:
         """One more worker for ``queue`` on the running stack (returns once it is ready)."""
@@ -228,7 +272,7 @@ class Stack:
             process = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        env=env, cwd=Path(__file__).resolve().parents[1], start_new_session=True)
         proc = Proc(name=name, pid=process.pid, cmd=cmd, log=str(log), started=_start_ticks(process.pid),
-                    stop_signal=int(stop_signal))
+                    stop_signal=int(stop_signal), extra_env=dict(extra_env or {}))
         info.processes.append(proc)
         info.save()
         return proc
@@ -253,6 +297,14 @@ class Stack:
         import redis
 
         return bool(redis.Redis.from_url(info.redis_url, socket_timeout=1).ping())
+
+    @staticmethod
+    def _forget_workers(info: StackInfo) -> None:
+        import redis
+
+        from workers.state import WORKERS
+
+        redis.Redis.from_url(info.redis_url, socket_timeout=2).delete(WORKERS)
 
     def _bucket_ok(self, info: StackInfo) -> bool:
         from services.storage.s3 import S3Store
@@ -332,9 +384,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     down = sub.add_parser("down", help="stop the processes `stack up` started")
     down.add_argument("--dir", type=Path, default=None)
     down.set_defaults(handler=_cmd_down)
-    status = sub.add_parser("status", help="which of the stack's processes run")
+    status = sub.add_parser("status", help="which of the stack's processes run (exit 0 if all, 1 otherwise)")
     status.add_argument("--dir", type=Path, default=None)
     status.set_defaults(handler=_cmd_status)
+    restart = sub.add_parser("restart", help="stop one part (if it runs) and start it again with the stack's "
+                             "settings: gateway, redis, s3, triton or a queue's workers")
+    restart.add_argument("part", metavar="gateway|redis|s3|QUEUE")
+    restart.add_argument("--dir", type=Path, default=None)
+    restart.set_defaults(handler=_cmd_restart)
+    add_worker = sub.add_parser("add-worker", help="start one more worker for QUEUE with the stack's settings "
+                                "(recorded, so `down` stops it too)")
+    add_worker.add_argument("queue")
+    add_worker.add_argument("--dir", type=Path, default=None)
+    add_worker.set_defaults(handler=_cmd_add_worker)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -372,3 +434,27 @@ def _cmd_status(args: argparse.Namespace) -> int:
         running += alive
         print(f"{proc.name:32} pid {proc.pid:>7}  {'running' if alive else 'stopped'}  {proc.log}")
     return 0 if running == len(info.processes) else 1
+
+
+def _cmd_restart(args: argparse.Namespace) -> int:
+    try:
+        Stack(_settings(args), args.dir).restart(args.part, echo=lambda m: print(m, file=sys.stderr))
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_add_worker(args: argparse.Namespace) -> int:
+    from workers.routing import QUEUE_NAMES
+
+    if args.queue not in QUEUE_NAMES:
+        print(f"error: unknown queue {args.queue!r}: one of {', '.join(QUEUE_NAMES)}", file=sys.stderr)
+        return 1
+    try:
+        proc = Stack(_settings(args), args.dir).start_worker(args.queue)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"started {proc.name} (pid {proc.pid})", file=sys.stderr)
+    return 0

@@ -8,8 +8,19 @@ benchmarks that call the maths directly use it too.
 
 from __future__ import annotations
 
-from threadpoolctl import threadpool_limits
+import sys
+
+from threadpoolctl import ThreadpoolController, threadpool_limits
+
+# Finding the loaded BLAS libraries walks every shared object of the process (about 4 ms on a busy
+# machine, per stage run): done once, and again only after new modules were imported (they may have
+# loaded another library).
+_controller: ThreadpoolController | None = None
+_modules_seen = -1
 
 
 def one_blas_thread() -> threadpool_limits:
-    return threadpool_limits(limits=1, user_api="blas")
+    global _controller, _modules_seen
+    if _controller is None or len(sys.modules) != _modules_seen:
+        _controller, _modules_seen = ThreadpoolController(), len(sys.modules)
+    return _controller.limit(limits=1, user_api="blas")

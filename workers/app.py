@@ -14,7 +14,7 @@ from workers.routing import QUEUE_NAMES, task_routes
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("spatialvid", broker=settings.redis.url, include=["workers.tasks"])
+    app = Celery("spatialvid", broker=settings.redis.url, include=["workers.tasks", "workers.expand"])
     app.conf.update(
         task_queues=[Queue(name) for name in QUEUE_NAMES],
         task_default_queue=QUEUE_NAMES[0],

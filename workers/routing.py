@@ -24,6 +24,7 @@ QUEUES: dict[str, str] = {
 QUEUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(QUEUES.values()))
 
 INGEST_TASK = "spatialvid.ingest"
+EXPAND_TASK = "spatialvid.expand"  # lists a prefix or manifest page by page (rides on the ingest queue)
 FINALIZE_TASK = "spatialvid.finalize"
 
 # The stages that run per clip (everything after clipping).
@@ -36,7 +37,8 @@ def stage_task(stage: str) -> str:
 
 
 def task_routes() -> dict[str, dict[str, str]]:
-    routes = {INGEST_TASK: {"queue": QUEUES["clip"]}, FINALIZE_TASK: {"queue": QUEUES["finalize"]}}
+    routes = {INGEST_TASK: {"queue": QUEUES["clip"]}, EXPAND_TASK: {"queue": QUEUES["clip"]},
+              FINALIZE_TASK: {"queue": QUEUES["finalize"]}}
     routes.update({stage_task(stage): {"queue": QUEUES[stage]} for stage in CLIP_STAGES})
     return routes
 

@@ -7,12 +7,14 @@ connection is shared across processes.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import redis
 from minio import Minio
 
-from services.settings import Settings, load_settings
+from services.settings import Settings, check_job_overrides, load_settings
 from services.stages.base import Stage, StageContext
 from services.stages.registry import build_stage
 from services.storage.s3 import S3Store, make_client
@@ -20,11 +22,16 @@ from workers.state import JobState, Keys
 from workers.transient import TransientRecorder
 
 
+# Jobs whose input lists a worker keeps (a worker sees few jobs at once; the lists can be long).
+JOBS_REMEMBERED = 64
+
+
 @dataclass(frozen=True)
 class JobInput:
     source_id: str
     name: str  # what the user called it (the upload's file name, or the URI)
     uri: str  # s3://bucket/key or http(s)://...
+    position: int = -1  # order among the job's inputs (clips are listed in this order)
 
 
 @dataclass(frozen=True)
@@ -34,10 +41,17 @@ class JobSpec:
     state: JobState
     stages: list[str]
     overrides: dict
-    inputs: list[JobInput]
+    inputs: list[JobInput]  # as the request named them; a listed job's come page by page (lookup)
+    n_videos: int = 0
+    lookup: Callable[[str], JobInput | None] | None = field(default=None, compare=False, repr=False)
 
     def input(self, source_id: str) -> JobInput:
-        return next(i for i in self.inputs if i.source_id == source_id)
+        found = next((i for i in self.inputs if i.source_id == source_id), None)
+        if found is None and self.lookup is not None:
+            found = self.lookup(source_id)
+        if found is None:
+            raise KeyError(f"job {self.id} has no input {source_id!r}")
+        return found
 
     @property
     def clip_stages(self) -> list[str]:
@@ -51,25 +65,46 @@ class Runtime:
         self.minio: Minio = make_client(settings.s3)
         self.cache: dict[str, object] = {}  # StageContext.cache: models loaded by setup()
         self._stages: dict[str, Stage] = {}
+        self._build_stage = _stage_builder(settings)
         self._set_up: set[tuple[str, str]] = set()
         self._job_settings: dict[str, Settings] = {}
+        self._inputs: dict[str, list[JobInput]] = {}
 
     def job(self, job_id: str) -> JobSpec | None:
-        raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(Keys(job_id).job).items()}
-        if not raw:
-            return None
+        """The job as every task needs it: one small read (the input list, which can be long, is read
+        once per process and job: it never changes)."""
+        key = Keys(job_id).job
+        owner, state, stages, overrides, n_videos = self.redis.hmget(
+            key, "owner", "state", "stages", "overrides", "n_videos")
+        if owner is None or state is None or stages is None:
+            return None  # unknown, expired, or lost (a Redis restart without persistence)
+        inputs = self._inputs.get(job_id)
+        if inputs is None:
+            raw = self.redis.hget(key, "inputs")
+            inputs = [JobInput(**{"position": n, **item}) for n, item in enumerate(json.loads(raw or "[]"))]
+            if len(self._inputs) >= JOBS_REMEMBERED:
+                self._inputs.clear()
+            self._inputs[job_id] = inputs
         return JobSpec(
             id=job_id,
-            owner=raw["owner"],
-            state=JobState(raw["state"]),
-            stages=json.loads(raw["stages"]),
-            overrides=json.loads(raw.get("overrides", "{}")),
-            inputs=[JobInput(**item) for item in json.loads(raw["inputs"])],
+            owner=owner.decode(),
+            state=JobState(state.decode()),
+            stages=json.loads(stages),
+            overrides=json.loads(overrides or "{}"),
+            inputs=inputs,
+            n_videos=int(n_videos or 0),
+            lookup=lambda source_id: self._listed_input(job_id, source_id),
         )
+
+    def _listed_input(self, job_id: str, source_id: str) -> JobInput | None:
+        raw = self.redis.hget(Keys(job_id).inputs, source_id)
+        return JobInput(**json.loads(raw)) if raw else None
 
     def job_settings(self, job: JobSpec) -> Settings:
         key = json.dumps(job.overrides, sort_keys=True)
         if key not in self._job_settings:
+            # The gateway refuses these already; a job recorded any other way gets no further.
+            check_job_overrides(job.overrides)
             if len(self._job_settings) > 64:
                 self._job_settings.clear()
             self._job_settings[key] = self.settings.with_overrides(job.overrides)
@@ -84,12 +119,26 @@ class Runtime:
         """The stage object, set up once per process (and again if its settings change)."""
         stage = self._stages.get(name)
         if stage is None:
-            stage = self._stages[name] = build_stage(name)
+            stage = self._stages[name] = self._build_stage(name)
         marker = (name, stage.fingerprint(ctx.settings))
         if marker not in self._set_up:
             stage.setup(ctx)
             self._set_up.add(marker)
         return stage
+
+
+# Benchmark only (bench/scale.py): the stages become stubs that sleep and write dummy files. It needs
+# bench/, which the images do not ship (an ImportError there), and refuses a Redis off the loopback.
+BENCH_STUBS_ENV = "SVID_BENCH_STUB_STAGES"
+
+
+def _stage_builder(settings: Settings):
+    plan = os.environ.get(BENCH_STUBS_ENV)
+    if not plan:
+        return build_stage
+    from bench.stub_stages import stub_factory
+
+    return stub_factory(plan, settings.redis.url)
 
 
 _runtime: Runtime | None = None

@@ -15,15 +15,19 @@ from __future__ import annotations
 import enum
 import json
 import time
+import zlib
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from services.records import ClipRecord
 from workers.routing import CLIP_STAGES
 
 PREFIX = "svid"
 JOBS_BY_STATE = f"{PREFIX}:stats:jobs_by_state"
 WORKERS = f"{PREFIX}:workers"
+# Jobs not yet ended (queued or running): what the watchdog looks after.
+ACTIVE_JOBS = f"{PREFIX}:jobs:active"
 # Stage latency histogram buckets (seconds), shared by the workers that fill
 # them and the gateway's /metrics that reads them.
 LATENCY_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -46,6 +50,7 @@ class Keys:
     """Every Redis key of one job."""
 
     def __init__(self, job_id: str) -> None:
+        self.id = job_id
         base = f"{PREFIX}:job:{job_id}"
         self.job = base  # hash: owner, state, times, stages, overrides, inputs
         self.videos = f"{base}:videos"  # hash source_id -> VideoStatus json
@@ -56,14 +61,29 @@ class Keys:
         self.records = f"{base}:records"  # hash clip_id -> ClipRecord json (the bucket has the same)
         self.attempts = f"{base}:attempts"  # hash "clip:stage:retry" -> deliveries
         self.digests = f"{base}:digests"  # hash sha256 -> source_id (same content given twice)
+        self.log = f"{base}:log"  # list of log lines (finalize writes them to spatialvid.log)
+        # Jobs over a prefix or manifest (services/listing.py): inputs registered page by page.
+        self.inputs = f"{base}:inputs"  # hash source_id -> JobInput json (with its position)
+        self.pages = f"{base}:pages"  # hash cursor -> {"ids": [...], "next": cursor} of the page read there
+        self.stems = f"{base}:stems"  # hash stem -> how many inputs took it (unique source ids)
 
     def stage(self, stage: str, outcome: str) -> str:
         return f"{self.job}:stage:{stage}:{outcome}"  # set of clip_ids, outcome done|failed
 
     def all(self) -> list[str]:
         fixed = [self.job, self.videos, self.ingested, self.clips, self.finished, self.clipstate,
-                 self.records, self.attempts, self.digests]
+                 self.records, self.attempts, self.digests, self.log, self.inputs, self.pages, self.stems]
         return fixed + [self.stage(s, o) for s in CLIP_STAGES for o in ("done", "failed")]
+
+
+def pack_record(clip: ClipRecord) -> bytes:
+    """A clip record as Redis keeps it: deflated JSON (a third of the size: keys and backends repeat)."""
+    return zlib.compress(clip.model_dump_json().encode(), 1)
+
+
+def unpack_record(raw: bytes) -> ClipRecord:
+    """Either form: deflated, or plain JSON as jobs started before the change kept it."""
+    return ClipRecord.model_validate_json(raw if raw[:1] == b"{" else zlib.decompress(raw))
 
 
 def stage_histogram_key(stage: str) -> str:
@@ -75,6 +95,7 @@ def stage_histogram_key(stage: str) -> str:
 # to the caller, who then sends ``finalize`` (idempotent, so at-least-once is fine).
 _COMPLETE = """
 local function complete(job, ingested, clips, finished)
+  if redis.call('HGET', job, 'listing') == '1' then return 0 end  -- more inputs to come
   local n = tonumber(redis.call('HGET', job, 'n_videos') or '0')
   if redis.call('SCARD', ingested) < n then return 0 end
   if redis.call('SCARD', finished) < redis.call('ZCARD', clips) then return 0 end
@@ -82,7 +103,8 @@ local function complete(job, ingested, clips, finished)
 end
 """
 
-# KEYS: job, stats. ARGV: new state, ",allowed,from,states,", time field ('' = none), now.
+# KEYS: job, stats, active jobs. ARGV: new state, ",allowed,from,states,", time field ('' = none), now,
+# job id, 1 if the new state is active.
 SET_STATE = """
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return 0 end
@@ -91,6 +113,7 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
 redis.call('HINCRBY', KEYS[2], cur, -1)
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+if ARGV[6] == '1' then redis.call('SADD', KEYS[3], ARGV[5]) else redis.call('SREM', KEYS[3], ARGV[5]) end
 return 1
 """
 
@@ -112,19 +135,58 @@ redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
 return complete(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 """
 
-# KEYS: job, stats. ARGV: owner, created, mapping json. Creates the job once.
+# One page of a listed job's inputs, registered once (a redelivered page gets the same ids back).
+# KEYS: job, pages, stems, inputs, ingested, clips, finished.
+# ARGV: cursor, next cursor, max inputs, then name, uri, stem triples. Returns {complete, page json}.
+REGISTER_PAGE = _COMPLETE + """
+local page = redis.call('HGET', KEYS[2], ARGV[1])
+if not page then
+  local n = tonumber(redis.call('HGET', KEYS[1], 'n_videos') or '0')
+  local limit = tonumber(ARGV[3])
+  local ids = {}
+  local nxt = ARGV[2]
+  for i = 4, #ARGV, 3 do
+    if n >= limit then
+      nxt = ''
+      redis.call('HSET', KEYS[1], 'error', 'listed only the first ' .. limit .. ' sources (gateway.max_listed_sources)')
+      break
+    end
+    local stem = ARGV[i + 2]
+    local id = stem
+    local c = redis.call('HINCRBY', KEYS[3], stem, 1)
+    if c > 1 then id = stem .. '-' .. c end
+    while redis.call('HEXISTS', KEYS[4], id) == 1 do
+      c = redis.call('HINCRBY', KEYS[3], stem, 1)
+      id = stem .. '-' .. c
+    end
+    redis.call('HSET', KEYS[4], id, cjson.encode({source_id = id, name = ARGV[i], uri = ARGV[i + 1], position = n}))
+    n = n + 1
+    ids[#ids + 1] = id
+  end
+  redis.call('HSET', KEYS[1], 'n_videos', n)
+  page = cjson.encode({ids = ids, next = nxt})
+  redis.call('HSET', KEYS[2], ARGV[1], page)
+  if nxt == '' then redis.call('HSET', KEYS[1], 'listing', '0') end
+end
+return {complete(KEYS[1], KEYS[5], KEYS[6], KEYS[7]), page}
+"""
+
+# KEYS: job, stats, active jobs. ARGV: owner, created, mapping json, job id. Creates the job once.
 CREATE_JOB = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local fields = cjson.decode(ARGV[3])
 for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
 redis.call('HINCRBY', KEYS[2], 'queued', 1)
+redis.call('SADD', KEYS[3], ARGV[4])
 return 1
 """
 
 
 def set_state_args(keys: Keys, new: JobState, allowed: tuple[JobState, ...], time_field: str = "") -> tuple:
     allowed_list = "," + ",".join(s.value for s in allowed) + ","
-    return (SET_STATE, 2, keys.job, JOBS_BY_STATE, new.value, allowed_list, time_field, repr(time.time()))
+    active = "1" if new in ACTIVE else "0"
+    return (SET_STATE, 3, keys.job, JOBS_BY_STATE, ACTIVE_JOBS, new.value, allowed_list, time_field,
+            repr(time.time()), keys.id, active)
 
 
 def now() -> float:
@@ -213,8 +275,8 @@ def _text(value: Any) -> str:
 def status_from_reads(job_id: str, results: list[Any]) -> tuple[str, JobStatus] | None:
     """(owner, status) from the results of ``queue_status_reads``; None if the job is unknown."""
     job = {_text(k): _text(v) for k, v in _as_dict(results[0]).items()}
-    if not job:
-        return None
+    if not all(k in job for k in ("owner", "state", "stages", "created")):
+        return None  # unknown, or lost: a hash a late write recreated after Redis lost the job
     videos = [VideoStatus.model_validate_json(v) for v in _as_dict(results[1]).values()]
     ingested, clips_total, finished = int(results[2]), int(results[3]), int(results[4])
     stages: list[str] = json.loads(job["stages"])
@@ -226,6 +288,8 @@ def status_from_reads(job_id: str, results: list[Any]) -> tuple[str, JobStatus] 
     inputs = json.loads(job.get("inputs", "[]"))
     by_id = {v.source_id: v for v in videos}
     listed = [by_id.get(i["source_id"]) or VideoStatus(source=i["name"], source_id=i["source_id"]) for i in inputs]
+    named = {i["source_id"] for i in inputs}
+    listed += [v for v in videos if v.source_id not in named]  # a listed job's inputs, as they are ingested
     state = JobState(job["state"])
     if state in TERMINAL and state is not JobState.cancelled:
         progress = 1.0

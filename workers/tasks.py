@@ -19,7 +19,10 @@ import os
 import socket
 import tempfile
 import time
+import traceback
+from datetime import datetime, timezone
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -30,9 +33,10 @@ from celery.signals import worker_ready, worker_shutdown
 from minio.error import S3Error
 
 from services.execution import needs_run, run_clip_stage, run_video_stage
-from services.inputs import file_digest
+from services.export.run import export_job_formats
+from services.inputs import VIDEO_SUFFIXES, file_digest
 from services.netguard import ForbiddenSource, check_public_url
-from services.pipeline import RunSummary, finish_outputs
+from services.pipeline import LOG_FILE, RunSummary, finish_outputs
 from services.stages.clip import ingest_stage
 from services.recordbook import RecordBook
 from services.retry import backoff_delay
@@ -40,6 +44,7 @@ from services.settings import load_settings
 from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
 from services.stages.base import StageContext, VideoOutcome
 from workers import state as st
+from workers import watchdog
 from workers.app import app
 from workers.lease import message_lease
 from workers.routing import CLIP_STAGES, FINALIZE_TASK, INGEST_TASK, QUEUES, stage_task
@@ -49,6 +54,10 @@ from workers.transient import is_transient
 log = logging.getLogger(__name__)
 
 TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True)
+# The job log keeps its last lines only: a job of many failing clips must not fill Redis.
+MAX_LOG_LINES = 20_000
+# Parallel bucket reads and writes in finalize: each is a round trip, not CPU.
+FINALIZE_READERS = 16
 
 
 class InputFailed(Exception):
@@ -65,6 +74,41 @@ def _retry_or_raise(task: Task, exc: BaseException) -> None:
     raise task.retry(exc=exc, countdown=countdown, max_retries=conf.task_max_retries)
 
 
+def _give_up_reason(task: Task, rt: Runtime, job_id: str, exc: BaseException) -> str | None:
+    """Why the item fails for good, or None while a transient error is still worth retrying."""
+    if is_transient(exc):
+        if task.request.retries < rt.settings.redis.task_max_retries:
+            return None
+        return f"gave up after {task.request.retries} retries: {exc}"
+    log.error("%s failed unexpectedly", task.name, exc_info=exc)
+    trace = "".join(traceback.format_exception(exc)).rstrip()
+    _job_log(rt, job_id, "ERROR", f"{task.name} {list(task.request.args or [])[1:]} failed unexpectedly:\n{trace}")
+    return f"unexpected error: {type(exc).__name__}: {exc}"
+
+
+def _job_log(rt: Runtime, job_id: str, level: str, message: str) -> None:
+    """One line of the job's log (finalize writes it to spatialvid.log); never fails the caller."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+    try:
+        key = st.Keys(job_id).log
+        pipe = rt.redis.pipeline(transaction=False)
+        pipe.rpush(key, f"{stamp} {level} {socket.gethostname()}:{os.getpid()}: {message}")
+        pipe.ltrim(key, -MAX_LOG_LINES, -1)
+        pipe.execute()
+    except redis.RedisError:
+        log.warning("could not add to job %s's log: %s", job_id, message)
+
+
+def _record_failure(task: Task, record) -> None:
+    """Record an item's failure; if even that fails for a transient reason, retry the task later."""
+    try:
+        record()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        _retry_or_raise(task, exc)
+
+
 def _lease(task: Task, rt: Runtime):
     tag = (getattr(task.request, "properties", None) or {}).get("delivery_tag")
     return message_lease(rt.redis, tag, rt.settings.redis.lease_renew_s)
@@ -78,21 +122,26 @@ def _mark_running(rt: Runtime, keys: st.Keys) -> None:
     rt.redis.eval(*st.set_state_args(keys, st.JobState.running, (st.JobState.queued,), "started"))
 
 
-def _observe_latency(rt: Runtime, stage: str, seconds: float) -> None:
+def _observe_latency(rt: Runtime, stage: str, seconds: float, pipe=None) -> None:
+    """Count one stage run into its latency histogram (on the caller's pipeline if given)."""
     key = st.stage_histogram_key(stage)
-    pipe = rt.redis.pipeline(transaction=False)
+    own = pipe is None
+    pipe = rt.redis.pipeline(transaction=False) if own else pipe
     for bound in st.LATENCY_BUCKETS:
         if seconds <= bound:
             pipe.hincrby(key, f"le:{bound}", 1)
     pipe.hincrby(key, "count", 1)
     pipe.hincrbyfloat(key, "sum", seconds)
-    pipe.execute()
+    if own:
+        pipe.execute()
 
 
-def _finish_clip(rt: Runtime, job: JobSpec, clip_id: str, clip_state: str) -> None:
+def _finish_clip(rt: Runtime, job: JobSpec, book: RecordBook, clip: ClipRecord) -> None:
+    """End the clip's chain: its final record to the bucket (the lasting copy), then count it in Redis."""
+    book.save_clip(clip)
     keys = st.Keys(job.id)
     complete = rt.redis.eval(st.FINISH_CLIP, 5, keys.job, keys.ingested, keys.clips, keys.finished, keys.clipstate,
-                             clip_id, clip_state)
+                             clip.id, _end_state(clip))
     if complete:
         _send(rt, FINALIZE_TASK, [job.id], QUEUES["finalize"])
 
@@ -103,7 +152,7 @@ def _end_state(clip: ClipRecord) -> str:
     return "filtered" if clip.filtered_by else "done"
 
 
-def _advance(rt: Runtime, job: JobSpec, clip: ClipRecord, after: str | None) -> None:
+def _advance(rt: Runtime, job: JobSpec, book: RecordBook, clip: ClipRecord, after: str | None) -> None:
     """Send the clip to its next stage, or end its chain."""
     stages = job.clip_stages
     position = stages.index(after) + 1 if after else 0
@@ -112,21 +161,22 @@ def _advance(rt: Runtime, job: JobSpec, clip: ClipRecord, after: str | None) -> 
         rt.redis.hset(st.Keys(job.id).clipstate, clip.id, f"queued:{nxt}")
         _send(rt, stage_task(nxt), [job.id, clip.id], QUEUES[nxt])
     else:
-        _finish_clip(rt, job, clip.id, _end_state(clip))
+        _finish_clip(rt, job, book, clip)
 
 
 def _load_clip(rt: Runtime, book: RecordBook, keys: st.Keys, clip_id: str) -> ClipRecord | None:
     raw = rt.redis.hget(keys.records, clip_id)
     if raw:
-        return ClipRecord.model_validate_json(raw)
+        return st.unpack_record(raw)
     return book.load_clip(clip_id)
 
 
-def _save_clip(rt: Runtime, book: RecordBook, keys: st.Keys, clip: ClipRecord, stage: str | None) -> None:
-    """The bucket's record first (authoritative), then Redis in one transaction."""
-    book.save_clip(clip)
+def _save_clip(rt: Runtime, keys: st.Keys, clip: ClipRecord, stage: str | None, attempt: str | None = None) -> None:
+    """The record into Redis, with the stage's counts, in one transaction. Redis holds the clip's state
+    while its chain runs (the broker's messages live there too); the bucket gets the record when the
+    chain ends (``_finish_clip``) or the job is finalized, one write per clip instead of one per stage."""
     pipe = rt.redis.pipeline(transaction=True)
-    pipe.hset(keys.records, clip.id, clip.model_dump_json())
+    pipe.hset(keys.records, clip.id, st.pack_record(clip))
     if stage is not None:
         status = clip.stages.get(stage)
         outcome = "done" if status and status.state is StageState.done else "failed"
@@ -135,6 +185,9 @@ def _save_clip(rt: Runtime, book: RecordBook, keys: st.Keys, clip: ClipRecord, s
         pipe.sadd(keys.stage(stage, outcome), clip.id)
         if status:
             pipe.hincrbyfloat(keys.job, f"seconds:{stage}", status.seconds)
+            _observe_latency(rt, stage, status.seconds, pipe)
+    if attempt is not None:  # the delivery count matters only while the stage runs
+        pipe.hdel(keys.attempts, attempt)
     pipe.execute()
 
 
@@ -146,10 +199,11 @@ def ingest(self: Task, job_id: str, source_id: str) -> None:
         with _lease(self, rt):
             _ingest(rt, job_id, source_id)
     except Exception as exc:
-        if is_transient(exc) and self.request.retries >= rt.settings.redis.task_max_retries:
-            _fail_video(rt, job_id, source_id, f"gave up after {self.request.retries} retries: {exc}")
-            return
-        _retry_or_raise(self, exc)
+        reason = _give_up_reason(self, rt, job_id, exc)
+        if reason is None:
+            _retry_or_raise(self, exc)
+        # Whatever went wrong, the video ends failed with its reason: a job never waits forever.
+        _record_failure(self, lambda: _fail_video(rt, job_id, source_id, reason))
 
 
 def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
@@ -168,8 +222,8 @@ def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
         finished = {c.decode() for c in rt.redis.smembers(keys.finished)}
         video = book.load_video(source_id)
         for clip_id in (video.clip_ids if video else []):
-            if clip_id not in finished and (clip := book.load_clip(clip_id)) is not None:
-                _advance(rt, job, clip, None)
+            if clip_id not in finished and (clip := _load_clip(rt, book, keys, clip_id)) is not None:
+                _advance(rt, job, book, clip, None)
         return
     item = job.input(source_id)
     settings = rt.job_settings(job)
@@ -201,8 +255,10 @@ def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
 def _fetch_input(rt: Runtime, uri: str, folder: Path) -> Path:
     """Download the input to a local file (stages need a path)."""
     parsed = urlparse(uri)
-    name = Path(parsed.path).name or "input"
-    target = folder / f"input-{name}"
+    # The local name needs only the suffix (ffmpeg guesses containers by it): the object's own
+    # name may be as long as S3 allows, longer than a file name may be.
+    suffix = Path(parsed.path).suffix.lower()
+    target = folder / f"input{suffix if suffix in VIDEO_SUFFIXES else ''}"
     if parsed.scheme == "s3":
         try:
             rt.minio.fget_object(parsed.netloc, parsed.path.lstrip("/"), str(target))
@@ -256,25 +312,27 @@ def _video_status(video: VideoRecord, state: str | None = None) -> st.VideoStatu
 def _register(rt: Runtime, job: JobSpec, book: RecordBook, outcome: VideoOutcome, started: float) -> None:
     """Save the video's clips and record (bucket), register them (Redis), start their chains."""
     keys = st.Keys(job.id)
-    for clip in outcome.clips:
-        book.save_clip(clip)
-    book.save_video(outcome.video)
-    position = [i.source_id for i in job.inputs].index(outcome.video.source_id)
+    book.save_video(outcome.video)  # the clips' records reach the bucket when their chains end
+    position = job.input(outcome.video.source_id).position
     order: list[str] = []
     for index, clip in enumerate(outcome.clips):
         order += [clip.id, str(position * 1_000_000 + index)]
     pipe = rt.redis.pipeline(transaction=True)
     for clip in outcome.clips:
-        pipe.hset(keys.records, clip.id, clip.model_dump_json())
+        pipe.hset(keys.records, clip.id, st.pack_record(clip))
     pipe.hincrbyfloat(keys.job, "seconds:clip", time.perf_counter() - started)
     pipe.execute()
     complete = rt.redis.eval(st.REGISTER_VIDEO, 6, keys.job, keys.videos, keys.ingested, keys.clips, keys.clipstate,
                              keys.finished, outcome.video.source_id, _video_status(outcome.video).model_dump_json(),
                              *order)
-    if outcome.video.state is VideoState.done:
-        _observe_latency(rt, "clip", outcome.video.seconds)
+    video = outcome.video
+    if video.state is VideoState.done:
+        _observe_latency(rt, "clip", video.seconds)
+        _job_log(rt, job.id, "INFO", f"{video.source}: clipped into {len(outcome.clips)} clip(s)")
+    else:
+        _job_log(rt, job.id, "WARNING", f"{video.source}: {video.state.value}: {video.error}")
     for clip in outcome.clips:
-        _advance(rt, job, clip, None)
+        _advance(rt, job, book, clip, None)
     if complete:
         _send(rt, FINALIZE_TASK, [job.id], QUEUES["finalize"])
 
@@ -293,6 +351,10 @@ def _fail_video(rt: Runtime, job_id: str, source_id: str, reason: str) -> None:
     job = rt.job(job_id)
     if job is None:
         return
+    if rt.redis.sismember(st.Keys(job_id).ingested, source_id):
+        # Its clips are registered and on their way: the failure came later, and the video stands.
+        _job_log(rt, job_id, "WARNING", f"{job.input(source_id).name}: after registering its clips: {reason}")
+        return
     store, _ = rt.store(job_id)
     video = VideoRecord(source=job.input(source_id).name, source_id=source_id, state=VideoState.failed, error=reason)
     _register(rt, job, RecordBook(store), VideoOutcome(video=video, clips=[]), time.perf_counter())
@@ -307,10 +369,10 @@ def _make_stage_task(stage_name: str):
             with _lease(self, rt):
                 _run_stage(rt, stage_name, job_id, clip_id, self.request.retries)
         except Exception as exc:
-            if is_transient(exc) and self.request.retries >= rt.settings.redis.task_max_retries:
-                _fail_clip(rt, job_id, clip_id, stage_name, f"gave up after {self.request.retries} retries: {exc}")
-                return
-            _retry_or_raise(self, exc)
+            reason = _give_up_reason(self, rt, job_id, exc)
+            if reason is None:
+                _retry_or_raise(self, exc)
+            _record_failure(self, lambda: _fail_clip(rt, job_id, clip_id, stage_name, reason))
 
     return run_stage
 
@@ -322,33 +384,49 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
             rt.redis.hset(st.Keys(job_id).clipstate, clip_id, "cancelled")
         return  # cancelled (queued work is dropped) or a stale duplicate of a finished job
     keys = st.Keys(job_id)
-    deliveries = rt.redis.hincrby(keys.attempts, f"{clip_id}:{stage_name}:{retries}", 1)
+    attempt = f"{clip_id}:{stage_name}:{retries}"
+    pipe = rt.redis.pipeline(transaction=False)  # one round trip: count the delivery, read the record
+    pipe.hincrby(keys.attempts, attempt, 1)
+    pipe.hget(keys.records, clip_id)
+    deliveries, raw = pipe.execute()
     if deliveries > rt.settings.redis.max_deliveries:
         _fail_clip(rt, job_id, clip_id, stage_name,
                    f"its worker was lost {deliveries - 1} times while running {stage_name} on this clip")
         return
     store, recorder = rt.store(job_id)
     book = RecordBook(store)
-    clip = _load_clip(rt, book, keys, clip_id)
+    clip = st.unpack_record(raw) if raw else book.load_clip(clip_id)
     if clip is None:
         log.warning("%s: clip %s of job %s has no record, dropping", stage_name, clip_id, job_id)
         return
     settings = rt.job_settings(job)
-    with tempfile.TemporaryDirectory(prefix=f"spatialvid-{stage_name}-") as tmp:
-        ctx = StageContext(settings=settings, store=store, workdir=Path(tmp), cache=rt.cache)
-        stage = rt.stage(stage_name, ctx)
-        position = job.stages.index(stage_name)
-        prerequisites = [n for n in job.stages[:position] if n != "clip"]
-        fingerprint = stage.fingerprint(settings)
-        if needs_run(stage, clip, fingerprint, prerequisites, force=False):
-            rt.redis.hset(keys.clipstate, clip_id, f"running:{stage_name}")
-            result = run_clip_stage(stage, clip, ctx, fingerprint)
-            if recorder.errors and result.failed_stage == stage_name:
-                raise recorder.errors[-1]  # the store failed, not the clip: retry
-            _save_clip(rt, book, keys, result, stage_name)
-            _observe_latency(rt, stage_name, result.stages[stage_name].seconds)
-            clip = result
-    _advance(rt, job, clip, stage_name)
+    # run_clip_stage gives the run its own scratch folder; setup() writes nothing there
+    ctx = StageContext(settings=settings, store=store, workdir=Path(tempfile.gettempdir()), cache=rt.cache)
+    stage = rt.stage(stage_name, ctx)
+    position = job.stages.index(stage_name)
+    prerequisites = [n for n in job.stages[:position] if n != "clip"]
+    fingerprint = stage.fingerprint(settings)
+    if needs_run(stage, clip, fingerprint, prerequisites, force=False):
+        rt.redis.hset(keys.clipstate, clip_id, f"running:{stage_name}")
+        result = run_clip_stage(stage, clip, ctx, fingerprint)
+        if recorder.errors and result.failed_stage == stage_name:
+            raise recorder.errors[-1]  # the store failed, not the clip: retry
+        if result.failed_stage == stage_name:
+            _job_log(rt, job_id, "WARNING", f"clip {clip_id} failed in {stage_name}: "
+                     f"{result.stages[stage_name].error}")
+        # a first delivery's count is forgotten once it ran; a redelivered one's stays, as the record of it
+        _save_clip(rt, keys, result, stage_name, attempt if deliveries == 1 else None)
+        clip = result
+        if _state(rt, keys) is st.JobState.cancelled:
+            # Cancelled while this stage ran: its work counts (Redis has its record), so finalize
+            # writes the tables and job.json again to say so too.
+            _send(rt, FINALIZE_TASK, [job_id], QUEUES["finalize"])
+    _advance(rt, job, book, clip, stage_name)
+
+
+def _state(rt: Runtime, keys: st.Keys) -> st.JobState | None:
+    raw = rt.redis.hget(keys.job, "state")
+    return st.JobState(raw.decode()) if raw else None
 
 
 def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: str) -> None:
@@ -364,8 +442,9 @@ def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: 
         return
     clip = clip.model_copy(deep=True)
     clip.stages[stage_name] = StageStatus(state=StageState.failed, error=reason)
-    _save_clip(rt, book, keys, clip, stage_name)
-    _finish_clip(rt, job, clip_id, _end_state(clip))
+    _save_clip(rt, keys, clip, stage_name)
+    _job_log(rt, job_id, "WARNING", f"clip {clip_id} failed in {stage_name}: {reason}")
+    _finish_clip(rt, job, book, clip)
 
 
 STAGE_TASKS = {name: _make_stage_task(name) for name in CLIP_STAGES}
@@ -390,20 +469,30 @@ def finalize(self: Task, job_id: str) -> None:
 
 def _finalize(rt: Runtime, job_id: str) -> None:
     job = rt.job(job_id)
-    if job is None:
-        return
     keys = st.Keys(job_id)
+    if job is None:
+        # Unknown or lost: what late tasks wrote after the loss must not stay in Redis forever.
+        pipe = rt.redis.pipeline(transaction=False)
+        for key in keys.all():
+            pipe.expire(key, rt.settings.redis.job_ttl_s)
+        pipe.execute()
+        return
     store, _ = rt.store(job_id)
     book = RecordBook(store)
-    clips = sorted(book.all_clips(), key=lambda c: (c.source_id, c.frame_start))
+    clips = sorted(_final_records(rt, keys, book), key=lambda c: (c.source_id, c.frame_start))
+    video_records = _read_all(book.all_video_keys(), book.load_video_key)
     videos = [st.VideoStatus.model_validate_json(v) for v in rt.redis.hvals(keys.videos)]
-    summary = _summary(rt, job, book, videos, keys)
-    finish_outputs(store, book, summary, clips)
+    summary = _summary(rt, job, video_records, videos, keys)
+    finish_outputs(store, book, summary, clips, all_clips=clips, all_videos=video_records)
+    # Training exports the job asked for (export.formats), beside its native layout: export/{format}/
+    export_job_formats(store, rt.job_settings(job).export)
     # The final state: decided from what the records say.
     failed_videos = [v for v in videos if v.state == VideoState.failed.value]
     failed_clips = [c for c in clips if c.failed_stage]
     if job.state is st.JobState.cancelled:
         final = st.JobState.cancelled
+    elif not videos and rt.redis.hget(keys.job, "error"):  # a listing that yielded nothing
+        final = st.JobState.failed
     elif videos and len(failed_videos) == len(videos) or clips and len(failed_clips) == len(clips):
         final = st.JobState.failed
     elif failed_videos or failed_clips:
@@ -412,6 +501,10 @@ def _finalize(rt: Runtime, job_id: str) -> None:
         final = st.JobState.succeeded
     # job.json first (with the final state), then the state in Redis: a client that
     # sees the job ended finds every file in the bucket.
+    shown = job.state if job.state in st.TERMINAL else final
+    _job_log(rt, job_id, "INFO", f"job {shown.value}: {len(clips)} clip(s), {len(failed_clips)} failed, "
+             f"{len(failed_videos)} of {len(videos)} video(s) failed")
+    store.put_bytes(LOG_FILE, "".join(f"{line.decode()}\n" for line in rt.redis.lrange(keys.log, 0, -1)).encode())
     _write_job_json(rt, store, keys, job_id, final)
     changed = rt.redis.eval(*st.set_state_args(keys, final, st.ACTIVE, "finished"))
     if not changed:  # cancelled (or ended) meanwhile: the bucket gets the state Redis has
@@ -423,8 +516,29 @@ def _finalize(rt: Runtime, job_id: str) -> None:
     pipe.execute()
 
 
-def _summary(rt: Runtime, job: JobSpec, book: RecordBook, videos: list[st.VideoStatus], keys: st.Keys) -> RunSummary:
-    summary = RunSummary(stages=job.stages, videos_in=len(job.inputs),
+def _read_all(keys: list[str], load) -> list:
+    """Load many small objects from the bucket at once: finalize reads one per video (latency-bound)."""
+    with ThreadPoolExecutor(FINALIZE_READERS) as pool:
+        return [item for item in pool.map(load, keys) if item is not None]
+
+
+def _final_records(rt: Runtime, keys: st.Keys, book: RecordBook) -> list[ClipRecord]:
+    """Every clip's record, read from Redis in batches (10,000 bucket reads would take minutes). Clips
+    whose chain did not end (a cancelled job) get their record written to the bucket here."""
+    finished = {c.decode() for c in rt.redis.smembers(keys.finished)}
+    records = [st.unpack_record(raw) for _, raw in rt.redis.hscan_iter(keys.records, count=1000)]
+    if not records:  # Redis lost them (a flushed instance): the bucket has every record written
+        return book.all_clips()
+    unfinished = [clip for clip in records if clip.id not in finished]
+    if unfinished:
+        with ThreadPoolExecutor(FINALIZE_READERS) as pool:
+            list(pool.map(book.save_clip, unfinished))
+    return records
+
+
+def _summary(rt: Runtime, job: JobSpec, video_records: list[VideoRecord], videos: list[st.VideoStatus],
+             keys: st.Keys) -> RunSummary:
+    summary = RunSummary(stages=job.stages, videos_in=job.n_videos,
                          output=f"s3://{rt.settings.s3.bucket}/jobs/{job.id}/")
     for video in videos:
         if video.state == VideoState.failed.value:
@@ -432,16 +546,20 @@ def _summary(rt: Runtime, job: JobSpec, book: RecordBook, videos: list[st.VideoS
         elif video.state == "skipped":
             summary.videos_skipped[video.source] = next(iter(video.dropped), "skipped")
     dropped: Counter[str] = Counter()
-    for record in book.all_videos():
+    for record in video_records:
         for reason, n in record.dropped.items():
             dropped[f"clip: {reason}"] += n
     summary.dropped = dict(dropped)
     raw = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.job).items()}
     summary.stage_seconds = {k.split(":", 1)[1]: float(v) for k, v in raw.items() if k.startswith("seconds:")}
-    summary.stage_items["clip"] = len(job.inputs)
+    summary.stage_items["clip"] = job.n_videos
+    pipe = rt.redis.pipeline(transaction=False)
     for stage in job.clip_stages:
-        summary.stage_items[stage] = rt.redis.scard(keys.stage(stage, "done")) + rt.redis.scard(
-            keys.stage(stage, "failed"))
+        pipe.scard(keys.stage(stage, "done"))
+        pipe.scard(keys.stage(stage, "failed"))
+    counts = pipe.execute()
+    for i, stage in enumerate(job.clip_stages):
+        summary.stage_items[stage] = counts[2 * i] + counts[2 * i + 1]
     return summary
 
 
@@ -469,6 +587,11 @@ def _worker_registry() -> redis.Redis:
 @worker_ready.connect
 def _announce(sender=None, **_: object) -> None:
     queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
+    if QUEUES["finalize"] in queues:
+        settings = load_settings()
+        watchdog.start(_worker_registry(), lambda job_id: app.send_task(FINALIZE_TASK, args=[job_id],
+                                                                        queue=QUEUES["finalize"]),
+                       settings.redis.watchdog_interval_s)
     _worker_registry().hset(st.WORKERS, f"{socket.gethostname()}:{os.getpid()}",
                             json.dumps({"pid": os.getpid(), "queues": queues, "since": time.time()}))
 

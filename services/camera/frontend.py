@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from services.kernels.klt_ops import LKParams
+from services.kernels.klt_ops import forward_backward as klt_forward_backward
+
 
 @dataclass
 class FrameTracks:
@@ -94,16 +97,12 @@ class KLTTracker:
         self.next_id += len(corners)
 
     def _track(self, gray: np.ndarray) -> np.ndarray:
-        lk = dict(winSize=(self.cfg.lk_window, self.cfg.lk_window), maxLevel=self.cfg.lk_levels,
-                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
-        p0 = self.pts.reshape(-1, 1, 2)
-        p1, st1, _ = cv2.calcOpticalFlowPyrLK(self.prev_gray, gray, p0, None, **lk)
-        p0b, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self.prev_gray, p1, None, **lk)
-        fb = np.linalg.norm((p0 - p0b).reshape(-1, 2), axis=1)
+        lk = LKParams(self.cfg.lk_window, self.cfg.lk_levels, iterations=30, eps=0.01)
+        # OpenCV on the CPU, torch ops on a GPU (kernels.device): the same algorithm, services/kernels/klt_ops.py
+        p1, found, fb = klt_forward_backward(self.prev_gray, gray, self.pts, lk)
         h, w = gray.shape
-        p1 = p1.reshape(-1, 2)
         inside = (p1[:, 0] >= 0) & (p1[:, 0] <= w - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= h - 1)
-        keep = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < self.cfg.fb_threshold_px) & inside
+        keep = found & (fb < self.cfg.fb_threshold_px) & inside
         self.pts, self.ids = p1[keep], self.ids[keep]
         self.birth, self.age, self.screen_fixed = self.birth[keep], self.age[keep] + 1, self.screen_fixed[keep]
         self.reach = np.maximum(self.reach[keep], np.linalg.norm(self.pts - self.birth, axis=1))

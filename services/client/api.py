@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 
 from services.settings import Settings
+from services.storage.files import temp_beside
 
 TERMINAL_STATES = {"succeeded", "failed", "partially_failed", "cancelled"}
 
@@ -99,6 +99,16 @@ class GatewayClient:
             body["config"] = config
         return self._request("POST", "/v1/jobs", json=body)
 
+    def submit_listing(self, prefix: str | None = None, manifest: str | None = None, stages: str | None = None,
+                       config: dict | None = None) -> dict:
+        """A job over every video below an S3 prefix, or every URI of a manifest object (listed by the workers)."""
+        body: dict[str, Any] = {"prefix": prefix} if prefix else {"manifest": manifest}
+        if stages:
+            body["stages"] = stages
+        if config:
+            body["config"] = config
+        return self._request("POST", "/v1/jobs", json=body)
+
     def status(self, job_id: str) -> dict:
         return self._request("GET", f"/v1/jobs/{job_id}")
 
@@ -127,9 +137,15 @@ class GatewayClient:
                 raise TimeoutError(f"job {job_id} still {status['state']} after {timeout_s} s")
             time.sleep(poll_s)
 
-    def fetch(self, job_id: str, out: Path, on_file: Callable[[str, int], None] | None = None) -> list[str]:
-        """Download every file of the job's layout into ``out`` (each written atomically)."""
+    def fetch(self, job_id: str, out: Path, on_file: Callable[[str, int], None] | None = None,
+              partial: bool = False) -> list[str]:
+        """Download every file of the job's layout into ``out`` (each written atomically). A job that
+        has not ended has no tables yet: refused unless ``partial``."""
         out = Path(out)
+        state = self.status(job_id)["state"]
+        if state not in TERMINAL_STATES and not partial:
+            raise ApiFailure(0, "job_not_ended", f"job {job_id} is still {state}: its layout is not complete "
+                             "until it ends (wait for it, or fetch --partial for what is there now)")
         listing = self.files(job_id)
         written = []
         with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0)) as plain:
@@ -139,9 +155,9 @@ class GatewayClient:
                     raise ApiFailure(0, "bad_listing", f"refusing to write outside {out}: {entry['key']}")
                 target = out.joinpath(*relative.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+                tmp = temp_beside(target)
                 try:
-                    with os.fdopen(fd, "wb") as handle, plain.stream("GET", entry["url"]) as response:
+                    with open(tmp, "wb") as handle, plain.stream("GET", entry["url"]) as response:
                         if response.status_code != 200:
                             raise ApiFailure(response.status_code, "download_failed",
                                              f"cannot download {entry['key']}: HTTP {response.status_code}")

@@ -19,6 +19,8 @@ from services.settings import JOB_OVERRIDABLE_SECTIONS, ConfigError, load_settin
 console = Console(stderr=True)
 
 EXIT_CODES = {"succeeded": 0, "partially_failed": 3, "failed": 1, "cancelled": 1}
+EXIT_API_ERROR = 2  # the gateway refused the request or could not be reached
+EXIT_TIMEOUT = 4  # wait --timeout passed before the job ended
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -30,10 +32,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     submit = subparsers.add_parser("submit", help="upload videos to the gateway and start a job")
-    submit.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    submit.add_argument("videos", nargs="*", type=Path, metavar="VIDEO")
+    submit.add_argument("--prefix", default=None, metavar="S3_URI",
+                        help="instead of VIDEOs: every video below s3://bucket/prefix/")
+    submit.add_argument("--manifest", default=None, metavar="S3_URI",
+                        help="instead of VIDEOs: a text object listing one s3:// or http(s):// URI per line")
     submit.add_argument("--stages", default=None, help="comma list of stages (default: all)")
     submit.add_argument("--config", type=Path, default=None, metavar="FILE",
-                        help=f"YAML overrides for the job (sections: {', '.join(JOB_OVERRIDABLE_SECTIONS)})")
+                        help=f"YAML overrides for the job (fields of {', '.join(JOB_OVERRIDABLE_SECTIONS)}; "
+                        "services/settings.py JOB_SETTABLE_FIELDS lists which)")
     _common(submit)
     submit.set_defaults(handler=_submit)
 
@@ -42,7 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(status)
     status.set_defaults(handler=_status)
 
-    wait = subparsers.add_parser("wait", help="wait for a job to end, with a progress bar")
+    wait = subparsers.add_parser(
+        "wait", help="wait for a job to end, with a progress bar",
+        description="Exit status: 0 succeeded, 3 partially_failed, 1 failed or cancelled, "
+                    "2 the gateway refused or could not be reached, 4 --timeout passed first.")
     wait.add_argument("job")
     wait.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
     _common(wait)
@@ -51,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch = subparsers.add_parser("fetch", help="download a job's output (the embedded layout) into DIR")
     fetch.add_argument("job")
     fetch.add_argument("--out", required=True, type=Path, metavar="DIR")
+    fetch.add_argument("--partial", action="store_true", help="fetch a job that has not ended yet (no tables)")
     _common(fetch)
     fetch.set_defaults(handler=_fetch)
 
@@ -67,15 +78,24 @@ def _run(args: argparse.Namespace, body) -> int:
             return body(client)
     except ApiFailure as exc:
         console.print(f"[red]error:[/red] {exc}")
-        return 2
+        return EXIT_API_ERROR
     except (ConfigError, OSError) as exc:
         console.print(f"[red]error:[/red] {exc}")
-        return 2
+        return EXIT_API_ERROR
 
 
 def _submit(args: argparse.Namespace) -> int:
     def body(client: GatewayClient) -> int:
         config = read_config_file(args.config) if args.config else None
+        if bool(args.videos) + bool(args.prefix) + bool(args.manifest) != 1:
+            raise ApiFailure(0, "bad_arguments", "give VIDEO files, or --prefix, or --manifest (one of them)")
+        if not args.videos:
+            accepted = client.submit_listing(prefix=args.prefix, manifest=args.manifest, stages=args.stages,
+                                             config=config)
+            console.print(f"job {accepted['id']} queued: inputs listed from {args.prefix or args.manifest}, "
+                          f"stages {','.join(accepted['stages'])}")
+            print(accepted["id"])
+            return 0
         for video in args.videos:
             if not video.is_file():
                 raise ApiFailure(0, "no_file", f"{video} is not a file")
@@ -118,12 +138,12 @@ def _wait(args: argparse.Namespace) -> int:
         return _run(args, body)
     except TimeoutError as exc:
         console.print(f"[red]error:[/red] {exc}")
-        return 4
+        return EXIT_TIMEOUT
 
 
 def _fetch(args: argparse.Namespace) -> int:
     def body(client: GatewayClient) -> int:
-        written = client.fetch(args.job, args.out)
+        written = client.fetch(args.job, args.out, partial=args.partial)
         console.print(f"{len(written)} file(s) written to {args.out}")
         return 0
 

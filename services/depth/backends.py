@@ -80,13 +80,16 @@ class GeometricDepthAndMasks:
         if overlay_text is not None:
             self.masks.name = f"{GeometricMasks.name}, burned-in text excluded by {overlay_text.backend}"
 
-    def iter_both(self, frames, c2w, K, timings: dict[str, float] | None = None):
+    # Depth and masks on chosen frames only, the others serving as neighbour views (annotate.rate_hz).
+    takes_refs = True
+
+    def iter_both(self, frames, c2w, K, timings: dict[str, float] | None = None, refs=None):
         if self.overlay_text is None:
-            yield from iter_depth_and_masks(frames, c2w, K, self.params, timings=timings)
+            yield from iter_depth_and_masks(frames, c2w, K, self.params, timings=timings, refs=refs)
             return
         overlay = self.overlay_text
         yield from iter_depth_and_masks(overlay.tap(frames), c2w, K, self.params, timings=timings,
-                                        exclude=overlay.exclusions())
+                                        exclude=overlay.exclusions(), refs=refs)
 
 
 # Other backends register a factory here (settings -> backend); the stage looks names up in these.

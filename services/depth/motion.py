@@ -129,11 +129,12 @@ def photometric_residual(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarr
     return photometric_evidence(ref, sources, K, views, depth)[0]
 
 
-def carry_along_flow(values: np.ndarray, views: list[ViewFlow], ref_index: int) -> np.ndarray | None:
-    """A map of the last frame carried into this one along the observed flow (the objects' own motion), or
-    None without an earlier neighbour (the clip's first frame, or across a cut, where its view is dropped).
+def carry_along_flow(values: np.ndarray, views: list[ViewFlow], ref_index: int, since: int = 1) -> np.ndarray | None:
+    """A map of the last annotated frame (``since`` frames back: 1, or more at an annotation rate) carried
+    into this one along the observed flow (the objects' own motion), or None without an earlier neighbour
+    (the clip's first frame, or across a cut, where its view is dropped).
 
-    The flow to the earlier neighbour (k frames back) is scaled to one frame."""
+    The flow to the earlier neighbour (k frames back) is scaled to ``since`` frames."""
     back = [v for v in views if 0 <= v.source_index < ref_index]
     if not back:
         return None
@@ -141,13 +142,13 @@ def carry_along_flow(values: np.ndarray, views: list[ViewFlow], ref_index: int) 
     k = max(1, ref_index - v.source_index)
     from services.depth.flow import warp_by_flow
 
-    return warp_by_flow(values.astype(np.float32), v.flow / k)
+    return warp_by_flow(values.astype(np.float32), v.flow * (since / k))
 
 
-def track_mask(previous: np.ndarray, views: list[ViewFlow], ref_index: int) -> np.ndarray:
+def track_mask(previous: np.ndarray, views: list[ViewFlow], ref_index: int, since: int = 1) -> np.ndarray:
     """Last frame's mask carried into this frame along the observed flow; without an earlier neighbour it
     stays put."""
-    carried = carry_along_flow(previous, views, ref_index)
+    carried = carry_along_flow(previous, views, ref_index, since)
     return previous if carried is None else carried > 0.5
 
 
@@ -180,15 +181,20 @@ def weak_evidence(score: np.ndarray, photo: np.ndarray, ref: np.ndarray, params:
 
 
 def accumulate_evidence(evidence: np.ndarray, memory: np.ndarray | None, views: list[ViewFlow], ref_index: int,
-                        params: GeometricParams) -> tuple[np.ndarray, np.ndarray]:
+                        params: GeometricParams, since: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(persistent, memory): this frame's weak evidence added to the faded memory of earlier frames, carried
     along the objects' flow, and the pixels where that sum passes the level while the pixel shows some
     evidence now (what an object leaves behind as it moves on is not marked).
 
     Noise and flow errors fall on different pixels from frame to frame; an object's weak evidence follows
     it. Without an earlier view (the clip's first frame, a cut) the memory starts again."""
-    carried = carry_along_flow(memory, views, ref_index) if memory is not None else None
-    memory = evidence if carried is None else params.mask_persistence_decay * carried + evidence
+    carried = carry_along_flow(memory, views, ref_index, since) if memory is not None else None
+    # the memory fades with time, not with annotated frames; a frame's evidence stands for the ``since`` frames
+    # up to it (what they would have added at the dense rate, were it the same in each), so the level means
+    # the same at any annotation rate
+    decay = params.mask_persistence_decay
+    gain = since if decay == 1 else (1 - decay ** since) / (1 - decay)
+    memory = evidence if carried is None else decay ** since * carried + gain * evidence
     return (memory > params.mask_persistence_level) & (evidence > 0), memory
 
 

@@ -49,7 +49,7 @@ Memory: a window of 2 * max_offset + 1 prepared frames, independent of clip leng
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 import cv2
@@ -187,12 +187,16 @@ def _hovering(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray,
 
 
 def _gravity(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray, views, index: int,
-             memory: np.ndarray | None, params: GeometricParams) -> tuple[np.ndarray | None, np.ndarray | None]:
+             memory: np.ndarray | None, params: GeometricParams,
+             since: int = 1) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(this frame's gravity-prior evidence or None, the updated memory): segments hovering now, and those
     mostly under the faded memory of recent frames' marks, carried along the flow."""
     fresh = _hovering(tri, published, labels, K, params) if tri is not None else None
-    carried = carry_along_flow(memory, views, index) if memory is not None else None
+    carried = carry_along_flow(memory, views, index, since) if memory is not None else None
     if carried is not None:
+        # fades per annotated frame: at a rate, no frame between two chosen ones refreshes the marks, so they
+        # are held for as many observations as at the dense rate (fading with time, a mark dies before the
+        # next chosen frame can confirm it)
         carried *= params.mask_gravity_memory_decay
     held = None if carried is None else held_segments(
         labels, carried, params.mask_gravity_hold_level, params.mask_gravity_hold_share)
@@ -214,6 +218,7 @@ def iter_depth_and_masks(
     want_masks: bool = True,
     timings: dict[str, float] | None = None,
     exclude: Iterable[np.ndarray | None] | None = None,
+    refs: Sequence[int] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Yield (depth (h,w) float32 z in pose units, 0 = invalid; mask (H,W) bool or None) per frame.
 
@@ -221,7 +226,11 @@ def iter_depth_and_masks(
     any scale) and ``K`` (3x3, or (N,3,3) per frame, for the frames' resolution). With ``depth`` given
     (one (h,w) map per frame) it is used instead of being estimated (masks only). ``exclude`` gives per frame
     a bool map (any size of the frames' aspect) or None of pixels never to mark as moving (burned-in text,
-    services.depth.overlays); it is read lazily, frame i after the frames up to i + max_offset."""
+    services.depth.overlays); it is read lazily, frame i after the frames up to i + max_offset.
+
+    ``refs`` (ascending frame positions) limits the output to those frames (an annotation rate,
+    services/annotate.py): every frame is still read and may serve as a neighbour view, and what the masks
+    remember is carried from one output frame to the next over the frames between them."""
     import time
 
     c2w = np.asarray(c2w, np.float64)
@@ -257,7 +266,20 @@ def iter_depth_and_masks(
     gravity_memory: np.ndarray | None = None
     evidence_memory: np.ndarray | None = None
     hole_area = int(params.hole_max_share * size[0] * size[1])
-    for i in range(count):
+    exclusions_read = 0
+    current_exclusion = None
+
+    def exclusion_at(i: int):
+        nonlocal exclusions_read, current_exclusion
+        while exclusions_read <= i:  # one per frame, in order: skip those of frames not output
+            current_exclusion = next(excluded, None)
+            exclusions_read += 1
+        return current_exclusion
+
+    last = None  # the previous output frame
+    for i in (range(count) if refs is None else [int(r) for r in refs]):
+        since = 1 if last is None else i - last
+        last = i
         t0 = time.perf_counter()
         if not window.advance_to(i):
             raise ValueError(f"{count} poses but only {window.loaded} frames")
@@ -300,21 +322,21 @@ def iter_depth_and_masks(
             labels = colour_segments(window.get(i).colour) if params.mask_gravity_prior or params.mask_segment_trim \
                 else None
             if params.mask_gravity_prior:
-                hovering, gravity_memory = _gravity(tri, d, labels, Kd, carrying, i, gravity_memory, params)
+                hovering, gravity_memory = _gravity(tri, d, labels, Kd, carrying, i, gravity_memory, params, since)
             sources = [window.get(v.source_index).grey for v in views]
             photo, overlay = photometric_evidence(window.get(i).grey, sources, Kd, views, d) if views else (None, None)
             ref = window.get(i).grey
-            keep_out = _excluded_pixels(next(excluded, None) if excluded is not None else None, size)
+            keep_out = _excluded_pixels(exclusion_at(i) if excluded is not None else None, size)
             if params.mask_drop_screen_fixed and overlay is not None:
                 keep_out = overlay if keep_out is None else keep_out | overlay
             persistent = None
             if params.mask_persistence and photo is not None:
                 persistent, evidence_memory = accumulate_evidence(
-                    weak_evidence(score, photo, ref, params), evidence_memory, carrying, i, params)
+                    weak_evidence(score, photo, ref, params), evidence_memory, carrying, i, params, since)
             else:
                 evidence_memory = None  # no view of this frame: nothing to carry the memory by
             small = clean_mask(score, params, previous_mask, photo, exclude=keep_out, contrast=float(ref.std()),
-                               tracked=track_mask(previous_mask, carrying, i) if previous_mask is not None else None,
+                               tracked=track_mask(previous_mask, carrying, i, since) if previous_mask is not None else None,
                                screen_fixed=overlay,
                                trusted=np.any([v.usable for v in views], axis=0) if views else None,
                                hovering=hovering, persistent=persistent)

@@ -8,6 +8,8 @@ Operators (``ops``; contracts and CPU maths in ``reference``):
 Each has a vectorised torch implementation (CPU, or any device) and a CUDA kernel in
 ``cuda_kernels/`` registered for CUDA tensors when built (``loader``: ahead-of-time
 ``pip install ./cuda_kernels`` in the GPU image, else a JIT build where CUDA torch and nvcc exist).
-``bundle_ops`` / ``flow_ops`` are the numpy-facing entry points; ``backend`` picks the device from
+The KLT front end (``klt``: pyramidal Lucas-Kanade as torch ops; ``klt_ops``: OpenCV on the CPU,
+torch on CUDA, with the forward-backward check) is not a custom operator: it is torch all through.
+``bundle_ops`` / ``flow_ops`` / ``klt_ops`` are the numpy-facing entry points; ``backend`` picks the device from
 settings ``kernels.device`` (auto|cpu|cuda|torch-cuda) and logs which implementation runs.
 """

@@ -100,9 +100,11 @@ def single_threaded_on_cpu(device: torch.device) -> Iterator[None]:
 _announced: set[tuple[str, str]] = set()
 
 
-def announce(op: str, backend: Backend) -> None:
-    """Log once per operator and implementation which code runs it (the worker log shows this)."""
-    key = (op, backend.label)
+def announce(op: str, backend: Backend, label: str | None = None) -> None:
+    """Log once per operator and implementation which code runs it (the worker log shows this).
+    ``label`` names an implementation outside the custom operators (OpenCV's KLT on the CPU)."""
+    label = label or backend.label
+    key = (op, label)
     if key not in _announced:
         _announced.add(key)
-        log.info("spatialvid::%s runs on %s", op, backend.label)
+        log.info("spatialvid::%s runs on %s", op, label)

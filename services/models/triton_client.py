@@ -18,6 +18,7 @@ model runs. What this client adds:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,9 @@ import numpy as np
 from services.retry import backoff_delay
 from services.settings import Settings
 from services.stages.base import ClipFailed
+
+log = logging.getLogger(__name__)
+_announced: set[tuple[str, str]] = set()  # (model, url) already logged by this process
 
 # Server answers that mean "try again later", not "this input is bad".
 _RETRY_STATUSES = {"503", "StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.RESOURCE_EXHAUSTED"}
@@ -66,6 +70,9 @@ class TritonModelClient:
         self.version = ""
         if wait:
             self.wait_ready()
+        if (model, self.url) not in _announced:  # the worker's log says where each model runs
+            _announced.add((model, self.url))
+            log.info("model %s runs on Triton (%s://%s)", model, self.settings.protocol, self.url)
 
     @property
     def backend(self) -> str:

@@ -57,8 +57,9 @@ class ImageEmbedder(Protocol):
 
 
 class ClipImageEmbedder:
-    def __init__(self, checkpoint: Path, quick_gelu: bool = True) -> None:
-        self.model: VisionTransformer = load_vision_tower(checkpoint, quick_gelu=quick_gelu)
+    def __init__(self, checkpoint: Path, quick_gelu: bool = True, device: str = "cpu") -> None:
+        self.model: VisionTransformer = load_vision_tower(checkpoint, quick_gelu=quick_gelu).to(device)
+        self.device = torch.device(device)
         cfg = self.model.cfg
         self.backend = (
             f"CLIP ViT {cfg.width}w/{cfg.layers}L/p{cfg.patch_size}@{cfg.image_size} from {Path(checkpoint).name}"
@@ -67,7 +68,7 @@ class ClipImageEmbedder:
 
     @torch.inference_mode()
     def embed(self, frames: np.ndarray) -> np.ndarray:
-        return self.model(preprocess(frames, self.model.cfg.image_size)).numpy()
+        return self.model(preprocess(frames, self.model.cfg.image_size).to(self.device)).cpu().numpy()
 
 
 class AestheticScorer(Scorer):
@@ -80,12 +81,13 @@ class AestheticScorer(Scorer):
         self.mlp_name = mlp_name
 
     @classmethod
-    def from_dir(cls, weights_dir: Path, quick_gelu: bool = True) -> "AestheticScorer":
+    def from_dir(cls, weights_dir: Path, quick_gelu: bool = True, device: str = "cpu") -> "AestheticScorer":
+        """``device``: where the CLIP tower runs (the MLP head, a few kFLOPs per frame, stays on the CPU)."""
         found = find_aesthetic_weights(weights_dir)
         if found is None:
             raise FileNotFoundError(f"aesthetic weights not in {Path(weights_dir) / SUBDIR}")
         clip, mlp = found
-        return cls(ClipImageEmbedder(clip, quick_gelu=quick_gelu), load_aesthetic_mlp(mlp), mlp.name)
+        return cls(ClipImageEmbedder(clip, quick_gelu=quick_gelu, device=device), load_aesthetic_mlp(mlp), mlp.name)
 
     @torch.inference_mode()
     def predict(self, frames: np.ndarray) -> np.ndarray:

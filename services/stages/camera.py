@@ -2,7 +2,7 @@
 
 Thin I/O around ``services.camera.track_camera``; writes, under ``annotations/{clip_id}/``:
 ``poses.npy`` (N x 7 world-to-camera tx,ty,tz,qx,qy,qz,qw), ``c2w.npy`` (N,4,4 camera-to-world),
-``intrinsics.npy`` (N x 4 fx/W, fy/H, cx/W, cy/H), ``indexes.txt`` (clip frame of each row)
+``intrinsics.npy`` (N x 4 fx/W, fy/H, cx/W, cy/H), ``indexes.txt`` (``k frame_idx``: clip frame of each row)
 and ``instructions.json`` ({"start->end": [labels]}, clip frames, end exclusive).
 """
 
@@ -13,10 +13,12 @@ import json
 
 import numpy as np
 
+from services.annotate import DENSE_TRACK, chosen_frames
 from services.camera.frontend import working_size
 from services.camera.geometry import c2w_to_w2c_quat
 from services.camera.labels import motion_instructions, trajectory_stats
 from services.camera.track import track_camera
+from services.dataset.formats import format_indexes
 from services.records import ClipRecord
 from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
 from services.video.decode import DecodeError, read_frames
@@ -32,7 +34,7 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 
 class CameraStage(ClipStage):
     name = "camera"
-    config_sections = ("camera",)
+    config_sections = ("camera", "annotate")
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.camera
@@ -52,13 +54,22 @@ class CameraStage(ClipStage):
             raise ClipFailed(track.reason or "no poses")
         stats = trajectory_stats(track.c2w, clip.fps)
         instructions = motion_instructions(track.c2w, clip.fps, track.frame_indices, track.segments)
+        # statistics and labels from every tracked frame; the published rows at the annotation rate
+        wanted = chosen_frames(clip.num_frames, clip.fps, ctx.settings.annotate.rate_hz)
+        rows = np.flatnonzero(np.isin(track.frame_indices, wanted))
+        c2w, intrinsics, indexes = track.c2w[rows], track.intrinsics[rows], track.frame_indices[rows]
         files = {
-            "poses.npy": _npy_bytes(c2w_to_w2c_quat(track.c2w).astype(np.float64)),
-            "c2w.npy": _npy_bytes(track.c2w.astype(np.float64)),
-            "intrinsics.npy": _npy_bytes(track.intrinsics.astype(np.float64)),
-            "indexes.txt": ("\n".join(str(int(i)) for i in track.frame_indices) + "\n").encode(),
+            "poses.npy": _npy_bytes(c2w_to_w2c_quat(c2w).astype(np.float64)),
+            "c2w.npy": _npy_bytes(c2w.astype(np.float64)),
+            "intrinsics.npy": _npy_bytes(intrinsics.astype(np.float64)),
+            "indexes.txt": format_indexes(indexes).encode(),
             "instructions.json": json.dumps(instructions, indent=1).encode(),
         }
+        if len(rows) < len(track.frame_indices):  # the depth stage picks neighbour views among every frame
+            buf = io.BytesIO()
+            np.savez(buf, c2w=track.c2w.astype(np.float64), intrinsics=track.intrinsics.astype(np.float64),
+                     frame_indices=track.frame_indices.astype(np.int64))
+            files[DENSE_TRACK] = buf.getvalue()
         artifacts = []
         for name, data in files.items():
             key = clip.annotation_key(name)

@@ -1,7 +1,7 @@
 """The depth stage: depth maps and dynamic-object masks for the annotated frames of a clip.
 
 Reads the clip and the camera stage's ``c2w.npy`` (N,4,4 camera-to-world, OpenCV axes, up to scale),
-``intrinsics.npy`` (N x 4: fx/W, fy/H, cx/W, cy/H) and ``indexes.txt`` (annotated frame numbers);
+``intrinsics.npy`` (N x 4: fx/W, fy/H, cx/W, cy/H) and ``indexes.txt`` (``k frame_idx`` per annotated frame);
 writes ``depth.npz`` (``depth`` N x h x w float16 z-depth in the poses' units, 0 = invalid, plus
 ``K_depth``) and ``dyn_masks.npz`` (``masks`` N x H x W bool), and the ``dynamicRatio`` column.
 """
@@ -13,6 +13,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from services.dataset.formats import parse_indexes
+from services.annotate import DENSE_TRACK
+from services.camera.frontend import working_size
 from services.depth.backends import params_from_settings
 from services.depth.exr_zip import write_disparity_zip
 from services.depth.geometry import intrinsics_from_normalised
@@ -25,10 +28,6 @@ from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContex
 from services.video.decode import read_frames
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
-
-
-def parse_indexes(text: str) -> np.ndarray:
-    return np.array([int(tok) for tok in text.split()], dtype=np.int64)
 
 
 def select_frames(frames: Iterator[np.ndarray], indexes: np.ndarray) -> Iterator[np.ndarray]:
@@ -48,7 +47,7 @@ def select_frames(frames: Iterator[np.ndarray], indexes: np.ndarray) -> Iterator
 
 class DepthStage(ClipStage):
     name = "depth"
-    config_sections = ("depth",)
+    config_sections = ("depth", "annotate")
 
     def __init__(self) -> None:
         # weight-based backends' model clients (services.depth.learned), made on first use, kept for later clips
@@ -81,17 +80,32 @@ class DepthStage(ClipStage):
             raise ClipFailed(f"camera outputs disagree: {len(c2w)} poses, {len(intr)} intrinsics, {len(indexes)} indexes")
         if np.any(np.diff(indexes) < 0):
             raise ClipFailed("indexes.txt is not in ascending order")
-        W, H = clip.width, clip.height
+        # the working size: the clip's, scaled down to settings.working_max_side (intrinsics are normalised)
+        W, H = working_size(clip.width, clip.height, settings.working_max_side)
+        size = None if (W, H) == (clip.width, clip.height) else (W, H)
         K = np.stack([intrinsics_from_normalised(row, W, H) for row in intr])
+        dense_key = clip.annotation_key(DENSE_TRACK)
+        sparse = getattr(backend, "takes_refs", False) and ctx.store.exists(dense_key)
+        if sparse:  # an annotation rate: neighbour views among every tracked frame
+            track = np.load(io.BytesIO(ctx.store.get_bytes(dense_key)))
+            tracked = track["frame_indices"].astype(np.int64)
+            refs = np.searchsorted(tracked, indexes)
+            if np.any(refs >= len(tracked)) or np.any(tracked[np.minimum(refs, len(tracked) - 1)] != indexes):
+                raise ClipFailed(f"{DENSE_TRACK} does not hold every frame of indexes.txt (run the camera stage again)")
+            K_all = np.stack([intrinsics_from_normalised(row, W, H) for row in track["intrinsics"]])
 
         n = len(indexes)
         gw, gh = round(W * params.depth_scale), round(H * params.depth_scale)
         depth = np.zeros((n, gh, gw), np.float16)
         masks = np.zeros((n, H, W), bool)
         with ctx.store.local_path(clip.clip_key) as path:
-            frames = select_frames(read_frames(path, settings=ctx.settings.video), indexes)
+            decoded = read_frames(path, size=size, settings=ctx.settings.video)
+            if sparse:
+                pairs = backend.iter_both(select_frames(decoded, tracked), track["c2w"], K_all, refs=refs)
+            else:
+                pairs = backend.iter_both(select_frames(decoded, indexes), c2w, K)
             produced = 0
-            for i, (d, m) in enumerate(backend.iter_both(frames, c2w, K)):
+            for i, (d, m) in enumerate(pairs):
                 d = np.where(d < FLOAT16_MAX, d, 0)  # beyond float16: left invalid rather than saturated
                 depth[i] = d.astype(np.float16)
                 masks[i] = m

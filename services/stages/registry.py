@@ -44,6 +44,8 @@ def parse_stage_list(text: str | None) -> list[str]:
         else:
             known = ", ".join([*STAGES, *ALIASES])
             raise UnknownStage(f"unknown stage {name!r} (known: {known})")
+    if not wanted:
+        raise UnknownStage(f"no stage named in {text!r} (known: {', '.join([*STAGES, *ALIASES])})")
     missing = wanted - set(available_stages())
     if missing:
         raise UnknownStage(f"stage(s) not implemented yet: {', '.join(sorted(missing))}")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from services.storage.base import ArtifactNotFound, ArtifactStore, check_key
+from services.storage.files import temp_beside
 
 
 class LocalStore(ArtifactStore):
@@ -24,10 +24,7 @@ class LocalStore(ArtifactStore):
     def writer(self, key: str, suffix: str = "") -> Iterator[Path]:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # The temp file sits beside the target so the final rename is atomic.
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent)
-        os.close(fd)
-        tmp_path = Path(tmp)
+        tmp_path = temp_beside(target, suffix)
         try:
             yield tmp_path
             os.replace(tmp_path, target)

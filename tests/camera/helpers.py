@@ -1,28 +1,22 @@
 from __future__ import annotations
 
 import json
-import sys
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-CASES = SHARED / "bench" / "cases"
+from tests.data import CASES, case_dir, evaluator
 
 
 def need_cases() -> Path:
-    if not (CASES / "room_plain" / "meta.json").exists():
-        pytest.skip(f"shared bench cases not found at {CASES}")
+    """The cases' folder; a missing case fails the test."""
+    case_dir("room_plain")
     return CASES
 
 
 def evaluate_module():
-    sys.path.insert(0, str(CASES.parent))
-    import evaluate
-
-    return evaluate
+    return evaluator()
 
 
 @lru_cache(maxsize=None)

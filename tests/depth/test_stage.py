@@ -7,6 +7,7 @@ import subprocess
 
 import numpy as np
 
+from services.dataset.formats import format_indexes
 from services.records import ClipRecord
 from services.settings import Settings
 from services.stages.base import StageContext
@@ -38,7 +39,7 @@ def test_stage_writes_depth_and_masks(tmp_path):
         buf = io.BytesIO()
         np.save(buf, arr)
         store.put_bytes(clip.annotation_key(name), buf.getvalue())
-    store.put_bytes(clip.annotation_key("indexes.txt"), "\n".join(map(str, indexes)).encode())
+    store.put_bytes(clip.annotation_key("indexes.txt"), format_indexes(indexes).encode())
 
     settings = Settings().with_overrides({"depth": {"export_exr_zip": True}})
     outcome = DepthStage().run(clip, StageContext(settings=settings, store=store, workdir=tmp_path))

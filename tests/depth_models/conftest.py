@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from services.dataset.formats import format_indexes
 from services.records import ClipRecord
 from services.settings import Settings
 from services.storage.local import LocalStore
@@ -69,7 +70,7 @@ def prepare_clip(root: Path, case: str = CASE) -> tuple[ClipRecord, LocalStore]:
     intr = np.tile([K[0, 0] / 640, K[1, 1] / 360, K[0, 2] / 640, K[1, 2] / 360], (len(INDEXES), 1))
     put_array(store, clip.annotation_key("c2w.npy"), np.load(src / "gt_poses.npy")[INDEXES])
     put_array(store, clip.annotation_key("intrinsics.npy"), intr)
-    store.put_bytes(clip.annotation_key("indexes.txt"), "\n".join(map(str, INDEXES)).encode())
+    store.put_bytes(clip.annotation_key("indexes.txt"), format_indexes(INDEXES).encode())
     return clip, store
 
 

@@ -4,18 +4,22 @@ worker per queue, started by ``services.stack`` on free loopback ports."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import redis
 
 from gateway.auth import hash_key, new_key
 from services.client.api import GatewayClient
-from services.settings import load_settings
+from services.settings import Settings, load_settings
 from services.stack import Stack, StackInfo
 
 # Small enough to test the limit, large enough for bikes.mp4 (0.5 MB).
 UPLOAD_LIMIT = 4 * 1024 * 1024
+# Inputs a prefix or manifest job lists per page: small, so a few test videos span several pages.
+LISTING_PAGE_SIZE = 2
 OTHER_KEY = new_key()
+GRANTED_PREFIX = "granted/dev/"
 
 
 def pytest_collection_modifyitems(items):
@@ -27,13 +31,23 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory):
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    folder = tmp_path_factory.mktemp("stack")
+        pytest.fail("redis-server is not installed; `make setup` installs it", pytrace=False)
+    return distributed_settings(tmp_path_factory.mktemp("stack"))
+
+
+def distributed_settings(folder: Path) -> Settings:
+    """The test stacks' settings (a module that restarts parts of its stack starts its own)."""
+    bucket = load_settings().s3.bucket
     return load_settings().with_overrides({
         "stack": {"dir": str(folder), "start_timeout_s": 180},
-        "gateway": {"max_upload_bytes": UPLOAD_LIMIT, "api_keys": {"other": hash_key(OTHER_KEY)}},
-        # Quick recovery of a killed worker's task (running tasks renew their lease).
-        "redis": {"visibility_timeout_s": 10, "lease_renew_s": 2.0, "restore_interval_s": 1},
+        "gateway": {"max_upload_bytes": UPLOAD_LIMIT, "api_keys": {"other": hash_key(OTHER_KEY)},
+                    # The development key ("dev") may also read one folder beyond its own jobs.
+                    "tenants": {"dev": {"s3_prefixes": [f"s3://{bucket}/{GRANTED_PREFIX}"]}},
+                    "source_page_size": LISTING_PAGE_SIZE},
+        # Quick recovery of a killed worker's task (running tasks renew their lease), and a watchdog
+        # that notices a job without work within seconds.
+        "redis": {"visibility_timeout_s": 10, "lease_renew_s": 2.0, "restore_interval_s": 1,
+                  "watchdog_interval_s": 1.0},
         "client": {"poll_interval_s": 0.5},
     })
 
@@ -70,3 +84,12 @@ def redis_client(info):
     client = redis.Redis.from_url(info.redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def minio_client(info, stack_settings):
+    from minio import Minio
+
+    s3 = stack_settings.s3
+    return Minio(info.s3_endpoint, access_key=s3.access_key, secret_key=s3.secret_key.get_secret_value(),
+                 secure=False, region=s3.region)

@@ -9,7 +9,7 @@ from minio import Minio
 from services.samples import bikes_path
 from workers import state as st
 
-from .conftest import OTHER_KEY, UPLOAD_LIMIT
+from .conftest import GRANTED_PREFIX, OTHER_KEY, UPLOAD_LIMIT
 
 
 def _error(response: httpx.Response, status: int, code: str) -> str:
@@ -84,9 +84,31 @@ def test_invalid_requests_name_the_problem(http, info, good_job):
     message = _error(http.post("/v1/jobs", json={"sources": ["s3://b/k"], "config": {"clip": {"min_seconds": "x"}}}),
                      422, "invalid_config")
     assert "min_seconds" in message
-    _error(http.post("/v1/jobs", json={"sources": [f"s3://{info.bucket}/nothing/here.mp4"]}), 400, "source_not_found")
+    _error(http.post("/v1/jobs", json={"sources": [f"s3://{info.bucket}/{GRANTED_PREFIX}nothing/here.mp4"]}),
+           400, "source_not_found")
     _error(http.post("/v1/jobs", json={"sources": ["ftp://host/video.mp4"]}), 422, "bad_source")
     _error(http.post("/v1/jobs", content=b"x", headers={"Content-Type": "text/plain"}), 415, "unsupported_media_type")
+
+
+def test_odd_requests_get_clear_4xx_answers(http, good_job):
+    # A stage list that names no stage is not "every stage" and not "nothing to do".
+    with open(bikes_path(), "rb") as video:
+        message = _error(http.post("/v1/jobs", files={"files": ("bikes.mp4", video)}, data={"stages": ",,,"}),
+                         422, "unknown_stage")
+    assert "no stage" in message
+    for stages in (",,,", " , ", []):
+        _error(http.post("/v1/jobs", json={"sources": ["s3://b/k.mp4"], "stages": stages}), 422, "unknown_stage")
+    # A port out of range is a bad source, not a server error.
+    for uri in ("http://example.com:99999/v.mp4", "https://example.com:-1/v.mp4", "http://example.com:x/v.mp4"):
+        _error(http.post("/v1/jobs", json={"sources": [uri]}), 422, "bad_source")
+    # A JSON body that is not an object says so.
+    message = _error(http.post("/v1/jobs", json=["s3://b/k.mp4"]), 422, "invalid_request")
+    assert message.startswith("the body:"), message
+    # A long job id is not echoed back.
+    long_id = "a" * 5000
+    for response in (http.get(f"/v1/jobs/{long_id}"), http.get(f"/v1/jobs/{long_id}/files"),
+                     http.delete(f"/v1/jobs/{long_id}")):
+        assert len(_error(response, 404, "job_not_found")) < 100
 
 
 def test_unknown_job_is_404(http, good_job):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +19,11 @@ from services.samples import bikes_path
 from services.stages.registry import available_stages
 
 CONFIG = {"clip": {"min_seconds": 1.0}}
-# Files only one mode writes: the embedded run's log, the distributed job's final state.
-ONLY_EMBEDDED = {"spatialvid.log"}
+# Files only one mode writes: the distributed job's final state.
+ONLY_EMBEDDED: set[str] = set()
 ONLY_DISTRIBUTED = {"job.json"}
-# Files whose content holds timings or the input's path, so only their presence is compared.
-VOLATILE = {"summary.json", "videos.csv", "videos.parquet", "metadata.csv", "metadata.parquet"}
+# Files whose content holds timings, the input's path or log lines, so only their presence is compared.
+VOLATILE = {"summary.json", "videos.csv", "videos.parquet", "metadata.csv", "metadata.parquet", "spatialvid.log"}
 
 
 def _files(root: Path) -> set[str]:
@@ -59,6 +61,11 @@ def test_job_output_matches_the_embedded_run(client, tmp_path):
     fetched = tmp_path / "fetched"
     written = client.fetch(accepted["id"], fetched)
     assert len(written) == len(set(written))
+    # Fetched files get the mode the umask gives (0644 under the usual 022), like the embedded store's.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {stat.S_IMODE((fetched / key).stat().st_mode) for key in written} == {0o666 & ~umask}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in embedded.rglob("*") if p.is_file()} == {0o666 & ~umask}
 
     # Same files (beside each mode's own one).
     assert _files(fetched) - ONLY_DISTRIBUTED == _files(embedded) - ONLY_EMBEDDED

@@ -1,3 +1,5 @@
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +44,21 @@ def test_failed_write_leaves_nothing(tmp_path: Path):
 def test_keys_cannot_escape(tmp_path: Path, key: str):
     with pytest.raises(ValueError):
         LocalStore(tmp_path).put_text(key, "x")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_artifacts_get_the_mode_the_umask_gives(tmp_path: Path, umask: int, mode: int):
+    """Artifacts are shared by a team: written with the mode open() would give, not mkstemp's 0600."""
+    from services.storage import files
+
+    old = os.umask(umask)
+    files.process_umask.cache_clear()
+    try:
+        store = LocalStore(tmp_path)
+        store.put_text("annotations/x/caption.json", "{}")
+        store.put_npy("annotations/x/poses.npy", np.zeros(7))
+        for key in ("annotations/x/caption.json", "annotations/x/poses.npy"):
+            assert stat.S_IMODE(store.path(key).stat().st_mode) == mode, key
+    finally:
+        os.umask(old)
+        files.process_umask.cache_clear()

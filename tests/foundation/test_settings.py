@@ -71,10 +71,19 @@ def test_job_overrides_are_validated():
 def test_jobs_cannot_redirect_captions_or_touch_infrastructure():
     from services.settings import check_job_overrides
 
-    check_job_overrides({"clip": {"min_seconds": 1}, "caption": {"backend": "openai", "vlm_model": "m"}})
-    with pytest.raises(ValueError, match="vlm_url"):
-        check_job_overrides({"caption": {"vlm_url": "http://elsewhere.example/v1"}})
-    with pytest.raises(ValueError, match="api_key"):
-        check_job_overrides({"caption": {"api_key": "x"}})
-    with pytest.raises(ValueError, match="s3"):
-        check_job_overrides({"s3": {"endpoint": "x"}})
+    check_job_overrides({"clip": {"min_seconds": 1}, "caption": {"vlm_temperature": 0.5}})
+    for section, field in [("caption", "vlm_url"), ("caption", "llm_url"), ("caption", "api_key"),
+                           ("caption", "llm_api_key"), ("caption", "vlm_model"), ("caption", "backend"),
+                           ("score", "torch_threads"), ("s3", "endpoint"), ("storage", "root"),
+                           ("models", "weights_dir"), ("video", "ffmpeg")]:
+        with pytest.raises(ValueError, match=field if section == "caption" else section):
+            check_job_overrides({section: {field: "x"}})
+
+
+def test_the_job_allow_list_names_real_fields_only():
+    """A typo in the allow-list would silently refuse a field; a removed field must leave it."""
+    from services.settings import JOB_SETTABLE_FIELDS, Settings
+
+    for section, fields in JOB_SETTABLE_FIELDS.items():
+        known = type(getattr(Settings(), section)).model_fields
+        assert set(fields) <= set(known), (section, set(fields) - set(known))

@@ -14,7 +14,7 @@ import torch
 
 from services.kernels.loader import SOURCE_DIR, find_nvcc
 
-SHARED_CASES = Path(__file__).resolve().parents[2].parent / "shared" / "bench" / "cases"
+from tests.data import CASES as SHARED_CASES, case_dir
 
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(),
@@ -73,9 +73,7 @@ def random_ba(seed: int, M: int = 500, B: int = 2, P: int = 6, N: int = 120, fix
 def real_ba() -> list[BAInputs]:
     """Every normal-equation build of the tracker on the first 16 frames of room_plain (window BA,
     pose-only refinements, focal search), captured at the seam."""
-    video = SHARED_CASES / "room_plain" / "video.mp4"
-    if not video.exists():
-        pytest.skip(f"shared bench case not found at {video}")
+    video = case_dir("room_plain") / "video.mp4"
     from services.camera import optim
     from services.camera.track import track_camera
     from services.settings import CameraSettings
@@ -134,9 +132,7 @@ def random_views(seed: int, h: int = 60, w: int = 96, V: int = 2) -> tuple[np.nd
 @pytest.fixture(scope="session")
 def real_views():
     """room_plain frame 20 against frames 16 and 24 at the depth grid (320x180): DIS flow, GT poses."""
-    case = SHARED_CASES / "room_plain"
-    if not (case / "video.mp4").exists():
-        pytest.skip(f"shared bench case not found at {case}")
+    case = case_dir("room_plain")
     from services.depth.flow import DisFlow, forward_backward_error
     from services.depth.geometry import relative_pose, scale_intrinsics
     from services.depth.views import prepare_frame

@@ -20,6 +20,7 @@ from services.kernels import backend, reference
 from services.kernels.bundle_ops import build_normal_equations
 from services.kernels.flow_ops import residual_score, triangulate
 from services.kernels.loader import kernel_status
+from tests.data import case_dir, evaluator
 from tests.kernels.conftest import SHARED_CASES, needs_cuda, random_ba, random_views
 from tests.kernels.test_cpu_ops import assert_blocks_match
 
@@ -81,9 +82,7 @@ def test_flow_kernels_match_cpu(source, request):
 
 
 def _pose_errors(case: str, c2w: np.ndarray) -> tuple[float, float]:
-    sys.path.insert(0, str(SHARED_CASES.parent))
-    import evaluate
-
+    evaluate = evaluator()
     meta = json.loads((SHARED_CASES / case / "meta.json").read_text())
     gt = np.load(SHARED_CASES / case / "gt_poses.npy")
     shots = [(s["start"], s["end"]) for s in meta["shots"]]
@@ -93,8 +92,7 @@ def _pose_errors(case: str, c2w: np.ndarray) -> tuple[float, float]:
 
 @pytest.mark.parametrize("case", ["room_plain", "orbit_plain", "street_dyn3", "cut_room_street_dyn1"])
 def test_tracking_accuracy_unchanged_with_the_kernels(case):
-    if not (SHARED_CASES / case / "video.mp4").exists():
-        pytest.skip(f"shared bench case {case} not found")
+    case_dir(case)
     from services.camera.track import track_camera
     from services.settings import CameraSettings
     from services.samples import read_case_frames

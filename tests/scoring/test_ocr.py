@@ -39,8 +39,6 @@ def test_area_ratio_counts_union_at_frame_resolution():
 
 
 def test_burned_in_subtitles_raise_the_ratio(clips, detector):
-    if "plain" not in clips:
-        pytest.skip("bench case orbit_plain not available")
     clean = read_rgb_frame(clips["plain"], 40)
     subtitled = burn_subtitle(clean)
     scorer = OcrScorer(detector)
@@ -54,8 +52,6 @@ def test_burned_in_subtitles_raise_the_ratio(clips, detector):
 
 
 def test_text_overlay_case_agrees_with_its_ground_truth_text_masks(clips, detector):
-    if "text" not in clips:
-        pytest.skip("bench case orbit_text_dyn2 not available")
     masks = np.load(clips["text"].parent / "gt_text_masks.npz")["masks"]
     index = 30
     frame = read_rgb_frame(clips["text"], index)
@@ -79,8 +75,6 @@ def test_provenance_names_the_model(detector):
 def test_optional_text_reading_returns_the_burned_in_words(clips, detector):
     from services.scoring.ocr import PPOCRReader
 
-    if "plain" not in clips:
-        pytest.skip("bench case orbit_plain not available")
     scorer = OcrScorer(detector, PPOCRReader(threads=1))
     clean = read_rgb_frame(clips["plain"], 40)
     out = scorer.score(frames_of(clean, burn_subtitle(clean, "Hello subtitle world")))

@@ -55,8 +55,6 @@ def test_pan_clip_is_scored_and_kept_except_for_no_aesthetic(clips, tmp_path, sc
 
 
 def test_dark_and_still_clips_are_dropped_naming_each_rule(clips, tmp_path, score_stage):
-    if "dark" not in clips:
-        pytest.skip("bench case street_dark_dyn1 not available")
     ctx = context(tmp_path)
     dark = run_clip_stage(score_stage, make_clip(ctx.store, "dark_0", clips["dark"]), ctx, "fp")
     dark = run_clip_stage(FilterStage(), dark, ctx, "fp")

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.samples import vtest_path
+from tests import data
 from services.settings import Settings, load_settings
 from services.triton_server import TritonServer, TritonUnavailable, find_installation, free_port
 
@@ -41,7 +41,8 @@ def require_installation(settings: Settings) -> None:
     try:
         find_installation(settings.triton.venv)
     except TritonUnavailable as exc:
-        pytest.skip(f"Triton server virtualenv not available ({exc})")
+        pytest.fail(f"Triton server virtualenv not available ({exc}); `make test` builds it (make triton-venv)",
+                    pytrace=False)
 
 
 def write_tiny_checkpoints(weights_dir: Path) -> list[str]:
@@ -89,9 +90,7 @@ def text_frames() -> np.ndarray:
     """Real footage (OpenCV's vtest.avi) at 640x360, some frames with burned-in text: (6, 360, 640, 3)."""
     from services.video.decode import read_frames
 
-    path = vtest_path()
-    if not path.exists():
-        pytest.skip(f"sample footage {path} missing (Debian opencv-doc)")
+    path = data.vtest()
     frames = list(read_frames(path, size=(640, 360), start=0, count=6, step=10))
     assert len(frames) == 6
     captions = [["Breaking news: the street"], [], ["Two lines of text", "burned into the frame"], [],

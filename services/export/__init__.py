@@ -1,0 +1,1 @@
+"""Training-ready exports of an output folder: the published SpatialVID-HQ layout and WebDataset shards."""

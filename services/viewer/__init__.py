@@ -1,0 +1,1 @@
+"""See a dataset: a browser viewer (``spatialvid view``) and a statistics report (``spatialvid report``)."""
