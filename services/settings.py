@@ -116,6 +116,13 @@ class FilterSettings(Section):
     motion_min: float = 2.0
     motion_max: float = 14.0
     ocr_max: float = 0.3
+    # Optional rules on the quality verdict (services/quality), all off by default: dropping a clip whose
+    # annotations flag themselves is the user's choice. A quality below 0.5 means the clip carries a flag.
+    min_pose_quality: float | None = Field(None, ge=0, le=1)
+    min_depth_quality: float | None = Field(None, ge=0, le=1)
+    min_mask_quality: float | None = Field(None, ge=0, le=1)
+    # Drop a clip carrying any of these qc_flags: a whole flag ("pose:focal-unconstrained") or a concern ("depth:").
+    reject_qc_flags: list[str] = Field(default_factory=list)
 
 
 class CameraSettings(Section):
@@ -136,6 +143,40 @@ class CameraSettings(Section):
     vanishing_every: int = Field(8, ge=0)
     # A known horizontal field of view skips the focal estimation.
     known_hfov_deg: float | None = None
+
+
+class QualitySettings(Section):
+    """The quality verdict's thresholds (services/quality): each is where the evidence says the annotation is
+    likely wrong, so a clip beyond it gets a flag and a quality of 0.5 or less. Pixel figures are on a
+    640-pixel-wide image whatever the clip's size, so the verdict does not depend on the resolution."""
+
+    # Frame pairs this many annotated frames apart are checked: enough baseline to see parallax at 24-30 fps.
+    pair_offset: int = Field(4, ge=1)
+    # Check a pair every this many annotated frames (cost: one optical flow per pair at 320 px).
+    pair_every: int = Field(4, ge=1)
+    # Static pixels' flow should land where the poses put them (epipolar line, or the rotation's image when the
+    # camera does not translate): 0.5 deg of rotation error moves points by about 4 px at a 60 deg lens.
+    pose_residual_px: float = Field(1.5, gt=0)
+    # Fewer inlier tracks than this on a tenth of the frames: too little evidence for a reliable pose.
+    min_inlier_tracks: float = Field(40.0, gt=0)
+    # A translation needs depth to be where the flow says: median transfer error of the depth into the
+    # neighbouring view, in px; a depth 10% wrong moves a point by ~10% of its parallax.
+    depth_transfer_px: float = Field(1.0, gt=0)
+    # Photometric check: mean absolute grey difference (0-255) after warping the neighbour by the depth and poses,
+    # beyond what warping by the measured flow leaves (noise and compression cancel out).
+    depth_photometric_excess: float = Field(4.0, gt=0)
+    # Masks that change this much between consecutive frames (1 - IoU) flicker rather than follow objects.
+    mask_instability: float = Field(0.5, gt=0, le=1)
+    # Masks covering less than this share of the frames are too small to judge for flicker (and well under the
+    # 1% of false positives that matters on a clip without movers).
+    min_mask_share: float = Field(0.002, ge=0, le=1)
+    # Forward-backward flow error of static pixels (px): compression and noise at this level drown the
+    # residual of slow or small movers.
+    flow_noise_px: float = Field(0.8, gt=0)
+    # Grey-level spread (std, 0-255) of a frame below this: too little texture for flow to see movers.
+    min_contrast: float = Field(20.0, gt=0)
+    # Quality given to a clip whose focal length is only the prior (the motion could not determine it).
+    unconstrained_focal_quality: float = Field(0.4, ge=0, le=1)
 
 
 class DepthSettings(Section):
@@ -345,6 +386,7 @@ class Settings(BaseSettings):
     filter: FilterSettings = Field(default_factory=FilterSettings)
     camera: CameraSettings = Field(default_factory=CameraSettings)
     depth: DepthSettings = Field(default_factory=DepthSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     caption: CaptionSettings = Field(default_factory=CaptionSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     kernels: KernelSettings = Field(default_factory=KernelSettings)
@@ -373,7 +415,7 @@ class Settings(BaseSettings):
 
 
 # Sections that a job may override (pipeline behaviour, never infrastructure or secrets).
-JOB_OVERRIDABLE_SECTIONS = ("clip", "score", "filter", "camera", "depth", "caption")
+JOB_OVERRIDABLE_SECTIONS = ("clip", "score", "filter", "camera", "depth", "quality", "caption")
 # Fields a job may never set: where clip frames are sent and with which key is
 # the operator's decision, not the submitter's.
 JOB_FORBIDDEN_FIELDS: dict[str, tuple[str, ...]] = {

@@ -17,11 +17,14 @@ from services.camera.frontend import working_size
 from services.camera.geometry import c2w_to_w2c_quat
 from services.camera.labels import motion_instructions, trajectory_stats
 from services.camera.track import track_camera
+from services.quality.evidence import track_evidence
+from services.quality.record import EVIDENCE_FILE, evidence_json, provenance as verdict_provenance
+from services.quality.verdict import clip_verdict
 from services.records import ClipRecord
 from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
 from services.video.decode import DecodeError, read_frames
 
-ARTIFACTS = ("poses.npy", "c2w.npy", "intrinsics.npy", "indexes.txt", "instructions.json")
+ARTIFACTS = ("poses.npy", "c2w.npy", "intrinsics.npy", "indexes.txt", "instructions.json", EVIDENCE_FILE)
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -32,7 +35,7 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 
 class CameraStage(ClipStage):
     name = "camera"
-    config_sections = ("camera",)
+    config_sections = ("camera", "quality")
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.camera
@@ -52,24 +55,28 @@ class CameraStage(ClipStage):
             raise ClipFailed(track.reason or "no poses")
         stats = trajectory_stats(track.c2w, clip.fps)
         instructions = motion_instructions(track.c2w, clip.fps, track.frame_indices, track.segments)
+        evidence = track_evidence(track)
+        verdict = clip_verdict(evidence, None, ctx.settings.quality)
         files = {
             "poses.npy": _npy_bytes(c2w_to_w2c_quat(track.c2w).astype(np.float64)),
             "c2w.npy": _npy_bytes(track.c2w.astype(np.float64)),
             "intrinsics.npy": _npy_bytes(track.intrinsics.astype(np.float64)),
             "indexes.txt": ("\n".join(str(int(i)) for i in track.frame_indices) + "\n").encode(),
             "instructions.json": json.dumps(instructions, indent=1).encode(),
+            EVIDENCE_FILE: evidence_json(evidence, None, verdict),
         }
         artifacts = []
         for name, data in files.items():
             key = clip.annotation_key(name)
             ctx.store.put_bytes(key, data)
             artifacts.append(key)
-        columns = dict(success=track.success, **stats, pose_backend=track.backend)
+        columns = dict(success=track.success, **stats, pose_backend=track.backend, **verdict.columns())
         focal = "; ".join(f"hfov {h:.1f} deg ({s})" for h, s in zip(track.hfov_deg, track.focal_source))
         provenance = {
             "poses": f"{track.backend} (up to scale; focal: {focal})",
             "success,anomaly,moveDist,distLevel,rotAngle,trajTurns": f"{track.backend} + reference trajectory statistics",
             "instructions": "reference enhanced vote on level-frame motion (services.camera.labels)",
+            **verdict_provenance(with_views=False),
         }
         notes = list(track.notes) + ([f"tracking failed: {track.reason}"] if not track.success else [])
         return ClipOutcome(columns=columns, artifacts=artifacts, provenance=provenance, note="; ".join(notes) or None)

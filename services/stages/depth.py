@@ -19,6 +19,9 @@ from services.depth.geometry import intrinsics_from_normalised
 from services.depth.learned import POSE_UNITS, POSE_UNITS_WITH_METRIC, ModelClients, build_backend
 from services.depth.multiview import depth_intrinsics
 from services.depth.overlays import OverlayText
+from services.quality.evidence import evidence_frames, view_evidence
+from services.quality.record import EVIDENCE_FILE, evidence_json, provenance as verdict_provenance, track_from_json
+from services.quality.verdict import clip_verdict
 from services.records import ClipRecord
 from services.scoring.ocr import build_text_detector
 from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
@@ -48,7 +51,7 @@ def select_frames(frames: Iterator[np.ndarray], indexes: np.ndarray) -> Iterator
 
 class DepthStage(ClipStage):
     name = "depth"
-    config_sections = ("depth",)
+    config_sections = ("depth", "quality")
 
     def __init__(self) -> None:
         # weight-based backends' model clients (services.depth.learned), made on first use, kept for later clips
@@ -88,8 +91,9 @@ class DepthStage(ClipStage):
         gw, gh = round(W * params.depth_scale), round(H * params.depth_scale)
         depth = np.zeros((n, gh, gw), np.float16)
         masks = np.zeros((n, H, W), bool)
+        small: list[np.ndarray] = []  # grey copies at the verdict's working size (services.quality)
         with ctx.store.local_path(clip.clip_key) as path:
-            frames = select_frames(read_frames(path, settings=ctx.settings.video), indexes)
+            frames = evidence_frames(select_frames(read_frames(path, settings=ctx.settings.video), indexes), small)
             produced = 0
             for i, (d, m) in enumerate(backend.iter_both(frames, c2w, K)):
                 d = np.where(d < FLOAT16_MAX, d, 0)  # beyond float16: left invalid rather than saturated
@@ -124,6 +128,16 @@ class DepthStage(ClipStage):
                 write_disparity_zip(tmp, depth.astype(np.float32))
             artifacts.append(clip.annotation_key("depth.zip"))
 
+        evidence_key = clip.annotation_key(EVIDENCE_FILE)
+        track = track_from_json(ctx.store.get_bytes(evidence_key) if ctx.store.exists(evidence_key) else None)
+        rows = [(int(np.searchsorted(indexes, a)), int(np.searchsorted(indexes, b))) for a, b in track.segments] \
+            if track else [(0, n)]
+        qc = ctx.settings.quality
+        views = view_evidence(small, c2w, K, depth, masks, rows, W, qc.pair_offset, qc.pair_every)
+        verdict = clip_verdict(track, views, qc)
+        ctx.store.put_bytes(evidence_key, evidence_json(track, views, verdict))
+        artifacts.append(evidence_key)
+
         valid_share = float((depth > 0).mean())
         columns = {
             "dynamicRatio": float(masks.mean()),
@@ -131,10 +145,12 @@ class DepthStage(ClipStage):
             "depth_valid_ratio": round(valid_share, 4),
             "depth_backend": backend.depth.name,
             "mask_backend": backend.masks.name,
+            **verdict.columns(),
         }
         if metres_per_unit:
             columns["metres_per_pose_unit"] = round(float(metres_per_unit), 6)
-        provenance = {"depth": backend.depth.name, "dynamicRatio": backend.masks.name}
+        provenance = {"depth": backend.depth.name, "dynamicRatio": backend.masks.name,
+                      **verdict_provenance(with_views=True)}
         notes = list(getattr(backend, "notes", []))
         if valid_share == 0:
             notes.insert(0, "no valid depth: the camera never moved enough to see parallax")
