@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 from services.quality.evidence import TrackEvidence, ViewEvidence
-from services.quality.verdict import VERDICT_COLUMNS, Verdict
+from services.quality.columns import VERDICT_COLUMNS
+from services.quality.verdict import Verdict
 
 EVIDENCE_FILE = "qc_evidence.json"
 VERDICT_VERSION = "qc-verdict v1"

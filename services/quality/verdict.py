@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.quality.evidence import TrackEvidence, ViewEvidence
+from typing import TYPE_CHECKING
+
+from services.quality.columns import DEPTH_QUALITY, FLAG_SEPARATOR, MASK_QUALITY, POSE_QUALITY, QC_FLAGS
 from services.settings import QualitySettings
 
-# Column names (contracts: the stages write them, the filter reads them).
-POSE_QUALITY, DEPTH_QUALITY, MASK_QUALITY, QC_FLAGS = "pose_quality", "depth_quality", "mask_quality", "qc_flags"
-VERDICT_COLUMNS = (POSE_QUALITY, DEPTH_QUALITY, MASK_QUALITY, QC_FLAGS)
-# qc_flags is one string column: flags joined by this separator.
-FLAG_SEPARATOR = ","
+if TYPE_CHECKING:
+    from services.quality.evidence import TrackEvidence, ViewEvidence
 
 
 def worse_above(x: float, threshold: float) -> float:
@@ -58,10 +57,6 @@ class _Concern:
     @property
     def quality(self) -> float:
         return min(self.scores)
-
-
-def parse_flags(text: object) -> list[str]:
-    return [f for f in str(text or "").split(FLAG_SEPARATOR) if f]
 
 
 def clip_verdict(track: TrackEvidence | None, views: ViewEvidence | None, cfg: QualitySettings) -> Verdict:
