@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,16 @@ EV = evaluator()
 
 def all_cases() -> list[Path]:
     return [p for s in SETS for p in sorted(s.iterdir()) if (p / "meta.json").exists()]
+
+
+def claim(case: Path) -> bool:
+    """Mark the case as being run (so parallel or later ``--pending`` runs skip it); False when already claimed."""
+    (OUT / case.name).mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(OUT / case.name / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
 
 
 def run_stages(case: Path) -> dict:
@@ -115,7 +126,7 @@ def recompute_verdict(case: Path) -> dict | None:
             tracked = track_camera(read_frames(case / "video.mp4", size=size), info.fps, settings.camera)
         if not np.allclose(tracked.c2w, c2w, atol=1e-6):
             raise RuntimeError(f"{case.name}: re-tracked poses differ from the cached ones; run the stages again")
-        track = track_evidence(tracked)
+        track = track_evidence(tracked, focal_given=bool(settings.camera.known_hfov_deg))
     K = np.stack([intrinsics_from_normalised(r, info.width, info.height) for r in np.load(ann / "intrinsics.npy")])
     depth = np.load(ann / "depth.npz")["depth"].astype(np.float32)
     masks = np.load(ann / "dyn_masks.npz")["masks"]
@@ -333,6 +344,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", default="", help="comma list of case names (default: all 32)")
     ap.add_argument("--reuse", action="store_true", help="score the cached outputs without running the stages")
+    ap.add_argument("--pending", action="store_true",
+                    help="run only the cases no earlier run claimed (bench/output/devset/CASE/claimed), then score all")
+    ap.add_argument("--jobs", type=int, default=1, help="cases run at once (each a spatialvid process)")
     ap.add_argument("--recompute-verdict", action="store_true",
                     help="with --reuse: the verdict from the cached outputs with the current services.quality code")
     ap.add_argument("--json", default="", help="also write every figure here")
@@ -342,12 +356,19 @@ def main() -> None:
         cases = [c for c in cases if c.name in a.cases.split(",")]
     print(f"{len(cases)} cases, {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f}, "
           f"{'cached outputs' if a.reuse else 'stages run now'}", flush=True)
-    results = []
-    for case in cases:
-        if not a.reuse:
-            info = run_stages(case)
-            print(f"  ran {case.name}: rc {info['rc']}, {info['wall_s']:.0f} s", flush=True)
-        results.append(score_case(case, a.recompute_verdict))
+    if not a.reuse:
+        if not a.pending:
+            for case in cases:
+                (OUT / case.name / "claimed").unlink(missing_ok=True)
+
+        def run_one(case: Path) -> None:
+            if claim(case):
+                info = run_stages(case)
+                print(f"  ran {case.name}: rc {info['rc']}, {info['wall_s']:.0f} s", flush=True)
+
+        with ThreadPoolExecutor(max(1, a.jobs)) as pool:
+            list(pool.map(run_one, cases))
+    results = [score_case(case, a.recompute_verdict) for case in cases]
     print()
     print_table(results)
     print_rates(results)

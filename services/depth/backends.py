@@ -80,13 +80,15 @@ class GeometricDepthAndMasks:
         if overlay_text is not None:
             self.masks.name = f"{GeometricMasks.name}, burned-in text excluded by {overlay_text.backend}"
 
-    def iter_both(self, frames, c2w, K, timings: dict[str, float] | None = None):
+    def iter_both(self, frames, c2w, K, timings: dict[str, float] | None = None,
+                  confidence: list[np.ndarray] | None = None):
+        """(depth, mask) per frame; ``confidence`` (a list) gets each frame's per-pixel depth confidence."""
         if self.overlay_text is None:
-            yield from iter_depth_and_masks(frames, c2w, K, self.params, timings=timings)
+            yield from iter_depth_and_masks(frames, c2w, K, self.params, timings=timings, confidence=confidence)
             return
         overlay = self.overlay_text
         yield from iter_depth_and_masks(overlay.tap(frames), c2w, K, self.params, timings=timings,
-                                        exclude=overlay.exclusions())
+                                        exclude=overlay.exclusions(), confidence=confidence)
 
 
 # Other backends register a factory here (settings -> backend); the stage looks names up in these.

@@ -56,8 +56,9 @@ class TrackEvidence:
                    data.get("inlier_tracks_p10"), [tuple(s) for s in data.get("segments", [])])
 
 
-def track_evidence(track, min_rotation_deg: float = 1.0) -> TrackEvidence:
-    """From a ``services.camera.track.CameraTrack``."""
+def track_evidence(track, focal_given: bool = False, min_rotation_deg: float = 1.0) -> TrackEvidence:
+    """From a ``services.camera.track.CameraTrack``; ``focal_given``: the user gave the field of view
+    (``camera.known_hfov_deg``), so a focal the clip did not estimate is still known."""
     c2w = track.c2w
     moves = False
     if len(c2w):
@@ -67,7 +68,7 @@ def track_evidence(track, min_rotation_deg: float = 1.0) -> TrackEvidence:
                      or np.linalg.norm(c2w[:, :3, 3] - c2w[0, :3, 3], axis=1).max() > 0)
     inl = getattr(track, "inliers", None)
     p10 = float(np.percentile(inl, 10)) if inl is not None and len(inl) else None
-    return TrackEvidence(bool(track.success), not all(track.focal_estimated), moves, p10,
+    return TrackEvidence(bool(track.success), not focal_given and not all(track.focal_estimated), moves, p10,
                          [tuple(int(x) for x in s) for s in track.segments])
 
 

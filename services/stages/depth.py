@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from services.depth.backends import params_from_settings
+from services.depth.backends import GeometricDepthAndMasks, params_from_settings
 from services.depth.exr_zip import write_disparity_zip
 from services.depth.geometry import intrinsics_from_normalised
 from services.depth.learned import POSE_UNITS, POSE_UNITS_WITH_METRIC, ModelClients, build_backend
@@ -95,7 +95,11 @@ class DepthStage(ClipStage):
         with ctx.store.local_path(clip.clip_key) as path:
             frames = evidence_frames(select_frames(read_frames(path, settings=ctx.settings.video), indexes), small)
             produced = 0
-            for i, (d, m) in enumerate(backend.iter_both(frames, c2w, K)):
+            # the geometric backend says per pixel whether its depth was triangulated, carried or filled
+            confidence: list[np.ndarray] | None = [] if isinstance(backend, GeometricDepthAndMasks) else None
+            pairs = backend.iter_both(frames, c2w, K, confidence=confidence) if confidence is not None \
+                else backend.iter_both(frames, c2w, K)
+            for i, (d, m) in enumerate(pairs):
                 d = np.where(d < FLOAT16_MAX, d, 0)  # beyond float16: left invalid rather than saturated
                 depth[i] = d.astype(np.float16)
                 masks[i] = m
@@ -118,6 +122,9 @@ class DepthStage(ClipStage):
         K_depth = depth_intrinsics(np.median(K, axis=0), W, H, params.depth_scale)
         artifacts = []
         with ctx.store.writer(clip.annotation_key("depth.npz"), ".npz") as tmp:
+            if confidence is not None and len(confidence) == n:
+                # 0 where the depth was dropped (beyond float16, or under a mask after the map was made)
+                extra["confidence"] = np.where(depth > 0, np.stack(confidence), 0).astype(np.float16)
             np.savez_compressed(tmp, depth=depth, K_depth=K_depth.astype(np.float32), units=np.array(units), **extra)
         artifacts.append(clip.annotation_key("depth.npz"))
         with ctx.store.writer(clip.annotation_key("dyn_masks.npz"), ".npz") as tmp:
