@@ -104,7 +104,7 @@ def recompute_verdict(case: Path) -> dict | None:
     from services.camera.frontend import working_size
     from services.camera.track import track_camera
     from services.depth.geometry import intrinsics_from_normalised
-    from services.quality.evidence import evidence_frames, track_evidence, view_evidence
+    from services.quality.evidence import evidence_frames, label_sensitivity, track_evidence, view_evidence
     from services.quality.record import EVIDENCE_FILE, evidence_json, track_from_json
     from services.quality.verdict import clip_verdict
     from services.settings import Settings
@@ -126,7 +126,10 @@ def recompute_verdict(case: Path) -> dict | None:
             tracked = track_camera(read_frames(case / "video.mp4", size=size), info.fps, settings.camera)
         if not np.allclose(tracked.c2w, c2w, atol=1e-6):
             raise RuntimeError(f"{case.name}: re-tracked poses differ from the cached ones; run the stages again")
-        track = track_evidence(tracked, focal_given=bool(settings.camera.known_hfov_deg))
+        track = track_evidence(tracked, focal_given=bool(settings.camera.known_hfov_deg), fps=info.fps)
+    if track.label_sensitivity is None:  # evidence written before the verdict looked at the labels
+        fids = np.array([int(t) for t in (ann / "indexes.txt").read_text().split()])
+        track.label_sensitivity = label_sensitivity(c2w, info.fps, fids, track.segments)
     K = np.stack([intrinsics_from_normalised(r, info.width, info.height) for r in np.load(ann / "intrinsics.npy")])
     depth = np.load(ann / "depth.npz")["depth"].astype(np.float32)
     masks = np.load(ann / "dyn_masks.npz")["masks"]
@@ -134,8 +137,11 @@ def recompute_verdict(case: Path) -> dict | None:
     for _ in evidence_frames(read_frames(case / "video.mp4"), small):  # as the depth stage keeps them
         pass
     q = settings.quality
+    cpu = time.process_time()
     views = view_evidence(small, c2w, K, depth, masks, track.segments, info.width, q.pair_offset, q.pair_every)
     verdict = clip_verdict(track, views, q)
+    cpu = time.process_time() - cpu
+    (OUT / case.name / "verdict_cpu_s.json").write_text(json.dumps(dict(cpu_s=cpu, frames=len(c2w))))
     (OUT / case.name / "verdict_recomputed.json").write_text(evidence_json(track, views, verdict).decode())
     return verdict.columns()
 

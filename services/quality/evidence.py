@@ -14,6 +14,7 @@ Pixel figures are expressed on a 640-pixel-wide image whatever the clip's size (
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -45,18 +46,58 @@ class TrackEvidence:
     # Inlier tracks per frame, 10th percentile over the frames (None: not reported).
     inlier_tracks_p10: float | None
     segments: list[tuple[int, int]] = field(default_factory=list)
+    # Share of frames whose motion labels flip when the labeller's thresholds move by 1.5x (None: not computed).
+    label_sensitivity: float | None = None
 
     def to_json(self) -> dict:
         return dict(success=self.success, focal_from_prior=self.focal_from_prior, camera_moves=self.camera_moves,
-                    inlier_tracks_p10=self.inlier_tracks_p10, segments=[list(s) for s in self.segments])
+                    inlier_tracks_p10=self.inlier_tracks_p10, segments=[list(s) for s in self.segments],
+                    label_sensitivity=self.label_sensitivity)
 
     @classmethod
     def from_json(cls, data: dict) -> "TrackEvidence":
         return cls(bool(data["success"]), bool(data["focal_from_prior"]), bool(data["camera_moves"]),
-                   data.get("inlier_tracks_p10"), [tuple(s) for s in data.get("segments", [])])
+                   data.get("inlier_tracks_p10"), [tuple(s) for s in data.get("segments", [])],
+                   data.get("label_sensitivity"))
 
 
-def track_evidence(track, focal_given: bool = False, min_rotation_deg: float = 1.0) -> TrackEvidence:
+def _label_frames(instructions: dict[str, list[str]], n: int) -> list[tuple[str, ...]]:
+    frames: list[tuple[str, ...]] = [("Stay",)] * n
+    for key, labels in instructions.items():
+        a, b = map(int, key.split("->"))
+        for f in range(a, min(b, n)):
+            frames[f] = tuple(sorted(labels))
+    return frames
+
+
+def label_sensitivity(c2w: np.ndarray, fps: float, frame_indices: np.ndarray, segments: list[tuple[int, int]],
+                      factor: float = 1.5, guard: int = 4) -> float:
+    """Share of frames whose motion labels change when the labeller's rotation or translation threshold moves by
+    ``factor`` either way (frames within ``guard`` of a label change are left out: a transition moves a little
+    with any threshold). Labels resting on motion at the threshold flip with a small pose error."""
+    from services.camera.labels import motion_instructions, sample_instructions
+
+    n = int(frame_indices[-1]) + 1 if len(frame_indices) else 0
+    if n < 2:
+        return 0.0
+    defaults = inspect.signature(sample_instructions).parameters
+    rot, ftr = defaults["rotation_deg"].default, defaults["f_translation"].default
+    base = _label_frames(motion_instructions(c2w, fps, frame_indices, segments), n)
+    changed = np.zeros(n, bool)
+    for kw in (dict(rotation_deg=rot * factor), dict(rotation_deg=rot / factor),
+               dict(f_translation=ftr * factor), dict(f_translation=ftr / factor)):
+        alt = _label_frames(motion_instructions(c2w, fps, frame_indices, segments, **kw), n)
+        changed |= np.array([x != y for x, y in zip(base, alt)])
+    near_change = np.zeros(n, bool)
+    for f in range(1, n):
+        if base[f] != base[f - 1]:
+            near_change[max(0, f - guard):f + guard] = True
+    keep = ~near_change
+    return float(changed[keep].mean()) if keep.any() else 0.0
+
+
+def track_evidence(track, focal_given: bool = False, min_rotation_deg: float = 1.0, fps: float | None = None
+                   ) -> TrackEvidence:
     """From a ``services.camera.track.CameraTrack``; ``focal_given``: the user gave the field of view
     (``camera.known_hfov_deg``), so a focal the clip did not estimate is still known."""
     c2w = track.c2w
@@ -68,8 +109,9 @@ def track_evidence(track, focal_given: bool = False, min_rotation_deg: float = 1
                      or np.linalg.norm(c2w[:, :3, 3] - c2w[0, :3, 3], axis=1).max() > 0)
     inl = getattr(track, "inliers", None)
     p10 = float(np.percentile(inl, 10)) if inl is not None and len(inl) else None
+    labels = label_sensitivity(c2w, fps, track.frame_indices, track.segments) if fps and len(c2w) else None
     return TrackEvidence(bool(track.success), not focal_given and not all(track.focal_estimated), moves, p10,
-                         [tuple(int(x) for x in s) for s in track.segments])
+                         [tuple(int(x) for x in s) for s in track.segments], labels)
 
 
 @dataclass

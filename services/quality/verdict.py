@@ -68,6 +68,8 @@ def clip_verdict(track: TrackEvidence | None, views: ViewEvidence | None, cfg: Q
             pose.check("tracking-failed", 0.0)
         if track.focal_from_prior and track.camera_moves:
             pose.check("focal-unconstrained", cfg.unconstrained_focal_quality)
+        if track.label_sensitivity is not None:
+            pose.check("labels-ambiguous", worse_above(track.label_sensitivity, cfg.label_sensitivity))
         if track.inlier_tracks_p10 is not None and track.camera_moves:
             pose.check("few-inliers", worse_below(track.inlier_tracks_p10, cfg.min_inlier_tracks))
     verdict = Verdict(flags=flags)

@@ -55,7 +55,7 @@ class CameraStage(ClipStage):
             raise ClipFailed(track.reason or "no poses")
         stats = trajectory_stats(track.c2w, clip.fps)
         instructions = motion_instructions(track.c2w, clip.fps, track.frame_indices, track.segments)
-        evidence = track_evidence(track, focal_given=bool(settings.known_hfov_deg))
+        evidence = track_evidence(track, focal_given=bool(settings.known_hfov_deg), fps=clip.fps)
         verdict = clip_verdict(evidence, None, ctx.settings.quality)
         files = {
             "poses.npy": _npy_bytes(c2w_to_w2c_quat(track.c2w).astype(np.float64)),

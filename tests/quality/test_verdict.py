@@ -88,3 +88,21 @@ def test_scores_are_half_at_the_threshold_and_monotone():
     assert worse_above(1.0, 2.0) > 0.8 > 0.1 > worse_above(4.0, 2.0)
     assert worse_below(4.0, 2.0) > 0.8 > 0.1 > worse_below(1.0, 2.0)
     assert worse_below(0.0, 2.0) == 0.0
+
+
+def test_labels_resting_on_a_threshold_are_flagged():
+    from services.quality.evidence import label_sensitivity
+
+    n, fps = 120, 24.0
+    steady = np.tile(np.eye(4), (n, 1, 1))
+    steady[:, 2, 3] = np.linspace(0, 2, n)  # a clear dolly in
+    assert label_sensitivity(steady, fps, np.arange(n), [(0, n)]) < CFG.label_sensitivity
+    # a slow pan where the labeller's vote turns from "Stay" to "Pan": its labels flip with the thresholds
+    from scipy.spatial.transform import Rotation
+
+    slow = np.tile(np.eye(4), (n, 1, 1))
+    step = 0.5 / int(0.2 * fps)  # 0.5 deg per reference sample step
+    slow[:, :3, :3] = Rotation.from_euler("y", (np.arange(n) * step)[:, None], degrees=True).as_matrix()
+    assert label_sensitivity(slow, fps, np.arange(n), [(0, n)]) > CFG.label_sensitivity
+    v = clip_verdict(good_track(label_sensitivity=0.3), good_views(), CFG)
+    assert v.flags == ["pose:labels-ambiguous"]
