@@ -77,6 +77,22 @@ def claim(case: Path) -> bool:
         return False
 
 
+def snapshot() -> tuple[Path, str]:
+    """The committed code (HEAD) exported to bench/output/: the stages run from it, so edits to the working tree
+    while the bench runs change nothing mid-run, and every case is measured on one known commit."""
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    target = REPO / "bench" / "output" / f"code-{sha}"
+    if not (target / "services").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", "HEAD", "services"], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target, sha
+
+
+CODE = REPO  # where the stages' code is imported from (main() points it at the snapshot)
+
+
 def run_stages(case: Path) -> dict:
     """spatialvid run on the case's video (as CASE.mp4, so the clip id is the case name); returns timing and rc."""
     out = OUT / case.name
@@ -85,14 +101,14 @@ def run_stages(case: Path) -> dict:
     link = inputs / f"{case.name}.mp4"
     if not link.exists():
         link.symlink_to(case / "video.mp4")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(CODE))
     cmd = [sys.executable, "-m", "services.cli", "run", str(link), "--out", str(out / "run"),
            "--stages", "camera,depth", "--force"]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=CODE)
     wall = time.perf_counter() - start
     (out / "run.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
-    info = dict(rc=proc.returncode, wall_s=wall)
+    info = dict(rc=proc.returncode, wall_s=wall, code=CODE.name)
     (out / "timing.json").write_text(json.dumps(info))
     return info
 
@@ -363,6 +379,9 @@ def main() -> None:
     print(f"{len(cases)} cases, {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f}, "
           f"{'cached outputs' if a.reuse else 'stages run now'}", flush=True)
     if not a.reuse:
+        global CODE
+        CODE, sha = snapshot()
+        print(f"stages run from commit {sha} ({CODE.relative_to(REPO)})", flush=True)
         if not a.pending:
             for case in cases:
                 (OUT / case.name / "claimed").unlink(missing_ok=True)
