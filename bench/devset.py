@@ -142,10 +142,12 @@ def recompute_verdict(case: Path) -> dict | None:
             tracked = track_camera(read_frames(case / "video.mp4", size=size), info.fps, settings.camera)
         if not np.allclose(tracked.c2w, c2w, atol=1e-6):
             raise RuntimeError(f"{case.name}: re-tracked poses differ from the cached ones; run the stages again")
-        track = track_evidence(tracked, focal_given=bool(settings.camera.known_hfov_deg), fps=info.fps)
-    if track.label_sensitivity is None:  # evidence written before the verdict looked at the labels
-        fids = np.array([int(t) for t in (ann / "indexes.txt").read_text().split()])
-        track.label_sensitivity = label_sensitivity(c2w, info.fps, fids, track.segments)
+        track = track_evidence(tracked, focal_given=bool(settings.camera.known_hfov_deg), fps=info.fps,
+                               label_factor=settings.quality.label_threshold_factor)
+    # from the cached poses with the current settings (evidence written before them may hold another factor)
+    fids = np.array([int(t) for t in (ann / "indexes.txt").read_text().split()])
+    track.label_sensitivity = label_sensitivity(c2w, info.fps, fids, track.segments,
+                                                settings.quality.label_threshold_factor)
     K = np.stack([intrinsics_from_normalised(r, info.width, info.height) for r in np.load(ann / "intrinsics.npy")])
     depth = np.load(ann / "depth.npz")["depth"].astype(np.float32)
     masks = np.load(ann / "dyn_masks.npz")["masks"]

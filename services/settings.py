@@ -157,9 +157,13 @@ class QualitySettings(Section):
     # Static pixels' flow should land where the poses put them (epipolar line, or the rotation's image when the
     # camera does not translate): 0.5 deg of rotation error moves points by about 4 px at a 60 deg lens.
     pose_residual_px: float = Field(1.5, gt=0)
-    # Motion labels that flip on more than this share of frames when the labeller's thresholds move by 1.5x rest on
-    # motion at the threshold, where a small pose error flips them too (the labels' target is 90% agreement).
+    # Motion labels that flip on more than this share of frames when the labeller's thresholds move by
+    # label_threshold_factor rest on motion at the threshold, where a pose error flips them too (the labels' target
+    # is 90% agreement).
     label_sensitivity: float = Field(0.1, gt=0, le=1)
+    # How far a motion rate may be off: 20% is what a few percent of focal error and the rotation/translation
+    # coupling of tracked poses do to a pan or truck rate.
+    label_threshold_factor: float = Field(1.2, gt=1)
     # Fewer inlier tracks than this on a tenth of the frames: too little evidence for a reliable pose.
     min_inlier_tracks: float = Field(40.0, gt=0)
     # A translation needs depth to be where the flow says: median transfer error of the depth into the

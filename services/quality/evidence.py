@@ -46,7 +46,7 @@ class TrackEvidence:
     # Inlier tracks per frame, 10th percentile over the frames (None: not reported).
     inlier_tracks_p10: float | None
     segments: list[tuple[int, int]] = field(default_factory=list)
-    # Share of frames whose motion labels flip when the labeller's thresholds move by 1.5x (None: not computed).
+    # Share of frames whose motion labels flip when the labeller's thresholds move by a factor (quality.label_threshold_factor) (None: not computed).
     label_sensitivity: float | None = None
 
     def to_json(self) -> dict:
@@ -71,7 +71,7 @@ def _label_frames(instructions: dict[str, list[str]], n: int) -> list[tuple[str,
 
 
 def label_sensitivity(c2w: np.ndarray, fps: float, frame_indices: np.ndarray, segments: list[tuple[int, int]],
-                      factor: float = 1.5, guard: int = 4) -> float:
+                      factor: float = 1.2, guard: int = 4) -> float:
     """Share of frames whose motion labels change when the labeller's rotation or translation threshold moves by
     ``factor`` either way (frames within ``guard`` of a label change are left out: a transition moves a little
     with any threshold). Labels resting on motion at the threshold flip with a small pose error."""
@@ -96,8 +96,8 @@ def label_sensitivity(c2w: np.ndarray, fps: float, frame_indices: np.ndarray, se
     return float(changed[keep].mean()) if keep.any() else 0.0
 
 
-def track_evidence(track, focal_given: bool = False, min_rotation_deg: float = 1.0, fps: float | None = None
-                   ) -> TrackEvidence:
+def track_evidence(track, focal_given: bool = False, min_rotation_deg: float = 1.0, fps: float | None = None,
+                   label_factor: float = 1.2) -> TrackEvidence:
     """From a ``services.camera.track.CameraTrack``; ``focal_given``: the user gave the field of view
     (``camera.known_hfov_deg``), so a focal the clip did not estimate is still known."""
     c2w = track.c2w
@@ -109,7 +109,8 @@ def track_evidence(track, focal_given: bool = False, min_rotation_deg: float = 1
                      or np.linalg.norm(c2w[:, :3, 3] - c2w[0, :3, 3], axis=1).max() > 0)
     inl = getattr(track, "inliers", None)
     p10 = float(np.percentile(inl, 10)) if inl is not None and len(inl) else None
-    labels = label_sensitivity(c2w, fps, track.frame_indices, track.segments) if fps and len(c2w) else None
+    labels = label_sensitivity(c2w, fps, track.frame_indices, track.segments, label_factor) \
+        if fps and len(c2w) else None
     return TrackEvidence(bool(track.success), not focal_given and not all(track.focal_estimated), moves, p10,
                          [tuple(int(x) for x in s) for s in track.segments], labels)
 

@@ -55,7 +55,8 @@ class CameraStage(ClipStage):
             raise ClipFailed(track.reason or "no poses")
         stats = trajectory_stats(track.c2w, clip.fps)
         instructions = motion_instructions(track.c2w, clip.fps, track.frame_indices, track.segments)
-        evidence = track_evidence(track, focal_given=bool(settings.known_hfov_deg), fps=clip.fps)
+        evidence = track_evidence(track, focal_given=bool(settings.known_hfov_deg), fps=clip.fps,
+                                  label_factor=ctx.settings.quality.label_threshold_factor)
         verdict = clip_verdict(evidence, None, ctx.settings.quality)
         files = {
             "poses.npy": _npy_bytes(c2w_to_w2c_quat(track.c2w).astype(np.float64)),
