@@ -47,16 +47,21 @@ class _Concern:
     """The checks of one concern (pose, depth or masks): its quality is the lowest score."""
 
     def __init__(self, prefix: str, flags: list[str]) -> None:
-        self.prefix, self.flags, self.scores = prefix, flags, [1.0]
+        self.prefix, self.flags, self.scores, self.reasons = prefix, flags, [1.0], []
 
     def check(self, reason: str, score: float) -> None:
         self.scores.append(score)
+        self.reasons.append(reason)
         if score <= 0.5:
             self.flags.append(f"{self.prefix}:{reason}")
 
     @property
     def quality(self) -> float:
         return min(self.scores)
+
+
+# Pose checks about the geometry (what depth and masks are built on), as opposed to the labels read from it.
+GEOMETRY = ("tracking-failed", "focal-unconstrained", "few-inliers", "high-reprojection-error")
 
 
 def clip_verdict(track: TrackEvidence | None, views: ViewEvidence | None, cfg: QualitySettings) -> Verdict:
@@ -79,7 +84,12 @@ def clip_verdict(track: TrackEvidence | None, views: ViewEvidence | None, cfg: Q
     s = views.summary()
     if s["pose_residual_px"] is not None:
         pose.check("high-reprojection-error", worse_above(s["pose_residual_px"], cfg.pose_residual_px))
+    # depth is triangulated against the poses and masks are the flow the poses do not explain: neither can be
+    # trusted further than the poses' geometry (the labels' ambiguity does not reach them)
+    geometry = min([pose.scores[0], *[q for q, reason in zip(pose.scores[1:], pose.reasons) if reason in GEOMETRY]])
     depth = _Concern("depth", flags)
+    if geometry <= 0.5:
+        depth.check("pose-unreliable", geometry)
     if s["depth_transfer_px"] is not None:
         depth.check("high-transfer-error", worse_above(s["depth_transfer_px"], cfg.depth_transfer_px))
     if s["depth_photometric_excess"] is not None:
@@ -88,6 +98,8 @@ def clip_verdict(track: TrackEvidence | None, views: ViewEvidence | None, cfg: Q
     if views.shots_with_depth > 1:  # each shot's depth has its own unit (its near depth): no scale across the cut
         depth.check("scale-drift", 0.5)
     masks = _Concern("masks", flags)
+    if geometry <= 0.5:
+        masks.check("pose-unreliable", geometry)
     if s["flow_noise_px"] is not None:
         masks.check("noisy-flow", worse_above(s["flow_noise_px"], cfg.flow_noise_px))
     if s["contrast"] is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.quality.evidence import TrackEvidence, ViewEvidence
-from services.quality.verdict import clip_verdict, worse_above, worse_below
+from services.quality.verdict import GEOMETRY, clip_verdict, worse_above, worse_below
 from services.settings import QualitySettings
 
 CFG = QualitySettings()
@@ -46,7 +46,9 @@ def test_each_check_flags_its_own_concern():
     }
     for flag, (track, views) in cases.items():
         v = clip_verdict(track, views, CFG)
-        assert v.flags == [flag], (flag, v.flags)
+        # depth and masks are built on the poses' geometry: a geometric pose flag reaches them too
+        inherited = ["depth:pose-unreliable", "masks:pose-unreliable"] if flag.split(":")[1] in GEOMETRY else []
+        assert v.flags == [flag, *inherited], (flag, v.flags)
         concern = {"pose": v.pose_quality, "depth": v.depth_quality, "masks": v.mask_quality}[flag.split(":")[0]]
         assert concern <= 0.5, flag
 
@@ -60,6 +62,7 @@ def test_still_camera_needs_no_focal_and_tiny_masks_are_not_judged_for_flicker()
 
 
 def test_camera_stage_verdict_uses_the_tracker_alone():
+    # (the camera stage has no depth or masks yet: only the pose concern is judged)
     v = clip_verdict(good_track(focal_from_prior=True), None, CFG)
     assert v.flags == ["pose:focal-unconstrained"]
     assert v.pose_quality == CFG.unconstrained_focal_quality and v.depth_quality is None
