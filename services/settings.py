@@ -172,11 +172,13 @@ class QualitySettings(Section):
     # Photometric check: mean absolute grey difference (0-255) after warping the neighbour by the depth and poses,
     # beyond what warping by the measured flow leaves (noise and compression cancel out).
     depth_photometric_excess: float = Field(4.0, gt=0)
-    # Masks that change this much between consecutive frames (1 - IoU) flicker rather than follow objects.
-    mask_instability: float = Field(0.5, gt=0, le=1)
-    # Masks covering less than this share of the frames are too small to judge for flicker (and well under the
-    # 1% of false positives that matters on a clip without movers).
-    min_mask_share: float = Field(0.002, ge=0, le=1)
+    # Masks that change this much between consecutive frames (1 - IoU) flicker rather than follow objects: a mask
+    # overlapping its next frame's by under 70% would move by over a fifth of its size per frame, faster than
+    # objects move at 24-30 fps.
+    mask_instability: float = Field(0.3, gt=0, le=1)
+    # Masks covering less than this share of the frames are too small to judge for flicker (half the 1% of false
+    # positives that matters on a clip without movers).
+    min_mask_share: float = Field(0.005, ge=0, le=1)
     # Forward-backward flow error of static pixels (px): compression and noise at this level drown the
     # residual of slow or small movers.
     flow_noise_px: float = Field(0.8, gt=0)

@@ -19,7 +19,7 @@ def good_track(**kw) -> TrackEvidence:
 def good_views(**kw) -> ViewEvidence:
     n = 10
     base = dict(pairs=n, pose_residual_px=[0.3] * n, depth_transfer_px=[0.3] * n, depth_photometric_excess=[0.0] * n,
-                flow_noise_px=[0.25] * n, contrast=[45.0] * n, shots_with_depth=1, mask_instability=0.2,
+                flow_noise_px=[0.25] * n, contrast=[45.0] * n, shots_with_depth=1, mask_instability=0.12,
                 mask_share=0.05)
     return ViewEvidence(**dict(base, **kw))
 
