@@ -113,6 +113,20 @@ def run_stages(case: Path) -> dict:
     return info
 
 
+def verdict_from_saved_evidence(case: Path) -> dict | None:
+    """The verdict judged again, with the current settings, from the evidence the last recompute saved."""
+    from services.quality.evidence import TrackEvidence, views_from_summary
+    from services.quality.verdict import clip_verdict
+    from services.settings import Settings
+
+    path = OUT / case.name / "verdict_recomputed.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return clip_verdict(TrackEvidence.from_json(data["track"]), views_from_summary(data["views"]),
+                        Settings().quality).columns()
+
+
 def recompute_verdict(case: Path) -> dict | None:
     """The verdict columns from the cached outputs with the current services.quality code, as the depth stage
     computes them. A cache older than the verdict has no tracker evidence: the camera is tracked again for it
@@ -164,8 +178,25 @@ def recompute_verdict(case: Path) -> dict | None:
     return verdict.columns()
 
 
+def finished(case: Path) -> bool:
+    """The stages ran to the end on the case: depth done, or a stage failed (a run cut short is neither)."""
+    record = OUT / case.name / "run" / "records" / "clips" / f"{case.name}.json"
+    if not record.exists():
+        return False
+    stages = json.loads(record.read_text())["stages"]
+    return stages.get("depth", {}).get("state") == "done" or any(st.get("state") == "failed" for st in stages.values())
+
+
 def metadata_row(case: Path) -> dict:
+    """The clip's metadata row (columns, failed_stage, error); from its record where the run did not get as far as
+    writing metadata.csv (the record is saved after every stage)."""
     path = OUT / case.name / "run" / "metadata.csv"
+    record = OUT / case.name / "run" / "records" / "clips" / f"{case.name}.json"
+    if not path.exists() and record.exists():
+        rec = json.loads(record.read_text())
+        failed = [(name, st) for name, st in rec["stages"].items() if st.get("state") == "failed"]
+        return dict(rec["columns"], failed_stage=failed[0][0] if failed else "",
+                    error=failed[0][1].get("error") or "" if failed else "")
     if not path.exists():
         return {}
     with path.open() as fh:
@@ -209,7 +240,7 @@ class CaseResult:
     note: str = ""
 
 
-def score_case(case: Path, recompute: bool = False) -> CaseResult:
+def score_case(case: Path, recompute: str = "") -> CaseResult:
     meta = json.loads((case / "meta.json").read_text())
     n, H, W = meta["num_frames"], meta["height"], meta["width"]
     labels = {lab for seg in meta["camera_motion_labels"] for lab in seg["labels"]}
@@ -220,7 +251,9 @@ def score_case(case: Path, recompute: bool = False) -> CaseResult:
     row = metadata_row(case)
     ann = OUT / case.name / "run" / "annotations" / case.name
     res = CaseResult(case.name, translates, orbit, movers, ok_run=False)
-    if recompute and (columns := recompute_verdict(case)) is not None:
+    if recompute == "full" and (columns := recompute_verdict(case)) is not None:
+        row = dict(row, **columns)
+    if recompute == "saved" and (columns := verdict_from_saved_evidence(case)) is not None:
         row = dict(row, **columns)
     res.verdict = {k: row.get(k) for k in ("success", "pose_quality", "depth_quality", "mask_quality", "qc_flags",
                                            "failed_stage", "error") if row.get(k) not in (None, "")}
@@ -373,6 +406,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="cases run at once (each a spatialvid process)")
     ap.add_argument("--recompute-verdict", action="store_true",
                     help="with --reuse: the verdict from the cached outputs with the current services.quality code")
+    ap.add_argument("--saved-evidence", action="store_true",
+                    help="with --reuse: the verdict judged again from the evidence the last --recompute-verdict saved "
+                         "(to compare thresholds: SPATIALVID_QUALITY__<FIELD>=...)")
     ap.add_argument("--json", default="", help="also write every figure here")
     a = ap.parse_args()
     cases = all_cases()
@@ -397,7 +433,13 @@ def main() -> None:
         order = sorted(cases, key=lambda c: json.loads((c / "meta.json").read_text())["width"] > 640)
         with ThreadPoolExecutor(max(1, a.jobs)) as pool:
             list(pool.map(run_one, order))
-    results = [score_case(case, a.recompute_verdict) for case in cases]
+    if a.reuse:
+        missing = [c.name for c in cases if not finished(c)]
+        if missing:
+            print(f"not run yet (left out of every figure): {', '.join(missing)}")
+        cases = [c for c in cases if c.name not in missing]
+    mode = "full" if a.recompute_verdict else "saved" if a.saved_evidence else ""
+    results = [score_case(case, mode) for case in cases]
     print()
     print_table(results)
     print_rates(results)

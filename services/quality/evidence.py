@@ -146,6 +146,16 @@ class ViewEvidence:
                     mask_share=self.mask_share)
 
 
+def views_from_summary(summary: dict) -> ViewEvidence:
+    """A ViewEvidence that gives back ``summary`` (what qc_evidence.json keeps): enough to judge it again."""
+    one = lambda key: [summary[key]] if summary.get(key) is not None else []  # noqa: E731
+    return ViewEvidence(pairs=summary["pairs"], pose_residual_px=one("pose_residual_px"),
+                        depth_transfer_px=one("depth_transfer_px"),
+                        depth_photometric_excess=one("depth_photometric_excess"), flow_noise_px=one("flow_noise_px"),
+                        contrast=one("contrast"), shots_with_depth=summary["shots_with_depth"],
+                        mask_instability=summary["mask_instability"], mask_share=summary["mask_share"])
+
+
 def _grey(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     g = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     return g if g.shape[::-1] == size else cv2.resize(g, size, interpolation=cv2.INTER_AREA)
