@@ -115,7 +115,7 @@ def run_stages(case: Path) -> dict:
 
 def verdict_from_saved_evidence(case: Path) -> dict | None:
     """The verdict judged again, with the current settings, from the evidence the last recompute saved."""
-    from services.quality.evidence import TrackEvidence, views_from_summary
+    from services.quality.evidence import TrackEvidence, label_sensitivity, views_from_summary
     from services.quality.verdict import clip_verdict
     from services.settings import Settings
 
@@ -123,8 +123,15 @@ def verdict_from_saved_evidence(case: Path) -> dict | None:
     if not path.exists():
         return None
     data = json.loads(path.read_text())
-    return clip_verdict(TrackEvidence.from_json(data["track"]), views_from_summary(data["views"]),
-                        Settings().quality).columns()
+    settings = Settings()
+    track = TrackEvidence.from_json(data["track"])
+    # the labels' sensitivity again from the cached poses, at the current threshold factor
+    ann = OUT / case.name / "run" / "annotations" / case.name
+    fids = np.array([int(t) for t in (ann / "indexes.txt").read_text().split()])
+    fps = json.loads((case / "meta.json").read_text())["fps"]
+    track.label_sensitivity = label_sensitivity(np.load(ann / "c2w.npy"), fps, fids, track.segments,
+                                                settings.quality.label_threshold_factor)
+    return clip_verdict(track, views_from_summary(data["views"]), settings.quality).columns()
 
 
 def recompute_verdict(case: Path) -> dict | None:
@@ -409,6 +416,9 @@ def main() -> None:
     ap.add_argument("--saved-evidence", action="store_true",
                     help="with --reuse: the verdict judged again from the evidence the last --recompute-verdict saved "
                          "(to compare thresholds: SPATIALVID_QUALITY__<FIELD>=...)")
+    ap.add_argument("--no-verdict", action="store_true",
+                    help="with --reuse: ignore the verdict columns (the flag matrix as it was before the verdict: "
+                         "only failed tracking or a failed stage marks a clip)")
     ap.add_argument("--json", default="", help="also write every figure here")
     a = ap.parse_args()
     cases = all_cases()
@@ -440,6 +450,9 @@ def main() -> None:
         cases = [c for c in cases if c.name not in missing]
     mode = "full" if a.recompute_verdict else "saved" if a.saved_evidence else ""
     results = [score_case(case, mode) for case in cases]
+    if a.no_verdict:
+        for r in results:
+            r.verdict = {k: v for k, v in r.verdict.items() if k in ("success", "failed_stage", "error")}
     print()
     print_table(results)
     print_rates(results)
