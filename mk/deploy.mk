@@ -13,8 +13,9 @@ deploy-tools: $(DEPLOY_TOOLS)/compose_spec.json $(KEDA_MODELS)
 # The schema ships inside docker-compose 1.29's wheel (the last Python release).
 $(DEPLOY_TOOLS)/compose_spec.json:
 	mkdir -p $(DEPLOY_TOOLS)/wheel
-	$(PIP) download -q --no-deps -d $(DEPLOY_TOOLS)/wheel docker-compose==1.29.2
-	$(PY) -c "import zipfile,glob,sys; z=zipfile.ZipFile(glob.glob('$(DEPLOY_TOOLS)/wheel/docker_compose-*.whl')[0]); sys.stdout.buffer.write(z.read('compose/config/compose_spec.json'))" > $@.tmp
+	@# The system Python, not the venv: `make test-latest` runs this without the main venv.
+	$(PYTHON) -m pip download -q --no-deps -d $(DEPLOY_TOOLS)/wheel docker-compose==1.29.2
+	$(PYTHON) -c "import zipfile,glob,sys; z=zipfile.ZipFile(glob.glob('$(DEPLOY_TOOLS)/wheel/docker_compose-*.whl')[0]); sys.stdout.buffer.write(z.read('compose/config/compose_spec.json'))" > $@.tmp
 	mv $@.tmp $@
 
 $(KEDA_MODELS):

@@ -118,6 +118,13 @@ class FilterSettings(Section):
     motion_min: float = 2.0
     motion_max: float = 14.0
     ocr_max: float = 0.3
+    # Optional rules on the quality verdict (services/quality), all off by default: dropping a clip whose
+    # annotations flag themselves is the user's choice. A quality below 0.5 means the clip carries a flag.
+    min_pose_quality: float | None = Field(None, ge=0, le=1)
+    min_depth_quality: float | None = Field(None, ge=0, le=1)
+    min_mask_quality: float | None = Field(None, ge=0, le=1)
+    # Drop a clip carrying any of these qc_flags: a whole flag ("pose:focal-unconstrained") or a concern ("depth:").
+    reject_qc_flags: list[str] = Field(default_factory=list)
 
 
 class CameraSettings(Section):
@@ -146,6 +153,49 @@ class AnnotateSettings(Section):
     # Annotated frames per second of video; None = every frame. 5 is the reference's sampling: depth and
     # masks then cost about fps/5 times less, the camera tracking (its own keyframe rate) the same.
     rate_hz: float | None = Field(default=None, gt=0)
+
+
+class QualitySettings(Section):
+    """The quality verdict's thresholds (services/quality): each is where the evidence says the annotation is
+    likely wrong, so a clip beyond it gets a flag and a quality of 0.5 or less. Pixel figures are on a
+    640-pixel-wide image whatever the clip's size, so the verdict does not depend on the resolution."""
+
+    # Frame pairs this many annotated frames apart are checked: enough baseline to see parallax at 24-30 fps.
+    pair_offset: int = Field(4, ge=1)
+    # Check a pair every this many annotated frames (cost: one optical flow per pair at 320 px).
+    pair_every: int = Field(4, ge=1)
+    # Static pixels' flow should land where the poses put them (epipolar line, or the rotation's image when the
+    # camera does not translate): 0.5 deg of rotation error moves points by about 4 px at a 60 deg lens.
+    pose_residual_px: float = Field(1.5, gt=0)
+    # Motion labels that flip on more than this share of frames when the labeller's thresholds move by
+    # label_threshold_factor rest on motion at the threshold, where a pose error flips them too (the labels' target
+    # is 90% agreement).
+    label_sensitivity: float = Field(0.1, gt=0, le=1)
+    # How far a motion rate may be off: 20% is what a few percent of focal error and the rotation/translation
+    # coupling of tracked poses do to a pan or truck rate.
+    label_threshold_factor: float = Field(1.2, gt=1)
+    # Fewer inlier tracks than this on a tenth of the frames: too little evidence for a reliable pose.
+    min_inlier_tracks: float = Field(40.0, gt=0)
+    # A translation needs depth to be where the flow says: median transfer error of the depth into the
+    # neighbouring view, in px; a depth 10% wrong moves a point by ~10% of its parallax.
+    depth_transfer_px: float = Field(1.0, gt=0)
+    # Photometric check: mean absolute grey difference (0-255) after warping the neighbour by the depth and poses,
+    # beyond what warping by the measured flow leaves (noise and compression cancel out).
+    depth_photometric_excess: float = Field(4.0, gt=0)
+    # Masks that change this much between consecutive frames (1 - IoU) flicker rather than follow objects: a mask
+    # overlapping its next frame's by under 70% would move by over a fifth of its size per frame, faster than
+    # objects move at 24-30 fps.
+    mask_instability: float = Field(0.3, gt=0, le=1)
+    # Masks covering less than this share of the frames are too small to judge for flicker (half the 1% of false
+    # positives that matters on a clip without movers).
+    min_mask_share: float = Field(0.005, ge=0, le=1)
+    # Forward-backward flow error of static pixels (px): compression and noise at this level drown the
+    # residual of slow or small movers.
+    flow_noise_px: float = Field(0.8, gt=0)
+    # Grey-level spread (std, 0-255) of a frame below this: too little texture for flow to see movers.
+    min_contrast: float = Field(20.0, gt=0)
+    # Quality given to a clip whose focal length is only the prior (the motion could not determine it).
+    unconstrained_focal_quality: float = Field(0.4, ge=0, le=1)
 
 
 class DepthSettings(Section):
@@ -399,6 +449,7 @@ class Settings(BaseSettings):
     camera: CameraSettings = Field(default_factory=CameraSettings)
     annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
     depth: DepthSettings = Field(default_factory=DepthSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     caption: CaptionSettings = Field(default_factory=CaptionSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
@@ -438,7 +489,8 @@ JOB_SETTABLE_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "score": ("frames_per_clip", "width", "height", "flow_pairs", "flow_preset", "quality_backend",
               "aesthetic_quick_gelu", "ocr_text"),
-    "filter": ("aesthetic_min", "luminance_min", "luminance_max", "motion_min", "motion_max", "ocr_max"),
+    "filter": ("aesthetic_min", "luminance_min", "luminance_max", "motion_min", "motion_max", "ocr_max",
+               "min_pose_quality", "min_depth_quality", "min_mask_quality", "reject_qc_flags"),
     # Which frames the annotations cover.
     "annotate": ("rate_hz",),
     "camera": ("keyframe_rate_hz", "working_max_side", "max_tracks", "window", "refine_window", "mover_test",
@@ -449,6 +501,10 @@ JOB_SETTABLE_FIELDS: dict[str, tuple[str, ...]] = {
         "mask_persistence", "mask_segment_trim", "mask_exclude_overlay_text", "overlay_text_every",
         "mask_drop_screen_fixed", "export_exr_zip", "working_max_side",
     ),
+    # The quality verdict's thresholds: how strict the job wants its flags.
+    "quality": ("pair_offset", "pair_every", "pose_residual_px", "label_sensitivity", "label_threshold_factor",
+                "min_inlier_tracks", "depth_transfer_px", "depth_photometric_excess", "mask_instability",
+                "min_mask_share", "flow_noise_px", "min_contrast", "unconstrained_focal_quality"),
     # Only how the operator's models are asked, never which model, where or with which key.
     "caption": ("vlm_temperature", "llm_temperature", "frames_per_second"),
     # Which training exports the job also writes to its bucket folder, and how they are cut.

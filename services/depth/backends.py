@@ -83,13 +83,16 @@ class GeometricDepthAndMasks:
     # Depth and masks on chosen frames only, the others serving as neighbour views (annotate.rate_hz).
     takes_refs = True
 
-    def iter_both(self, frames, c2w, K, timings: dict[str, float] | None = None, refs=None):
+    def iter_both(self, frames, c2w, K, timings: dict[str, float] | None = None, refs=None,
+                  confidence: list[np.ndarray] | None = None):
+        """(depth, mask) per output frame; ``confidence`` (a list) gets each frame's per-pixel depth confidence."""
         if self.overlay_text is None:
-            yield from iter_depth_and_masks(frames, c2w, K, self.params, timings=timings, refs=refs)
+            yield from iter_depth_and_masks(frames, c2w, K, self.params, timings=timings, refs=refs,
+                                            confidence=confidence)
             return
         overlay = self.overlay_text
         yield from iter_depth_and_masks(overlay.tap(frames), c2w, K, self.params, timings=timings,
-                                        exclude=overlay.exclusions(), refs=refs)
+                                        exclude=overlay.exclusions(), refs=refs, confidence=confidence)
 
 
 # Other backends register a factory here (settings -> backend); the stage looks names up in these.

@@ -55,6 +55,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from services.depth.confidence import confidence_map
 from services.depth.fill import carry_points, depth_to_points, fill_small_holes, median_clean
 from services.depth.geometry import epipolar_terms, rigid_flow, rotation_flow, scale_intrinsics
 from services.depth.motion import (accumulate_evidence, carry_along_flow, clean_mask, motion_score,
@@ -219,6 +220,7 @@ def iter_depth_and_masks(
     timings: dict[str, float] | None = None,
     exclude: Iterable[np.ndarray | None] | None = None,
     refs: Sequence[int] | None = None,
+    confidence: list[np.ndarray] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Yield (depth (h,w) float32 z in pose units, 0 = invalid; mask (H,W) bool or None) per frame.
 
@@ -230,7 +232,9 @@ def iter_depth_and_masks(
 
     ``refs`` (ascending frame positions) limits the output to those frames (an annotation rate,
     services/annotate.py): every frame is still read and may serve as a neighbour view, and what the masks
-    remember is carried from one output frame to the next over the frames between them."""
+    remember is carried from one output frame to the next over the frames between them.
+    A ``confidence`` list gets, per yielded frame (before it is yielded), how each estimated depth pixel came to be
+    (services.depth.confidence: triangulated, carried or filled); nothing when ``depth`` is given."""
     import time
 
     c2w = np.asarray(c2w, np.float64)
@@ -301,6 +305,7 @@ def iter_depth_and_masks(
         else:
             tri = triangulate_views(Kd, views) if views else None
             d = _measured_depth(tri, params) if tri is not None else np.zeros(size[::-1], np.float32)
+            measured = d > 0
             d = median_clean(d)
             if params.propagate and previous_points is not None and np.isfinite(c2w[i]).all():
                 carried, carried_points = carry_points(previous_points, Kd, c2w[i])
@@ -350,6 +355,8 @@ def iter_depth_and_masks(
             # and not carried into the next frame as static structure
             d = np.where(cv2.dilate(previous_mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, 0, d)
         previous_depth = d
+        if confidence is not None and given is None:
+            confidence.append(confidence_map(d, measured, from_carry))
         carry_on = given is None and params.propagate and np.isfinite(c2w[i]).all()
         previous_points = _points_to_carry(d, Kd, c2w[i], carried_points, from_carry) if carry_on else None
         yield d, mask

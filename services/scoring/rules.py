@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from services.quality.columns import DEPTH_QUALITY, MASK_QUALITY, POSE_QUALITY, QC_FLAGS, parse_flags
 from services.scoring.base import Scalar
 from services.settings import FilterSettings
 
@@ -32,6 +33,11 @@ def evaluate(columns: dict[str, Scalar], cfg: FilterSettings) -> RuleVerdict:
         "motion": ("motion", lambda v: cfg.motion_min <= v <= cfg.motion_max),
         "ocr": ("ocr", lambda v: v <= cfg.ocr_max),
     }
+    # the quality verdict's rules (services/quality), each only when set
+    for column, minimum in ((POSE_QUALITY, cfg.min_pose_quality), (DEPTH_QUALITY, cfg.min_depth_quality),
+                            (MASK_QUALITY, cfg.min_mask_quality)):
+        if minimum is not None:
+            rules[column] = (column, lambda v, m=minimum: v >= m)
     verdict = RuleVerdict()
     for rule, (column, holds) in rules.items():
         value = _value(columns, column)
@@ -39,11 +45,28 @@ def evaluate(columns: dict[str, Scalar], cfg: FilterSettings) -> RuleVerdict:
             verdict.skipped[rule] = f"no {column} score"
         elif not holds(value):
             verdict.failed.append(rule)
+    if cfg.reject_qc_flags:
+        if QC_FLAGS not in columns or columns[QC_FLAGS] is None:
+            verdict.skipped[QC_FLAGS] = f"no {QC_FLAGS} (the camera and depth stages write them)"
+        elif rejected_flags(parse_flags(columns[QC_FLAGS]), cfg.reject_qc_flags):
+            verdict.failed.append(QC_FLAGS)
     return verdict
 
 
+def rejected_flags(flags: list[str], reject: list[str]) -> list[str]:
+    """The clip's flags that a reject rule names: a whole flag, or a concern given as its prefix ("depth:")."""
+    return [f for f in flags if any(f == r or (r.endswith(":") and f.startswith(r)) for r in reject)]
+
+
 def describe(cfg: FilterSettings) -> str:
-    return (
+    text = (
         f"aesthetic >= {cfg.aesthetic_min}; luminance_mean in [{cfg.luminance_min}, {cfg.luminance_max}]; "
         f"motion in [{cfg.motion_min}, {cfg.motion_max}]; ocr <= {cfg.ocr_max}"
     )
+    for column, minimum in ((POSE_QUALITY, cfg.min_pose_quality), (DEPTH_QUALITY, cfg.min_depth_quality),
+                            (MASK_QUALITY, cfg.min_mask_quality)):
+        if minimum is not None:
+            text += f"; {column} >= {minimum}"
+    if cfg.reject_qc_flags:
+        text += f"; no qc_flags in {', '.join(cfg.reject_qc_flags)}"
+    return text

@@ -19,11 +19,14 @@ from services.camera.geometry import c2w_to_w2c_quat
 from services.camera.labels import motion_instructions, trajectory_stats
 from services.camera.track import track_camera
 from services.dataset.formats import format_indexes
+from services.quality.evidence import track_evidence
+from services.quality.record import EVIDENCE_FILE, evidence_json, provenance as verdict_provenance
+from services.quality.verdict import clip_verdict
 from services.records import ClipRecord
 from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
 from services.video.decode import DecodeError, read_frames
 
-ARTIFACTS = ("poses.npy", "c2w.npy", "intrinsics.npy", "indexes.txt", "instructions.json")
+ARTIFACTS = ("poses.npy", "c2w.npy", "intrinsics.npy", "indexes.txt", "instructions.json", EVIDENCE_FILE)
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -34,7 +37,7 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 
 class CameraStage(ClipStage):
     name = "camera"
-    config_sections = ("camera", "annotate")
+    config_sections = ("camera", "annotate", "quality")
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.camera
@@ -58,12 +61,16 @@ class CameraStage(ClipStage):
         wanted = chosen_frames(clip.num_frames, clip.fps, ctx.settings.annotate.rate_hz)
         rows = np.flatnonzero(np.isin(track.frame_indices, wanted))
         c2w, intrinsics, indexes = track.c2w[rows], track.intrinsics[rows], track.frame_indices[rows]
+        evidence = track_evidence(track, focal_given=bool(settings.known_hfov_deg), fps=clip.fps,
+                                  label_factor=ctx.settings.quality.label_threshold_factor)
+        verdict = clip_verdict(evidence, None, ctx.settings.quality)
         files = {
             "poses.npy": _npy_bytes(c2w_to_w2c_quat(c2w).astype(np.float64)),
             "c2w.npy": _npy_bytes(c2w.astype(np.float64)),
             "intrinsics.npy": _npy_bytes(intrinsics.astype(np.float64)),
             "indexes.txt": format_indexes(indexes).encode(),
             "instructions.json": json.dumps(instructions, indent=1).encode(),
+            EVIDENCE_FILE: evidence_json(evidence, None, verdict),
         }
         if len(rows) < len(track.frame_indices):  # the depth stage picks neighbour views among every frame
             buf = io.BytesIO()
@@ -75,12 +82,13 @@ class CameraStage(ClipStage):
             key = clip.annotation_key(name)
             ctx.store.put_bytes(key, data)
             artifacts.append(key)
-        columns = dict(success=track.success, **stats, pose_backend=track.backend)
+        columns = dict(success=track.success, **stats, pose_backend=track.backend, **verdict.columns())
         focal = "; ".join(f"hfov {h:.1f} deg ({s})" for h, s in zip(track.hfov_deg, track.focal_source))
         provenance = {
             "poses": f"{track.backend} (up to scale; focal: {focal})",
             "success,anomaly,moveDist,distLevel,rotAngle,trajTurns": f"{track.backend} + reference trajectory statistics",
             "instructions": "reference enhanced vote on level-frame motion (services.camera.labels)",
+            **verdict_provenance(with_views=False),
         }
         notes = list(track.notes) + ([f"tracking failed: {track.reason}"] if not track.success else [])
         return ClipOutcome(columns=columns, artifacts=artifacts, provenance=provenance, note="; ".join(notes) or None)

@@ -16,12 +16,15 @@ import numpy as np
 from services.dataset.formats import parse_indexes
 from services.annotate import DENSE_TRACK
 from services.camera.frontend import working_size
-from services.depth.backends import params_from_settings
+from services.depth.backends import GeometricDepthAndMasks, params_from_settings
 from services.depth.exr_zip import write_disparity_zip
 from services.depth.geometry import intrinsics_from_normalised
 from services.depth.learned import POSE_UNITS, POSE_UNITS_WITH_METRIC, ModelClients, build_backend
 from services.depth.multiview import depth_intrinsics
 from services.depth.overlays import OverlayText
+from services.quality.evidence import evidence_frames, view_evidence
+from services.quality.record import EVIDENCE_FILE, evidence_json, provenance as verdict_provenance, track_from_json
+from services.quality.verdict import clip_verdict
 from services.records import ClipRecord
 from services.scoring.ocr import build_text_detector
 from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
@@ -47,7 +50,7 @@ def select_frames(frames: Iterator[np.ndarray], indexes: np.ndarray) -> Iterator
 
 class DepthStage(ClipStage):
     name = "depth"
-    config_sections = ("depth", "annotate")
+    config_sections = ("depth", "annotate", "quality")
 
     def __init__(self) -> None:
         # weight-based backends' model clients (services.depth.learned), made on first use, kept for later clips
@@ -98,12 +101,18 @@ class DepthStage(ClipStage):
         gw, gh = round(W * params.depth_scale), round(H * params.depth_scale)
         depth = np.zeros((n, gh, gw), np.float16)
         masks = np.zeros((n, H, W), bool)
+        small: list[np.ndarray] = []  # grey copies at the verdict's working size (services.quality)
         with ctx.store.local_path(clip.clip_key) as path:
             decoded = read_frames(path, size=size, settings=ctx.settings.video)
-            if sparse:
-                pairs = backend.iter_both(select_frames(decoded, tracked), track["c2w"], K_all, refs=refs)
+            # the geometric backend says per pixel whether its depth was triangulated, carried or filled
+            confidence: list[np.ndarray] | None = [] if isinstance(backend, GeometricDepthAndMasks) else None
+            more = {} if confidence is None else {"confidence": confidence}
+            if sparse:  # grey copies for the verdict of the output frames only
+                frames = evidence_frames(select_frames(decoded, tracked), small, np.isin(tracked, indexes))
+                pairs = backend.iter_both(frames, track["c2w"], K_all, refs=refs, **more)
             else:
-                pairs = backend.iter_both(select_frames(decoded, indexes), c2w, K)
+                frames = evidence_frames(select_frames(decoded, indexes), small)
+                pairs = backend.iter_both(frames, c2w, K, **more)
             produced = 0
             for i, (d, m) in enumerate(pairs):
                 d = np.where(d < FLOAT16_MAX, d, 0)  # beyond float16: left invalid rather than saturated
@@ -128,6 +137,9 @@ class DepthStage(ClipStage):
         K_depth = depth_intrinsics(np.median(K, axis=0), W, H, params.depth_scale)
         artifacts = []
         with ctx.store.writer(clip.annotation_key("depth.npz"), ".npz") as tmp:
+            if confidence is not None and len(confidence) == n:
+                # 0 where the depth was dropped (beyond float16, or under a mask after the map was made)
+                extra["confidence"] = np.where(depth > 0, np.stack(confidence), 0).astype(np.float16)
             np.savez_compressed(tmp, depth=depth, K_depth=K_depth.astype(np.float32), units=np.array(units), **extra)
         artifacts.append(clip.annotation_key("depth.npz"))
         with ctx.store.writer(clip.annotation_key("dyn_masks.npz"), ".npz") as tmp:
@@ -138,6 +150,16 @@ class DepthStage(ClipStage):
                 write_disparity_zip(tmp, depth.astype(np.float32))
             artifacts.append(clip.annotation_key("depth.zip"))
 
+        evidence_key = clip.annotation_key(EVIDENCE_FILE)
+        pose_evidence = track_from_json(ctx.store.get_bytes(evidence_key) if ctx.store.exists(evidence_key) else None)
+        rows = [(int(np.searchsorted(indexes, a)), int(np.searchsorted(indexes, b)))
+                for a, b in pose_evidence.segments] if pose_evidence else [(0, n)]
+        qc = ctx.settings.quality
+        views = view_evidence(small, c2w, K, depth, masks, rows, W, qc.pair_offset, qc.pair_every)
+        verdict = clip_verdict(pose_evidence, views, qc)
+        ctx.store.put_bytes(evidence_key, evidence_json(pose_evidence, views, verdict))
+        artifacts.append(evidence_key)
+
         valid_share = float((depth > 0).mean())
         columns = {
             "dynamicRatio": float(masks.mean()),
@@ -145,10 +167,12 @@ class DepthStage(ClipStage):
             "depth_valid_ratio": round(valid_share, 4),
             "depth_backend": backend.depth.name,
             "mask_backend": backend.masks.name,
+            **verdict.columns(),
         }
         if metres_per_unit:
             columns["metres_per_pose_unit"] = round(float(metres_per_unit), 6)
-        provenance = {"depth": backend.depth.name, "dynamicRatio": backend.masks.name}
+        provenance = {"depth": backend.depth.name, "dynamicRatio": backend.masks.name,
+                      **verdict_provenance(with_views=True)}
         notes = list(getattr(backend, "notes", []))
         if valid_share == 0:
             notes.insert(0, "no valid depth: the camera never moved enough to see parallax")

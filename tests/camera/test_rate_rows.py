@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 
+from services.dataset.formats import parse_indexes
+
 import services.stages.camera as camera_stage
 from services.annotate import DENSE_TRACK
 from services.camera.track import CameraTrack
@@ -31,7 +33,7 @@ def _run(tmp_path, monkeypatch, rate_hz):
     store.put_bytes(clip.clip_key, b"not decoded here")
     settings = Settings().with_overrides({"annotate": {"rate_hz": rate_hz}})
     outcome = camera_stage.CameraStage().run(clip, StageContext(settings=settings, store=store, workdir=tmp_path))
-    indexes = [int(x) for x in store.get_bytes(clip.annotation_key("indexes.txt")).decode().split()]
+    indexes = parse_indexes(store.get_bytes(clip.annotation_key("indexes.txt")).decode()).tolist()
     load = lambda name: np.load(io.BytesIO(store.get_bytes(clip.annotation_key(name))))  # noqa: E731
     return store, clip, outcome, indexes, load
 

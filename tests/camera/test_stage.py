@@ -41,4 +41,6 @@ def test_stage_writes_poses_intrinsics_indexes_and_labels(tmp_path):
     cols = outcome.columns
     assert cols["success"] is True and cols["pose_backend"].startswith("geometric-")
     assert {"anomaly", "moveDist", "distLevel", "rotAngle", "trajTurns"} <= set(cols)
-    assert len(outcome.artifacts) == 5
+    assert len(outcome.artifacts) == 6  # with qc_evidence.json (services/quality)
+    # a well-tracked clip: the verdict from the tracker's evidence alone is good and unflagged
+    assert cols["qc_flags"] == "" and cols["pose_quality"] > 0.5

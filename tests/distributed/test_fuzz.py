@@ -73,6 +73,7 @@ def test_stateful_sequences_get_no_server_errors(wired_app, info, short_source):
             # Generated sources never exist: half the JSON submissions (chosen by their content, so a
             # replayed case is the same case) name a real one instead, so jobs get created and the links
             # have ids to follow (stages and config stay generated).
+            case.headers = {**(case.headers or {}), **auth}  # the key rides on the case itself
             body = case.body
             if case.operation.method.upper() == "POST" and isinstance(body, dict) and "sources" in body \
                     and zlib.crc32(json.dumps(body, sort_keys=True, default=str).encode()) % 2 == 0:
