@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from services.samples import bench_cases_dir  # noqa: E402
+from tracking import label_frames  # noqa: E402  (bench/tracking.py: the labels read the same way in both benches)
 
 OUT = REPO / "bench" / "output" / "devset"
 SETS = (bench_cases_dir(), bench_cases_dir().parent / "devset")
@@ -211,19 +212,6 @@ def metadata_row(case: Path) -> dict:
             if row.get("id") == case.name:
                 return row
     return {}
-
-
-def to_gt_label(label: str) -> str:
-    return "static" if label == "Stay" else label.lower().replace(" ", "_")
-
-
-def label_frames(instructions: dict[str, list[str]], n: int) -> list[set[str]]:
-    frames = [{"static"} for _ in range(n)]
-    for key, labels in instructions.items():
-        a, b = map(int, key.split("->"))
-        for f in range(a, min(b, n)):
-            frames[f] = {to_gt_label(x) for x in labels}
-    return frames
 
 
 def coverage(gt_depth: np.ndarray, pred: np.ndarray, fids: np.ndarray, full_hw, ds: int) -> float | None:
