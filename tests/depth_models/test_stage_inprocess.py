@@ -11,6 +11,7 @@ import pytest
 from services.execution import run_clip_stage
 from services.records import StageState
 from services.stages.base import ClipFailed, StageContext
+from services.quality.record import EVIDENCE_FILE, provenance as verdict_provenance
 from services.stages.depth import DepthStage
 
 from .conftest import DISAGREEING_SEED, INDEXES, model_settings, prepare_clip, read_outputs, write_depth_anything
@@ -28,7 +29,9 @@ def test_outputs_obey_the_stage_contract(inprocess_run):
     aligned = int((valid > 0.9).sum())
     assert aligned >= 1 and ((valid > 0.9) | (valid == 0)).all(), valid
     assert f"aligned to the geometric depth on {aligned} of {n} frames" in outcome.note
-    assert set(outcome.artifacts) == {clip.annotation_key("depth.npz"), clip.annotation_key("dyn_masks.npz")}
+    # the depth and masks, and the quality verdict's evidence (services.quality)
+    assert set(outcome.artifacts) == {clip.annotation_key("depth.npz"), clip.annotation_key("dyn_masks.npz"),
+                                      clip.annotation_key(EVIDENCE_FILE)}
     assert outcome.columns["dynamicRatio"] == pytest.approx(float(out["masks"].mean()))
 
 
@@ -42,7 +45,8 @@ def test_provenance_names_the_models_and_the_alignment_reference(inprocess_run):
     assert out["units"].startswith("pose units")
     assert mask_name.startswith("sam2.1 (sam2.1-hiera") and "sam2/sam2.1_hiera_large.pt" in mask_name
     assert "prompted by geometric motion evidence (geometric-flow-residual" in mask_name
-    assert outcome.provenance == {"depth": depth_name, "dynamicRatio": mask_name}
+    assert outcome.provenance == {"depth": depth_name, "dynamicRatio": mask_name,
+                                  **verdict_provenance(with_views=True)}
     assert "UniDepth V2 not available, so not metric" in outcome.note and "unidepth" in outcome.note
 
 
