@@ -113,10 +113,12 @@ def test_points_that_cannot_be_tracked_fail_both_ways():
     assert pts.shape == (0, 2) and status.shape == (0,)
 
 
-def test_forward_backward_inliers_agree(caplog):
+def test_forward_backward_inliers_agree(caplog, monkeypatch):
     """The front end's decision (found both ways, back within 0.7 px): the same points pass it."""
     prev, cur = _grey_frames("room_dyn2", (4, 6))
     points = _features(prev)
+    # each implementation is announced once per process: forget earlier tests' announcements
+    monkeypatch.setattr(backend, "_announced", set())
     caplog.set_level(logging.INFO, logger="services.kernels.backend")
     with backend.use("cpu"):
         ref = klt_ops.forward_backward(prev, cur, points, LK)
