@@ -4,7 +4,6 @@ depth stage's working size."""
 from __future__ import annotations
 
 import io
-import subprocess
 
 import numpy as np
 
@@ -16,8 +15,7 @@ from services.settings import Settings
 from services.stages.base import StageContext
 from services.stages.depth import DepthStage
 from services.storage.local import LocalStore
-from services.video.tools import ffmpeg_path
-from tests.depth.conftest import case_dir, evaluator, load_case
+from tests.depth.conftest import case_clip, case_dir, evaluator, load_case
 
 
 def test_chosen_frames_sample_the_rate_from_the_first_frame():
@@ -51,13 +49,7 @@ def test_chosen_frames_only_are_output_and_score_like_every_frame():
 
 def _clip_with_track(tmp_path, indexes: np.ndarray, dense: bool) -> tuple[LocalStore, ClipRecord]:
     src = case_dir("room_static_dyn3")
-    store = LocalStore(tmp_path / "store")
-    clip = ClipRecord(id="case_0", source=str(src), source_id="case", num_frames=24, height=360, width=640, fps=24.0,
-                      timestamp_start=0, timestamp_end=1, frame_start=0, frame_end=24)
-    cut = tmp_path / "clip.mp4"
-    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(src / "video.mp4"), "-frames:v", "24", "-c", "copy",
-                    str(cut)], check=True)
-    store.put_file(clip.clip_key, cut)
+    store, clip = case_clip(tmp_path, src, frames=24)
     K = np.load(src / "gt_intrinsics.npy")
     poses = np.load(src / "gt_poses.npy")[:24]
     intr = np.tile([K[0, 0] / 640, K[1, 1] / 360, K[0, 2] / 640, K[1, 2] / 360], (24, 1))

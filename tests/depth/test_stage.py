@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import io
-import subprocess
 
 import numpy as np
 
 from services.dataset.formats import format_indexes
-from services.records import ClipRecord
 from services.settings import Settings
 from services.stages.base import StageContext
 from services.stages.depth import DepthStage, select_frames
-from services.storage.local import LocalStore
-from services.video.tools import ffmpeg_path
-from tests.depth.conftest import case_dir
+from tests.depth.conftest import case_clip, case_dir
 
 
 def test_select_frames_picks_the_indexed_frames():
@@ -25,13 +21,7 @@ def test_select_frames_picks_the_indexed_frames():
 
 def test_stage_writes_depth_and_masks(tmp_path):
     src = case_dir("room_static_dyn3")
-    store = LocalStore(tmp_path / "store")
-    clip = ClipRecord(id="case_0", source=str(src), source_id="case", num_frames=24, height=360, width=640, fps=24.0,
-                      timestamp_start=0, timestamp_end=1, frame_start=0, frame_end=24)
-    cut = tmp_path / "clip.mp4"
-    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(src / "video.mp4"), "-frames:v", "24", "-c", "copy",
-                    str(cut)], check=True)
-    store.put_file(clip.clip_key, cut)
+    store, clip = case_clip(tmp_path, src, frames=24)
     indexes = np.arange(0, 24, 2)
     K = np.load(src / "gt_intrinsics.npy")
     intr = np.tile([K[0, 0] / 640, K[1, 1] / 360, K[0, 2] / 640, K[1, 2] / 360], (len(indexes), 1))
