@@ -104,13 +104,15 @@ end
 """
 
 # KEYS: job, stats, active jobs. ARGV: new state, ",allowed,from,states,", time field ('' = none), now,
-# job id, 1 if the new state is active.
+# job id, 1 if the new state is active, the job's error ('' = none: written with the state, so no reader
+# sees the new state without its reason).
 SET_STATE = """
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return 0 end
 if not string.find(ARGV[2], ',' .. cur .. ',', 1, true) then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[7]) end
 redis.call('HINCRBY', KEYS[2], cur, -1)
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 if ARGV[6] == '1' then redis.call('SADD', KEYS[3], ARGV[5]) else redis.call('SREM', KEYS[3], ARGV[5]) end
@@ -182,11 +184,12 @@ return 1
 """
 
 
-def set_state_args(keys: Keys, new: JobState, allowed: tuple[JobState, ...], time_field: str = "") -> tuple:
+def set_state_args(keys: Keys, new: JobState, allowed: tuple[JobState, ...], time_field: str = "",
+                   error: str = "") -> tuple:
     allowed_list = "," + ",".join(s.value for s in allowed) + ","
     active = "1" if new in ACTIVE else "0"
     return (SET_STATE, 3, keys.job, JOBS_BY_STATE, ACTIVE_JOBS, new.value, allowed_list, time_field,
-            repr(time.time()), keys.id, active)
+            repr(time.time()), keys.id, active, error)
 
 
 def now() -> float:

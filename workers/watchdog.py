@@ -87,8 +87,7 @@ class Watchdog:
                 continue
             if time.time() - float(created or 0) < SUBMIT_GRACE_S:
                 continue
-            if self.client.eval(*st.set_state_args(keys, st.JobState.failed, st.ACTIVE, "finished")):
-                self.client.hset(keys.job, "error", VANISHED)
+            if self.client.eval(*st.set_state_args(keys, st.JobState.failed, st.ACTIVE, "finished", VANISHED)):
                 log.warning("job %s failed: %s", job_id, VANISHED)
                 self.finalize(job_id)  # writes the tables of what was done, and job.json
                 failed.append(job_id)
