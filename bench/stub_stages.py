@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from services.records import ClipRecord, VideoRecord
-from services.stages.base import ClipOutcome, ClipStage, Stage, StageContext, VideoOutcome, VideoStage
+from services.stages.base import ClipOutcome, PerClipStage, Stage, StageContext, VideoOutcome, VideoStage
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class _PlanFile:
         return self._plan
 
 
-class StubClipStage(ClipStage):
+class StubClipStage(PerClipStage):
     def __init__(self, name: str, plan: _PlanFile) -> None:
         self.name = name  # type: ignore[misc]
         self._plan = plan

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
-from services.stages.base import ClipFailed, ClipStage, StageContext, VideoFailed, VideoOutcome, VideoStage
+from services.stages.base import ClipFailed, PerClipStage, StageContext, VideoFailed, VideoOutcome, VideoStage
 from services.stages.registry import STAGES
 from services.threads import one_blas_thread
 from services.video.probe import ProbeError
@@ -48,7 +48,7 @@ def scratch_folder() -> Iterator[Path]:
                 os.unlink(entry.path)
 
 
-def needs_run(stage: ClipStage, clip: ClipRecord, fingerprint: str, prerequisites: list[str], force: bool) -> bool:
+def needs_run(stage: PerClipStage, clip: ClipRecord, fingerprint: str, prerequisites: list[str], force: bool) -> bool:
     """Whether ``stage`` should run on ``clip`` in this run."""
     if clip.filtered_by and stage.name != "filter":
         return False
@@ -60,7 +60,7 @@ def needs_run(stage: ClipStage, clip: ClipRecord, fingerprint: str, prerequisite
     return status is None or status.state is not StageState.done or status.config != fingerprint
 
 
-def run_clip_stage(stage: ClipStage, clip: ClipRecord, ctx: StageContext, fingerprint: str) -> ClipRecord:
+def run_clip_stage(stage: PerClipStage, clip: ClipRecord, ctx: StageContext, fingerprint: str) -> ClipRecord:
     """Run the stage on the clip and return the updated record (never raises for clip faults)."""
     started = time.perf_counter()
     clip = clip.model_copy(deep=True)

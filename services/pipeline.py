@@ -23,7 +23,7 @@ from services.metadata import clips_table, videos_table, write_table
 from services.recordbook import RecordBook
 from services.records import ClipRecord, VideoRecord, VideoState
 from services.settings import Settings
-from services.stages.base import ClipStage, StageContext, VideoOutcome
+from services.stages.base import PerClipStage, StageContext, VideoOutcome
 from services.stages.clip import ingest_stage
 from services.stages.registry import build_stage
 from services.storage.local import LocalStore
@@ -148,7 +148,7 @@ class EmbeddedPipeline:
             key = f"clip: {reason}"
             self.summary.dropped[key] = self.summary.dropped.get(key, 0) + n
 
-    def _run_clip_stage(self, stage: ClipStage, clips: list[ClipRecord], ctx: StageContext) -> list[ClipRecord]:
+    def _run_clip_stage(self, stage: PerClipStage, clips: list[ClipRecord], ctx: StageContext) -> list[ClipRecord]:
         position = self.stage_names.index(stage.name)
         prerequisites = [n for n in self.stage_names[:position] if n != "clip"]
         fingerprint = stage.fingerprint(self.settings)

@@ -5,8 +5,8 @@ artifacts only through the store in its context. The embedded runner and the
 Celery workers call the very same objects; neither knows what a stage does.
 
 Two kinds exist:
-- a ``VideoStage`` takes one input video and fans it out into clips (clipping);
-- a ``ClipStage`` takes one clip and adds columns and annotation files.
+- a ``VideoStage`` takes one input video and fans it out into clips (``ShotClippingStage``);
+- a ``PerClipStage`` takes one clip and adds columns and annotation files.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class Stage(ABC):
         """Load models or other heavy state once per process. Default: nothing."""
 
 
-class ClipStage(Stage):
+class PerClipStage(Stage):
     @abstractmethod
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome: ...
 

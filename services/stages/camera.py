@@ -23,7 +23,7 @@ from services.quality.evidence import track_evidence
 from services.quality.record import EVIDENCE_FILE, evidence_json, provenance as verdict_provenance
 from services.quality.verdict import clip_verdict
 from services.records import ClipRecord
-from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
+from services.stages.base import ClipFailed, ClipOutcome, PerClipStage, StageContext
 from services.video.decode import DecodeError, read_frames
 
 ARTIFACTS = ("poses.npy", "c2w.npy", "intrinsics.npy", "indexes.txt", "instructions.json", EVIDENCE_FILE)
@@ -35,7 +35,7 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-class CameraStage(ClipStage):
+class CameraStage(PerClipStage):
     name = "camera"
     config_sections = ("camera", "annotate", "quality")
 

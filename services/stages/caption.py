@@ -25,7 +25,7 @@ from services.caption.models import ModelCaptioner
 from services.caption.schema import Caption, caption_document
 from services.records import ClipRecord
 from services.settings import CaptionSettings, Settings
-from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
+from services.stages.base import ClipFailed, ClipOutcome, PerClipStage, StageContext
 from services.storage.base import ArtifactStore
 from services.video.decode import DecodeError, read_frames
 
@@ -79,7 +79,7 @@ def load_context(clip: ClipRecord, store: ArtifactStore) -> ClipContext:
     return ctx
 
 
-class CaptionStage(ClipStage):
+class CaptionStage(PerClipStage):
     name: ClassVar[str] = "caption"
 
     def fingerprint(self, settings: Settings) -> str:

@@ -31,7 +31,7 @@ _MP4_FAMILY = {".mp4", ".m4v", ".mov"}
 _MIN_DECODED_SHARE = 0.9
 
 
-class ClipStage(VideoStage):
+class ShotClippingStage(VideoStage):
     name = "clip"
     config_sections = ("clip",)
 
@@ -96,14 +96,14 @@ class WholeVideoStage(VideoStage):
 
     name = "clip"
 
-    def __init__(self, clipper: ClipStage) -> None:
+    def __init__(self, clipper: ShotClippingStage) -> None:
         self.clipper = clipper
 
     def run(self, video: VideoRecord, local_path: Path, ctx: StageContext) -> VideoOutcome:
         return self.clipper.whole_video(video, local_path, ctx)
 
 
-def ingest_stage(clipper: ClipStage, clipping: bool, settings) -> tuple[VideoStage, str]:
+def ingest_stage(clipper: ShotClippingStage, clipping: bool, settings) -> tuple[VideoStage, str]:
     """What turns an input into clips in this run (both modes ask here), and its
     fingerprint: the clip stage, or the whole file as one clip."""
     if clipping:

@@ -27,7 +27,7 @@ from services.quality.record import EVIDENCE_FILE, evidence_json, provenance as 
 from services.quality.verdict import clip_verdict
 from services.records import ClipRecord
 from services.scoring.ocr import build_text_detector
-from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
+from services.stages.base import ClipFailed, ClipOutcome, PerClipStage, StageContext
 from services.video.decode import read_frames
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -48,7 +48,7 @@ def select_frames(frames: Iterator[np.ndarray], indexes: np.ndarray) -> Iterator
                 target = next(wanted, None)
 
 
-class DepthStage(ClipStage):
+class DepthStage(PerClipStage):
     name = "depth"
     config_sections = ("depth", "annotate", "quality")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from services.records import ClipRecord
 from services.scoring.rules import describe, evaluate
-from services.stages.base import ClipOutcome, ClipStage, StageContext
+from services.stages.base import ClipOutcome, PerClipStage, StageContext
 
 
-class FilterStage(ClipStage):
+class FilterStage(PerClipStage):
     name = "filter"
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:

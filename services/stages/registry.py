@@ -10,7 +10,7 @@ from services.stages.base import Stage
 # Pipeline order. Each name maps to "module:Class"; a stage whose module does
 # not exist yet is simply not available (later issues add them).
 STAGES: dict[str, str] = {
-    "clip": "services.stages.clip:ClipStage",
+    "clip": "services.stages.clip:ShotClippingStage",
     "score": "services.stages.score:ScoreStage",
     "filter": "services.stages.filter:FilterStage",
     "camera": "services.stages.camera:CameraStage",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from services.records import ClipRecord
 from services.scoring.base import ScoringError
 from services.scoring.suite import ScoringSuite, build_suite
-from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
+from services.stages.base import ClipFailed, ClipOutcome, PerClipStage, StageContext
 
 
-class ScoreStage(ClipStage):
+class ScoreStage(PerClipStage):
     name = "score"
     config_sections = ("score", "models")
 

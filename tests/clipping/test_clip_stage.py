@@ -7,7 +7,7 @@ import pytest
 
 from services.records import VideoRecord
 from services.stages.base import VideoFailed
-from services.stages.clip import ClipStage, store_whole_clip, whole_clip
+from services.stages.clip import ShotClippingStage, store_whole_clip, whole_clip
 from services.video import cut as cut_module
 from services.video.decode import read_frames
 from services.video.probe import probe
@@ -16,7 +16,7 @@ from tests.clipping.helpers import BIKES_CUTS, all_frames, make_context, psnr, u
 
 def _run(path, ctx, source_id=None):
     video = VideoRecord(source=str(path), source_id=source_id or path.stem)
-    return ClipStage().run(video, path, ctx)
+    return ShotClippingStage().run(video, path, ctx)
 
 
 def _assert_same_frame(clip_frame, frames, index, min_psnr=35.0, distinct=True):
@@ -206,7 +206,7 @@ def test_a_failed_cut_leaves_no_clip_behind(vtest, tmp_path, monkeypatch):
 
 def test_whole_file_as_one_clip(bikes, vtest, tmp_path):
     ctx = make_context(tmp_path)
-    stage = ClipStage()
+    stage = ShotClippingStage()
     outcome = stage.whole_video(VideoRecord(source=str(bikes), source_id="bikes"), bikes, ctx)
     (clip,) = outcome.clips
     assert (clip.id, clip.frame_start, clip.frame_end, clip.num_frames) == ("bikes", 0, 250, 250)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.records import ClipRecord
-from services.stages.base import ClipFailed, ClipOutcome, ClipStage, VideoFailed, VideoOutcome, VideoStage
+from services.stages.base import ClipFailed, ClipOutcome, PerClipStage, VideoFailed, VideoOutcome, VideoStage
 
 CALLS: list[tuple[str, str]] = []
 
@@ -43,7 +43,7 @@ class FakeClip(VideoStage):
         )])
 
 
-class FakeScore(ClipStage):
+class FakeScore(PerClipStage):
     name = "score"
 
     def run(self, clip, ctx):
@@ -56,7 +56,7 @@ class FakeScore(ClipStage):
         return ClipOutcome(columns={"score": float(clip.frame_start)}, provenance={"score": "fake 1.0"})
 
 
-class FakeFilter(ClipStage):
+class FakeFilter(PerClipStage):
     name = "filter"
 
     def run(self, clip, ctx):
@@ -65,7 +65,7 @@ class FakeFilter(ClipStage):
         return ClipOutcome(filtered_by=["score"] if clip.columns["score"] > limit else [])
 
 
-class FakeCamera(ClipStage):
+class FakeCamera(PerClipStage):
     name = "camera"
     config_sections = ("camera",)
 
