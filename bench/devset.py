@@ -143,7 +143,8 @@ def recompute_verdict(case: Path) -> dict | None:
     from services.camera.track import track_camera
     from services.depth.geometry import intrinsics_from_normalised
     from services.quality.evidence import evidence_frames, label_sensitivity, track_evidence, view_evidence
-    from services.quality.record import EVIDENCE_FILE, evidence_json, track_from_json
+    from services.artifacts import QC_EVIDENCE as EVIDENCE_FILE
+    from services.quality.record import evidence_json, track_from_json
     from services.quality.verdict import clip_verdict
     from services.settings import Settings
     from services.threads import one_blas_thread

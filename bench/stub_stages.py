@@ -24,7 +24,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from services.records import ClipRecord, VideoRecord
-from services.stages.base import ClipOutcome, PerClipStage, Stage, StageContext, VideoOutcome, VideoStage
+from services.artifacts import C2W, CAPTION, DEPTH, DYN_MASKS, INDEXES, INSTRUCTIONS, INTRINSICS, POSES
+from services.stages.base import ClipOutcome, Files, PerClipStage, Stage, StageContext, VideoOutcome, VideoStage
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +44,20 @@ REAL_SIZES: dict[str, dict[str, int]] = {
     "score": {},
     "filter": {},
     "camera": {
-        "poses.npy": _NPY_HEADER + REF_FRAMES * 7 * 8,  # float64 tx,ty,tz,qx,qy,qz,qw
-        "c2w.npy": _NPY_HEADER + REF_FRAMES * 16 * 8,  # float64 4x4
-        "intrinsics.npy": _NPY_HEADER + REF_FRAMES * 4 * 8,
-        "indexes.txt": REF_FRAMES * 4,  # "123\n"
-        "instructions.json": 400,  # a few labelled segments
+        POSES: _NPY_HEADER + REF_FRAMES * 7 * 8,  # float64 tx,ty,tz,qx,qy,qz,qw
+        C2W: _NPY_HEADER + REF_FRAMES * 16 * 8,  # float64 4x4
+        INTRINSICS: _NPY_HEADER + REF_FRAMES * 4 * 8,
+        INDEXES: REF_FRAMES * 4,  # "123\n"
+        INSTRUCTIONS: 400,  # a few labelled segments
     },
     "depth": {
         # float16 at half resolution, savez_compressed: smooth maps with zeros compress to about 60%
         # of raw (an estimate: the stub's bytes are incompressible, so this is what is stored)
-        "depth.npz": int(0.6 * REF_FRAMES * (REF_H // 2) * (REF_W // 2) * 2),
+        DEPTH: int(0.6 * REF_FRAMES * (REF_H // 2) * (REF_W // 2) * 2),
         # bool at full resolution, mostly False: deflate leaves about 2% of raw
-        "dyn_masks.npz": int(0.02 * REF_FRAMES * REF_H * REF_W),
+        DYN_MASKS: int(0.02 * REF_FRAMES * REF_H * REF_W),
     },
-    "caption": {"caption.json": 2500},
+    "caption": {CAPTION: 2500},
 }
 
 # Metadata columns with values of the real stages' types and typical lengths.
@@ -173,6 +174,9 @@ class StubClipStage(PerClipStage):
     @property
     def plan(self) -> StubPlan:
         return self._plan.get()
+
+    def outputs(self, settings) -> Files:
+        return Files(required=tuple(REAL_SIZES[self.name]))
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         keys = {name: clip.annotation_key(name) for name in REAL_SIZES[self.name]}

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from gateway.deps import Services
 from gateway.errors import ApiError
+from services.artifacts import JOB
 from services.inputs import assign_ids
 from services.records import ClipRecord
 from services.recordbook import RecordBook
@@ -233,7 +234,7 @@ async def _bucket_status(svc: Services, job_id: str) -> tuple[str, dict] | None:
     """The final state written by finalize, once Redis has forgotten the job."""
     if not _plausible_id(job_id):
         return None
-    raw = await _bucket_json(svc, f"jobs/{job_id}/job.json")
+    raw = await _bucket_json(svc, f"jobs/{job_id}/{JOB}")
     return (raw.pop("owner", ""), raw) if raw is not None else None
 
 

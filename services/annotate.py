@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-# The camera stage's dense track, beside the published (chosen-frame) layout, when a rate is set.
-DENSE_TRACK = "track_dense.npz"
-
-
 def chosen_frames(num_frames: int, fps: float, rate_hz: float | None) -> np.ndarray:
     """Clip frame numbers to annotate: all of them, or the frame nearest each 1/rate_hz seconds from the
     first frame (never the same frame twice)."""

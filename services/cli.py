@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from services.pipeline import LOG_FILE, EmbeddedPipeline
+    from services.artifacts import LOG
+    from services.pipeline import EmbeddedPipeline
     from services.stages.registry import UnknownStage, parse_stage_list
 
     try:
@@ -57,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    log_file = logging.FileHandler(args.out / LOG_FILE)
+    log_file = logging.FileHandler(args.out / LOG)
     log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(log_file)
     summary = EmbeddedPipeline(settings, args.out, stages, force=args.force, console=console).run(args.inputs)

@@ -2,7 +2,8 @@
 
 This is the only place that knows how an outcome changes a record; the
 embedded runner and the Celery workers both call it, so the two modes cannot
-drift apart.
+drift apart. A stage's declared inputs and outputs are checked around its run
+(``services/orchestration/contracts.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from services.orchestration.contracts import missing_clip_videos, missing_input, output_fault
 from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
 from services.stages.base import ClipFailed, PerClipStage, StageContext, VideoFailed, VideoOutcome, VideoStage
 from services.stages.registry import STAGES
@@ -48,18 +50,6 @@ def scratch_folder() -> Iterator[Path]:
                 os.unlink(entry.path)
 
 
-def needs_run(stage: PerClipStage, clip: ClipRecord, fingerprint: str, prerequisites: list[str], force: bool) -> bool:
-    """Whether ``stage`` should run on ``clip`` in this run."""
-    if clip.filtered_by and stage.name != "filter":
-        return False
-    if any(not clip.is_done(name) for name in prerequisites):
-        return False
-    if force:
-        return True
-    status = clip.stages.get(stage.name)
-    return status is None or status.state is not StageState.done or status.config != fingerprint
-
-
 def run_clip_stage(stage: PerClipStage, clip: ClipRecord, ctx: StageContext, fingerprint: str) -> ClipRecord:
     """Run the stage on the clip and return the updated record (never raises for clip faults)."""
     started = time.perf_counter()
@@ -70,8 +60,10 @@ def run_clip_stage(stage: PerClipStage, clip: ClipRecord, ctx: StageContext, fin
     with scratch_folder() as scratch:
         ctx.workdir = scratch
         try:
+            _check(missing_input(stage, clip, ctx), ClipFailed)
             with one_blas_thread():
                 outcome = stage.run(clip, ctx)
+            _check(output_fault(stage, clip, ctx, outcome), ClipFailed)
         except ClipFailed as exc:
             clip.stages[stage.name] = StageStatus(
                 state=StageState.failed, seconds=time.perf_counter() - started, error=str(exc), config=fingerprint
@@ -106,6 +98,7 @@ def run_video_stage(
         try:
             with one_blas_thread():
                 outcome = stage.run(video, local_path, ctx)
+            _check(missing_clip_videos(stage, outcome, ctx), VideoFailed)
         except (VideoFailed, ProbeError) as exc:
             failed = video.model_copy(update={"state": VideoState.failed, "error": str(exc)})
             outcome = VideoOutcome(video=failed, clips=[])
@@ -121,3 +114,9 @@ def run_video_stage(
     for clip in outcome.clips:
         clip.stages[stage.name] = StageStatus(state=StageState.done, config=fingerprint)
     return outcome
+
+
+def _check(fault: str | None, failure: type[Exception]) -> None:
+    """A broken stage contract (services/orchestration/contracts.py) fails the item like the stage would."""
+    if fault is not None:
+        raise failure(fault)

@@ -1,212 +1,93 @@
-"""The embedded mode: every stage, in one process, over a folder of videos.
+"""The embedded executor: every stage, in one process, over a folder of videos.
 
-Work goes stage by stage (clip every video, then score every clip, ...), with
-a progress bar per stage. Records are saved after each item, so a re-run on
-the same output folder skips what is done (unless ``force``) and a crash
-loses only the item in flight.
+Work goes stage by stage (clip every video, then score every clip, ...), with a progress bar per
+stage. Records are saved after each item, so a re-run on the same output folder skips what is done
+(unless ``force``) and a crash loses only the item in flight. What runs next, and how it is counted,
+is decided in ``services/orchestration``; this module only moves records.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections import Counter
 from pathlib import Path
 
-from pydantic import BaseModel, Field
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from services.execution import needs_run, run_clip_stage, run_video_stage
+from services.execution import run_clip_stage, run_video_stage
 from services.inputs import assign_ids, discover, file_digest
-from services.metadata import clips_table, videos_table, write_table
+from services.orchestration import accounting, ingest
+from services.orchestration.accounting import RunSummary
+from services.orchestration.outputs import finish_outputs
+from services.orchestration.plan import CLIPPING, Plan
+from services.progress import timed_items
 from services.recordbook import RecordBook
-from services.records import ClipRecord, VideoRecord, VideoState
+from services.records import ClipRecord, VideoRecord
 from services.settings import Settings
-from services.stages.base import PerClipStage, StageContext, VideoOutcome
-from services.stages.clip import ingest_stage
+from services.stages.base import PerClipStage, StageContext
 from services.stages.registry import build_stage
 from services.storage.local import LocalStore
 
-log = logging.getLogger(__name__)
-
-# The run's log in the output layout (the embedded run's logging, the distributed job's task log).
-LOG_FILE = "spatialvid.log"
-
-
-class RunSummary(BaseModel):
-    stages: list[str]
-    videos_in: int = 0
-    videos_failed: dict[str, str] = Field(default_factory=dict)  # source -> reason
-    videos_skipped: dict[str, str] = Field(default_factory=dict)  # duplicates
-    clips_out: int = 0
-    clips_kept: int = 0
-    # Shots that became no clip, and clips dropped by a filter rule, by reason.
-    dropped: dict[str, int] = Field(default_factory=dict)
-    failed_by_stage: dict[str, int] = Field(default_factory=dict)
-    stage_seconds: dict[str, float] = Field(default_factory=dict)
-    stage_items: dict[str, int] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
-    output: str = ""
-
 
 class EmbeddedPipeline:
-    def __init__(
-        self,
-        settings: Settings,
-        out_dir: Path,
-        stages: list[str],
-        force: bool = False,
-        console: Console | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, out_dir: Path, stages: list[str], force: bool = False,
+                 console: Console | None = None) -> None:
         self.settings = settings
         self.store = LocalStore(out_dir)
         self.book = RecordBook(self.store)
-        self.stage_names = stages
-        self.force = force
+        self.plan = Plan(stages, force)
         self.console = console or Console(stderr=True)
         self.summary = RunSummary(stages=stages, output=str(self.store.root))
+        self.digests: dict[str, str] = {}  # content -> the first input with it
 
-    # -- public -----------------------------------------------------------
     def run(self, inputs: list[Path]) -> RunSummary:
         videos = assign_ids(discover(inputs))
         self.summary.videos_in = len(videos)
         ctx = StageContext(settings=self.settings, store=self.store, workdir=self.store.root)
-        clips = self._clip_videos(videos, ctx)
-        for name in self.stage_names:
-            if name == "clip":
-                continue
+        clipper = build_stage(CLIPPING)
+        clipper.setup(ctx)
+        stage, fingerprint = self.plan.ingest(clipper, self.settings)
+        label = CLIPPING if self.plan.clipping else "ingest"
+        clips = [c for item in self._each(label, CLIPPING, videos, lambda v: v.path.name)
+                 for c in self._ingest(stage, item, ctx, fingerprint)]
+        for name in self.plan.clip_stages:
             clips = self._run_clip_stage(build_stage(name), clips, ctx)
-        self._finish(clips)
+        finish_outputs(self.store, self.book, self.summary, clips)
         return self.summary
 
-    # -- stages -----------------------------------------------------------
-    def _progress(self) -> Progress:
-        return Progress(
-            TextColumn("[bold]{task.description:<8}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[item]}", style="dim"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=False,
-        )
+    def _each(self, label: str, stage: str, items: list, name_of, start=None):
+        return timed_items(self.console, self.summary, label, stage, items, name_of, start)
 
-    def _clip_videos(self, videos, ctx: StageContext) -> list[ClipRecord]:
-        clipping = "clip" in self.stage_names
-        clipper = build_stage("clip")
-        clipper.setup(ctx)
-        stage, fingerprint = ingest_stage(clipper, clipping, self.settings)
-        clips: list[ClipRecord] = []
-        digests: dict[str, str] = {}
-        started = time.perf_counter()
-        with self._progress() as progress:
-            task = progress.add_task("clip" if clipping else "ingest", total=len(videos), item="")
-            for item in videos:
-                progress.update(task, item=item.path.name)
-                clips += self._clip_one(stage, item, ctx, fingerprint, digests)
-                progress.advance(task)
-        self.summary.stage_seconds["clip"] = time.perf_counter() - started
-        self.summary.stage_items["clip"] = len(videos)
-        return clips
-
-    def _clip_one(self, stage, item, ctx, fingerprint, digests) -> list[ClipRecord]:
+    def _ingest(self, stage, item, ctx: StageContext, fingerprint: str) -> list[ClipRecord]:
         source = str(item.path)
         previous = self.book.load_video(item.source_id)
-        if previous and not self.force and previous.state is VideoState.done and previous.config == fingerprint:
-            digests.setdefault(previous.sha256, source)
-            self._count_video(previous)
+        if ingest.reusable(previous, fingerprint, self.plan.force):
+            self.digests.setdefault(previous.sha256, source)
+            accounting.count_video_record(self.summary, previous)
             return [c for c in (self.book.load_clip(i) for i in previous.clip_ids) if c is not None]
         video = VideoRecord(source=source, source_id=item.source_id)
         try:
             video.sha256 = file_digest(item.path)
         except OSError as exc:
-            video.state, video.error = VideoState.failed, f"cannot read {source}: {exc.strerror or exc}"
-            return self._store_video(VideoOutcome(video=video, clips=[]), previous)
-        if video.sha256 in digests:
-            self.summary.videos_skipped[source] = f"same content as {digests[video.sha256]}"
+            return self._store_video(ingest.unreadable(video, exc), previous)
+        reason = ingest.duplicate_reason(self.digests.setdefault, video.sha256, source)
+        if reason:
+            accounting.count_video(self.summary, source, accounting.SKIPPED, None, {reason: 1})
             return []
-        digests[video.sha256] = source
         return self._store_video(run_video_stage(stage, video, item.path, ctx, fingerprint), previous)
 
-    def _store_video(self, outcome: VideoOutcome, previous: VideoRecord | None) -> list[ClipRecord]:
-        # Clips of an earlier clipping that this one no longer makes are stale.
-        if previous:
-            for stale in set(previous.clip_ids) - {c.id for c in outcome.clips}:
-                self.book.delete_clip(stale)
-        for clip in outcome.clips:
-            self.book.save_clip(clip)
-        self.book.save_video(outcome.video)  # saved last: it marks the video as done
-        self._count_video(outcome.video)
+    def _store_video(self, outcome, previous: VideoRecord | None) -> list[ClipRecord]:
+        ingest.save_outcome(self.book, outcome, previous)
+        accounting.count_video_record(self.summary, outcome.video)
         return outcome.clips
 
-    def _count_video(self, video: VideoRecord) -> None:
-        if video.state is VideoState.failed:
-            self.summary.videos_failed[video.source] = video.error or "unknown error"
-        for reason, n in video.dropped.items():
-            key = f"clip: {reason}"
-            self.summary.dropped[key] = self.summary.dropped.get(key, 0) + n
-
     def _run_clip_stage(self, stage: PerClipStage, clips: list[ClipRecord], ctx: StageContext) -> list[ClipRecord]:
-        position = self.stage_names.index(stage.name)
-        prerequisites = [n for n in self.stage_names[:position] if n != "clip"]
         fingerprint = stage.fingerprint(self.settings)
-        todo = [c for c in clips if needs_run(stage, c, fingerprint, prerequisites, self.force)]
-        started = time.perf_counter()
+        todo = [c for c in clips if self.plan.needs_run(stage, c, fingerprint)]
         updated = {c.id: c for c in clips}
-        if todo:
-            stage.setup(ctx)
-        with self._progress() as progress:
-            task = progress.add_task(stage.name, total=len(todo), item="")
-            for clip in todo:
-                progress.update(task, item=clip.id)
-                result = run_clip_stage(stage, clip, ctx, fingerprint)
-                self.book.save_clip(result)
-                updated[clip.id] = result
-                progress.advance(task)
-        self.summary.stage_seconds[stage.name] = time.perf_counter() - started
-        self.summary.stage_items[stage.name] = len(todo)
-        skipped = len([c for c in clips if c.is_done(stage.name)]) - len(
-            [c for c in todo if c.is_done(stage.name)]
-        )
-        if skipped > 0:
-            self.summary.notes.append(f"{stage.name}: {skipped} clip(s) already done, skipped (use --force to redo)")
+        setup = (lambda: stage.setup(ctx)) if todo else None
+        for clip in self._each(stage.name, stage.name, todo, lambda c: c.id, setup):
+            updated[clip.id] = run_clip_stage(stage, clip, ctx, fingerprint)
+            self.book.save_clip(updated[clip.id])
+        note = accounting.resume_note(stage.name, clips, todo)
+        if note:
+            self.summary.notes.append(note)
         return [updated[c.id] for c in clips]
-
-    # -- output -----------------------------------------------------------
-    def _finish(self, clips: list[ClipRecord]) -> None:
-        finish_outputs(self.store, self.book, self.summary, clips)
-
-
-def finish_outputs(store, book: RecordBook, summary: RunSummary, clips: list[ClipRecord],
-                   all_clips: list[ClipRecord] | None = None, all_videos: list[VideoRecord] | None = None) -> None:
-    """Count this run's clips into the summary and write the dataset tables
-    (shared with the distributed mode's finalize task, so both write the same files).
-    ``all_clips`` / ``all_videos``: every record of the output, where the caller has them already
-    (otherwise read from the book)."""
-    summary.clips_out = len(clips)
-    summary.clips_kept = sum(1 for c in clips if c.active)
-    rules = Counter(rule for c in clips for rule in c.filtered_by)
-    for rule, n in rules.items():
-        summary.dropped[f"filter: {rule}"] = n
-    failures = Counter(c.failed_stage for c in clips if c.failed_stage)
-    summary.failed_by_stage = dict(failures)
-    # Stage notes, e.g. "filter: rule aesthetic skipped (no aesthetic score)", counted over clips.
-    notes = Counter(f"{name}: {status.note}" for c in clips for name, status in c.stages.items() if status.note)
-    summary.notes += [f"{text} ({n} clip{'s' if n > 1 else ''})" for text, n in notes.items()]
-    # The tables cover the whole output folder: earlier runs' inputs too.
-    all_clips = sorted(book.all_clips() if all_clips is None else all_clips, key=lambda c: (c.source_id, c.frame_start))
-    write_table(store, "metadata", clips_table(all_clips))
-    write_table(store, "videos", videos_table(book.all_videos() if all_videos is None else all_videos))
-    store.put_json("provenance.json", _provenance(all_clips))
-    store.put_bytes("summary.json", summary.model_dump_json(indent=2).encode())
-
-
-def _provenance(clips: list[ClipRecord]) -> dict[str, list[str]]:
-    found: dict[str, set[str]] = {}
-    for clip in clips:
-        for column, backend in clip.provenance.items():
-            found.setdefault(column, set()).add(backend)
-    return {column: sorted(backends) for column, backends in sorted(found.items())}
-

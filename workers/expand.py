@@ -20,14 +20,15 @@ from celery import Task
 from services import tenancy
 from services.inputs import safe_stem
 from services.listing import ListingError, ListingSpec, read_page
-from services.recordbook import RecordBook
-from services.records import VideoRecord, VideoState
-from services.stages.base import VideoOutcome
+from services.orchestration.ingest import failed
+from services.records import VideoRecord
 from workers import state as st
 from workers.app import app
 from workers.routing import EXPAND_TASK, FINALIZE_TASK, INGEST_TASK, QUEUES
 from workers.runtime import Runtime, runtime
-from workers.tasks import TASK_OPTIONS, _lease, _register, _retry_or_raise, _send
+from workers.delivery import TASK_OPTIONS, lease, retry_or_raise, send
+from workers.ledger import JobLedger
+from workers.tasks import register
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,12 @@ log = logging.getLogger(__name__)
 def expand(self: Task, job_id: str, cursor: str) -> None:
     rt = runtime()
     try:
-        with _lease(self, rt):
+        with lease(self, rt):
             _expand(rt, job_id, cursor)
     except ListingError as exc:
         _stop_listing(rt, job_id, str(exc))
     except Exception as exc:
-        _retry_or_raise(self, exc)
+        retry_or_raise(self, exc)
 
 
 def refusal(rt: Runtime, uri: str, owner: str) -> str | None:
@@ -82,19 +83,18 @@ def _expand(rt: Runtime, job_id: str, cursor: str) -> None:
     registered = json.loads(raw)
     ids = registered["ids"] if isinstance(registered["ids"], list) else []  # Lua encodes {} for an empty list
     job = rt.job(job_id)
-    book = RecordBook(rt.store(job_id)[0])
+    ledger = JobLedger(rt, job_id)
     for source_id in ids:
         item = job.input(source_id)
         reason = refusal(rt, item.uri, job.owner)
         if reason:
-            video = VideoRecord(source=item.name, source_id=source_id, state=VideoState.failed, error=reason)
-            _register(rt, job, book, VideoOutcome(video=video, clips=[]), 0.0)
+            register(ledger, job, failed(VideoRecord(source=item.name, source_id=source_id), reason), 0.0)
         else:
-            _send(rt, INGEST_TASK, [job_id, source_id], QUEUES["clip"])
+            send(INGEST_TASK, [job_id, source_id], QUEUES["clip"])
     if registered["next"]:
-        _send(rt, EXPAND_TASK, [job_id, registered["next"]], QUEUES["clip"])
+        send(EXPAND_TASK, [job_id, registered["next"]], QUEUES["clip"])
     elif complete:
-        _send(rt, FINALIZE_TASK, [job_id], QUEUES["finalize"])
+        send(FINALIZE_TASK, [job_id], QUEUES["finalize"])
 
 
 def _stop_listing(rt: Runtime, job_id: str, reason: str) -> None:
@@ -104,4 +104,4 @@ def _stop_listing(rt: Runtime, job_id: str, reason: str) -> None:
     rt.redis.hset(keys.job, mapping={"error": reason, "listing": "0"})
     finished = rt.redis.scard(keys.finished) >= rt.redis.zcard(keys.clips)
     if finished and rt.redis.scard(keys.ingested) >= int(rt.redis.hget(keys.job, "n_videos") or 0):
-        _send(rt, FINALIZE_TASK, [job_id], QUEUES["finalize"])
+        send(FINALIZE_TASK, [job_id], QUEUES["finalize"])

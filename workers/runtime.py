@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import redis
 from minio import Minio
 
+from services.orchestration.plan import Plan
 from services.settings import Settings, check_job_overrides, load_settings
 from services.stages.base import Stage, StageContext
 from services.stages.registry import build_stage
@@ -54,8 +55,8 @@ class JobSpec:
         return found
 
     @property
-    def clip_stages(self) -> list[str]:
-        return [s for s in self.stages if s != "clip"]
+    def plan(self) -> Plan:
+        return Plan(self.stages)
 
 
 class Runtime:

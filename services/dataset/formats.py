@@ -13,16 +13,6 @@ import io
 
 import numpy as np
 
-INDEXES = "indexes.txt"
-POSES = "poses.npy"
-C2W = "c2w.npy"
-INTRINSICS = "intrinsics.npy"
-INSTRUCTIONS = "instructions.json"
-CAPTION = "caption.json"
-DEPTH_NPZ = "depth.npz"
-MASKS_NPZ = "dyn_masks.npz"
-
-
 def format_indexes(frame_indices) -> str:
     """``indexes.txt`` text: ``k frame_idx`` per annotated frame."""
     return "".join(f"{k} {int(frame)}\n" for k, frame in enumerate(frame_indices))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services import artifacts as a
 from services.dataset import formats as f
 from services.depth.exr_zip import read_depth_zip
 
@@ -39,26 +40,26 @@ class ClipFiles:
 
     # -- shared decoding --------------------------------------------------
     def indexes(self) -> np.ndarray:
-        return f.parse_indexes(self.read(f.INDEXES).decode())
+        return f.parse_indexes(self.read(a.INDEXES).decode())
 
     def poses(self) -> np.ndarray:
-        return np.load(io.BytesIO(self.read(f.POSES)), allow_pickle=False)
+        return np.load(io.BytesIO(self.read(a.POSES)), allow_pickle=False)
 
     def intrinsics(self) -> np.ndarray:
-        return np.load(io.BytesIO(self.read(f.INTRINSICS)), allow_pickle=False)
+        return np.load(io.BytesIO(self.read(a.INTRINSICS)), allow_pickle=False)
 
     def caption(self) -> dict:
-        return json.loads(self.read(f.CAPTION)) if self.has(f.CAPTION) else {}
+        return json.loads(self.read(a.CAPTION)) if self.has(a.CAPTION) else {}
 
     def depth(self, rows: np.ndarray) -> np.ndarray:
-        return f.load_npz(self.read(f.DEPTH_NPZ))["depth"][rows].astype(np.float32)
+        return f.load_npz(self.read(a.DEPTH))["depth"][rows].astype(np.float32)
 
     def masks(self, rows: np.ndarray) -> np.ndarray:
-        return f.load_npz(self.read(f.MASKS_NPZ))["masks"][rows]
+        return f.load_npz(self.read(a.DYN_MASKS))["masks"][rows]
 
     def complete(self) -> bool:
         """Has what a training sample needs: camera and depth annotations."""
-        return all(self.has(n) for n in (f.INDEXES, f.POSES, f.INTRINSICS, f.DEPTH_NPZ, f.MASKS_NPZ))
+        return all(self.has(n) for n in (a.INDEXES, a.POSES, a.INTRINSICS, a.DEPTH, a.DYN_MASKS))
 
 
 class NativeClip(ClipFiles):
@@ -91,7 +92,7 @@ class HQClip(ClipFiles):
         return (self.folder / name).read_bytes()
 
     def has(self, name: str) -> bool:
-        if name == f.DEPTH_NPZ:
+        if name == a.DEPTH:
             return self.depth_zip.is_file()
         return (self.folder / name).is_file()
 
@@ -99,7 +100,7 @@ class HQClip(ClipFiles):
         return read_depth_zip(self.depth_zip, rows=list(rows))
 
     def masks(self, rows: np.ndarray) -> np.ndarray:
-        with np.load(self.folder / f.MASKS_NPZ, allow_pickle=False) as arrays:  # reads only the frames asked for
+        with np.load(self.folder / a.DYN_MASKS, allow_pickle=False) as arrays:  # reads only the frames asked for
             return f.csr_npz_to_masks(arrays, rows)
 
     @contextmanager
@@ -112,7 +113,7 @@ class ShardClip(ClipFiles):
 
     def __init__(self, sample: dict) -> None:
         self.sample = sample
-        self.metadata = json.loads(sample["metadata.json"])
+        self.metadata = json.loads(sample[a.SAMPLE_METADATA])
         self.key = str(self.metadata["id"])
 
     def read(self, name: str) -> bytes:

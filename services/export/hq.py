@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from services import artifacts as a
 from services.dataset import formats as f
 from services.depth.exr_zip import disparity_zip_bytes
 from services.export.plan import Entry
@@ -38,7 +39,7 @@ REFERENCE_COLUMNS = {
 # Our own clip id goes under this name (the published ``id`` is the UUID).
 OUR_ID = "clip_id"
 # Annotation files copied as they are.
-COPIED = (f.POSES, f.INTRINSICS, f.INSTRUCTIONS, f.CAPTION)
+COPIED = (a.POSES, a.INTRINSICS, a.INSTRUCTIONS, a.CAPTION)
 
 
 def annotation_dir(e: Entry) -> str:
@@ -55,7 +56,7 @@ def depth_key(e: Entry) -> str:
 
 def clip_keys(uuid: str, group: str) -> list[str]:
     """Every file a clip can have in the export."""
-    names = [*COPIED, f.INDEXES, f.MASKS_NPZ]
+    names = [*COPIED, a.INDEXES, a.DYN_MASKS]
     return [f"videos/{group}/{uuid}.mp4", f"depths/{group}/{uuid}.zip"] + [
         f"annotations/{group}/{uuid}/{n}" for n in names]
 
@@ -76,15 +77,15 @@ def export_clip(source: ArtifactStore, dest: ArtifactStore, e: Entry) -> None:
         if data is not None:
             dest.put_bytes(f"{annotation_dir(e)}/{name}", data)
             written.add(f"{annotation_dir(e)}/{name}")
-    indexes = src(f.INDEXES)
+    indexes = src(a.INDEXES)
     if indexes is not None:  # normalised: folders written before the two-field form export correctly too
-        dest.put_text(f"{annotation_dir(e)}/{f.INDEXES}", f.format_indexes(f.parse_indexes(indexes.decode())))
-        written.add(f"{annotation_dir(e)}/{f.INDEXES}")
-    masks = src(f.MASKS_NPZ)
+        dest.put_text(f"{annotation_dir(e)}/{a.INDEXES}", f.format_indexes(f.parse_indexes(indexes.decode())))
+        written.add(f"{annotation_dir(e)}/{a.INDEXES}")
+    masks = src(a.DYN_MASKS)
     if masks is not None:
-        dest.put_bytes(f"{annotation_dir(e)}/{f.MASKS_NPZ}", f.masks_to_csr_npz(f.load_npz(masks)["masks"]))
-        written.add(f"{annotation_dir(e)}/{f.MASKS_NPZ}")
-    depth = src(f.DEPTH_NPZ)
+        dest.put_bytes(f"{annotation_dir(e)}/{a.DYN_MASKS}", f.masks_to_csr_npz(f.load_npz(masks)["masks"]))
+        written.add(f"{annotation_dir(e)}/{a.DYN_MASKS}")
+    depth = src(a.DEPTH)
     if depth is not None:
         dest.put_bytes(depth_key(e), disparity_zip_bytes(f.load_npz(depth)["depth"]))
         written.add(depth_key(e))

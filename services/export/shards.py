@@ -16,6 +16,7 @@ import json
 
 import webdataset as wds
 
+from services import artifacts as a
 from services.dataset import formats as f
 from services.export.plan import Entry, clip_signature
 from services.storage.base import ArtifactNotFound, ArtifactStore
@@ -23,7 +24,7 @@ from services.storage.base import ArtifactNotFound, ArtifactStore
 MANIFEST = "shards.json"
 METADATA_CSV = "metadata.csv"
 # Native files a sample carries as they are (extension in the tar = file name).
-CARRIED = (f.POSES, f.C2W, f.INTRINSICS, f.DEPTH_NPZ, f.MASKS_NPZ, f.CAPTION, f.INSTRUCTIONS)
+CARRIED = (a.POSES, a.C2W, a.INTRINSICS, a.DEPTH, a.DYN_MASKS, a.CAPTION, a.INSTRUCTIONS)
 
 
 def shard_name(number: int) -> str:
@@ -58,11 +59,11 @@ def sample(source: ArtifactStore, e: Entry, row: dict) -> dict[str, bytes]:
         key = clip.annotation_key(name)
         if source.exists(key):
             out[name] = source.get_bytes(key)
-    key = clip.annotation_key(f.INDEXES)
+    key = clip.annotation_key(a.INDEXES)
     if source.exists(key):
-        out[f.INDEXES] = f.format_indexes(f.parse_indexes(source.get_text(key))).encode()
+        out[a.INDEXES] = f.format_indexes(f.parse_indexes(source.get_text(key))).encode()
     # NaN stays NaN (json allows it), so the row reads back like the metadata.csv row does
-    out["metadata.json"] = json.dumps(row).encode()
+    out[a.SAMPLE_METADATA] = json.dumps(row).encode()
     return out
 
 

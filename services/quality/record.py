@@ -9,7 +9,6 @@ from services.quality.evidence import TrackEvidence, ViewEvidence
 from services.quality.columns import VERDICT_COLUMNS
 from services.quality.verdict import Verdict
 
-EVIDENCE_FILE = "qc_evidence.json"
 VERDICT_VERSION = "qc-verdict v1"
 
 

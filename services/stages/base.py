@@ -65,6 +65,19 @@ class VideoOutcome(BaseModel):
     clips: list[ClipRecord]
 
 
+@dataclass(frozen=True)
+class Files:
+    """Files a stage reads or writes, by their names in ``services/artifacts.py``: the ``required`` ones
+    must be there (the runner checks, ``services/orchestration/contracts.py``), the ``optional`` may."""
+
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
 class Stage(ABC):
     name: ClassVar[str]
     # Settings sections whose values change this stage's output. A clip whose
@@ -80,6 +93,14 @@ class Stage(ABC):
 
     def setup(self, ctx: StageContext) -> None:
         """Load models or other heavy state once per process. Default: nothing."""
+
+    def inputs(self, settings: Settings) -> Files:
+        """The files this stage reads with these settings. Default: none."""
+        return Files()
+
+    def outputs(self, settings: Settings) -> Files:
+        """The files this stage writes with these settings. Default: none."""
+        return Files()
 
 
 class PerClipStage(Stage):

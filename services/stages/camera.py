@@ -13,21 +13,19 @@ import json
 
 import numpy as np
 
-from services.annotate import DENSE_TRACK, chosen_frames
+from services.annotate import chosen_frames
+from services.artifacts import C2W, CLIP_VIDEO, DENSE_TRACK, INDEXES, INSTRUCTIONS, INTRINSICS, POSES, QC_EVIDENCE
 from services.camera.frontend import working_size
 from services.camera.geometry import c2w_to_w2c_quat
 from services.camera.labels import motion_instructions, trajectory_stats
 from services.camera.track import track_camera
 from services.dataset.formats import format_indexes
 from services.quality.evidence import track_evidence
-from services.quality.record import EVIDENCE_FILE, evidence_json, provenance as verdict_provenance
+from services.quality.record import evidence_json, provenance as verdict_provenance
 from services.quality.verdict import clip_verdict
 from services.records import ClipRecord
-from services.stages.base import ClipFailed, ClipOutcome, PerClipStage, StageContext
+from services.stages.base import ClipFailed, ClipOutcome, Files, PerClipStage, StageContext
 from services.video.decode import DecodeError, read_frames
-
-ARTIFACTS = ("poses.npy", "c2w.npy", "intrinsics.npy", "indexes.txt", "instructions.json", EVIDENCE_FILE)
-
 
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
@@ -39,12 +37,17 @@ class CameraStage(PerClipStage):
     name = "camera"
     config_sections = ("camera", "annotate", "quality")
 
+    def inputs(self, settings) -> Files:
+        return Files(required=(CLIP_VIDEO,))
+
+    def outputs(self, settings) -> Files:
+        # the dense track only when an annotation rate leaves tracked frames out of the published rows
+        return Files(required=(POSES, C2W, INTRINSICS, INDEXES, INSTRUCTIONS, QC_EVIDENCE), optional=(DENSE_TRACK,))
+
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.camera
         if settings.backend != "geometric":
             raise ClipFailed(f"camera backend {settings.backend!r} is not available (only 'geometric')")
-        if not ctx.store.exists(clip.clip_key):
-            raise ClipFailed(f"clip file {clip.clip_key} is missing")
         with ctx.store.local_path(clip.clip_key) as path:
             try:
                 # decode straight at the tracker's working size (ffmpeg scales; intrinsics are normalised)
@@ -65,12 +68,12 @@ class CameraStage(PerClipStage):
                                   label_factor=ctx.settings.quality.label_threshold_factor)
         verdict = clip_verdict(evidence, None, ctx.settings.quality)
         files = {
-            "poses.npy": _npy_bytes(c2w_to_w2c_quat(c2w).astype(np.float64)),
-            "c2w.npy": _npy_bytes(c2w.astype(np.float64)),
-            "intrinsics.npy": _npy_bytes(intrinsics.astype(np.float64)),
-            "indexes.txt": format_indexes(indexes).encode(),
-            "instructions.json": json.dumps(instructions, indent=1).encode(),
-            EVIDENCE_FILE: evidence_json(evidence, None, verdict),
+            POSES: _npy_bytes(c2w_to_w2c_quat(c2w).astype(np.float64)),
+            C2W: _npy_bytes(c2w.astype(np.float64)),
+            INTRINSICS: _npy_bytes(intrinsics.astype(np.float64)),
+            INDEXES: format_indexes(indexes).encode(),
+            INSTRUCTIONS: json.dumps(instructions, indent=1).encode(),
+            QC_EVIDENCE: evidence_json(evidence, None, verdict),
         }
         if len(rows) < len(track.frame_indices):  # the depth stage picks neighbour views among every frame
             buf = io.BytesIO()

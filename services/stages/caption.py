@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from services.artifacts import C2W, CAPTION, CLIP_VIDEO, INSTRUCTIONS, POSES
 from services.caption.annotations import VERSION as ANNOTATIONS_VERSION
 from services.caption.annotations import caption_from_annotations
 from services.caption.client import ChatError
@@ -25,7 +26,7 @@ from services.caption.models import ModelCaptioner
 from services.caption.schema import Caption, caption_document
 from services.records import ClipRecord
 from services.settings import CaptionSettings, Settings
-from services.stages.base import ClipFailed, ClipOutcome, PerClipStage, StageContext
+from services.stages.base import ClipFailed, ClipOutcome, Files, PerClipStage, StageContext
 from services.storage.base import ArtifactStore
 from services.video.decode import DecodeError, read_frames
 
@@ -53,21 +54,21 @@ def c2w_from_poses(poses: np.ndarray) -> np.ndarray:
 def load_context(clip: ClipRecord, store: ArtifactStore) -> ClipContext:
     """Everything the captioners can use for this clip; missing parts stay empty."""
     ctx = ClipContext(clip.id, clip.fps, clip.num_frames, clip.width, clip.height, columns=dict(clip.columns))
-    key = clip.annotation_key("instructions.json")
+    key = clip.annotation_key(INSTRUCTIONS)
     if store.exists(key):
         try:
             ctx.segments = parse_instructions(store.get_json(key))
         except (ValueError, json.JSONDecodeError) as exc:
             raise ClipFailed(f"cannot read {key}: {exc}") from None
-        ctx.sources.append("instructions.json")
-    for name in ("c2w.npy", "poses.npy"):
+        ctx.sources.append(INSTRUCTIONS)
+    for name in (C2W, POSES):
         key = clip.annotation_key(name)
         if not store.exists(key):
             continue
         array = store.get_npy(key)
-        if name == "c2w.npy" and array.ndim == 3 and array.shape[1:] == (4, 4):
+        if name == C2W and array.ndim == 3 and array.shape[1:] == (4, 4):
             ctx.c2w = array.astype(np.float64)
-        elif name == "poses.npy" and array.ndim == 2 and array.shape[1] == 7:
+        elif name == POSES and array.ndim == 2 and array.shape[1] == 7:
             ctx.c2w = c2w_from_poses(array.astype(np.float64))
         else:
             raise ClipFailed(f"{key} has shape {array.shape}, not a pose array")
@@ -81,6 +82,13 @@ def load_context(clip: ClipRecord, store: ArtifactStore) -> ClipContext:
 
 class CaptionStage(PerClipStage):
     name: ClassVar[str] = "caption"
+
+    def inputs(self, settings: Settings) -> Files:
+        # camera labels and poses when the camera stage ran; the clip's frames for the VLM or luminance
+        return Files(optional=(INSTRUCTIONS, C2W, POSES, CLIP_VIDEO))
+
+    def outputs(self, settings: Settings) -> Files:
+        return Files(required=(CAPTION,))
 
     def fingerprint(self, settings: Settings) -> str:
         caption = settings.caption
@@ -123,7 +131,7 @@ class CaptionStage(PerClipStage):
             except ChatError as exc:
                 raise ClipFailed(f"captioning failed: {exc}") from None
             provenance = f"{MODELS_VERSION}: VLM {settings.vlm_model} + LLM {settings.llm_model}"
-        key = clip.annotation_key("caption.json")
+        key = clip.annotation_key(CAPTION)
         ctx.store.put_json(key, caption_document(Caption.model_validate(caption)))
         return ClipOutcome(
             columns={"caption_backend": settings.backend},

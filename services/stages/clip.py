@@ -17,7 +17,8 @@ import numpy as np
 
 from services.records import ClipRecord, VideoRecord
 from services.settings import ClipSettings, VideoSettings
-from services.stages.base import StageContext, VideoFailed, VideoOutcome, VideoStage
+from services.artifacts import CLIP_VIDEO
+from services.stages.base import Files, StageContext, VideoFailed, VideoOutcome, VideoStage
 from services.video.cut import CutError, cut_clip
 from services.video.decode import DecodeError, read_frames
 from services.video.probe import ProbeError, VideoInfo, probe
@@ -34,6 +35,9 @@ _MIN_DECODED_SHARE = 0.9
 class ShotClippingStage(VideoStage):
     name = "clip"
     config_sections = ("clip",)
+
+    def outputs(self, settings) -> Files:
+        return Files(required=(CLIP_VIDEO,))  # one per clip
 
     def run(self, video: VideoRecord, local_path: Path, ctx: StageContext) -> VideoOutcome:
         settings = ctx.settings.clip
@@ -98,6 +102,9 @@ class WholeVideoStage(VideoStage):
 
     def __init__(self, clipper: ShotClippingStage) -> None:
         self.clipper = clipper
+
+    def outputs(self, settings) -> Files:
+        return self.clipper.outputs(settings)
 
     def run(self, video: VideoRecord, local_path: Path, ctx: StageContext) -> VideoOutcome:
         return self.clipper.whole_video(video, local_path, ctx)

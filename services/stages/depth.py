@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from services.dataset.formats import parse_indexes
-from services.annotate import DENSE_TRACK
+from services.artifacts import C2W, CLIP_VIDEO, DENSE_TRACK, DEPTH, DEPTH_EXR_ZIP, DYN_MASKS, INDEXES, INTRINSICS, QC_EVIDENCE
 from services.camera.frontend import working_size
 from services.depth.backends import GeometricDepthAndMasks, params_from_settings
 from services.depth.exr_zip import write_disparity_zip
@@ -23,11 +23,11 @@ from services.depth.learned import POSE_UNITS, POSE_UNITS_WITH_METRIC, ModelClie
 from services.depth.multiview import depth_intrinsics
 from services.depth.overlays import OverlayText
 from services.quality.evidence import evidence_frames, view_evidence
-from services.quality.record import EVIDENCE_FILE, evidence_json, provenance as verdict_provenance, track_from_json
+from services.quality.record import evidence_json, provenance as verdict_provenance, track_from_json
 from services.quality.verdict import clip_verdict
 from services.records import ClipRecord
 from services.scoring.ocr import build_text_detector
-from services.stages.base import ClipFailed, ClipOutcome, PerClipStage, StageContext
+from services.stages.base import ClipFailed, ClipOutcome, Files, PerClipStage, StageContext
 from services.video.decode import read_frames
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -58,6 +58,14 @@ class DepthStage(PerClipStage):
         # PP-OCR for burned-in text, loaded on first use and kept per place it runs (like model_clients)
         self._text_detectors: dict[tuple, object] = {}
 
+    def inputs(self, settings) -> Files:
+        # the dense track for neighbour views at an annotation rate; the tracker's quality evidence to complete
+        return Files(required=(C2W, INTRINSICS, INDEXES, CLIP_VIDEO), optional=(DENSE_TRACK, QC_EVIDENCE))
+
+    def outputs(self, settings) -> Files:
+        exr = (DEPTH_EXR_ZIP,) if settings.depth.export_exr_zip else ()
+        return Files(required=(DEPTH, DYN_MASKS, QC_EVIDENCE, *exr))
+
     def _overlay_text(self, settings) -> OverlayText | None:
         if not settings.depth.mask_exclude_overlay_text:
             return None
@@ -72,13 +80,9 @@ class DepthStage(PerClipStage):
         params = params_from_settings(settings)
         # geometric by default; weight-based backends fail the clip here when their model cannot be had
         backend = build_backend(ctx.settings, params, self.model_clients, self._overlay_text(ctx.settings))
-        keys = {name: clip.annotation_key(name) for name in ("c2w.npy", "intrinsics.npy", "indexes.txt")}
-        for key in keys.values():
-            if not ctx.store.exists(key):
-                raise ClipFailed(f"{key} is missing (run the camera stage first)")
-        c2w = np.load(io.BytesIO(ctx.store.get_bytes(keys["c2w.npy"])))
-        intr = np.load(io.BytesIO(ctx.store.get_bytes(keys["intrinsics.npy"])))
-        indexes = parse_indexes(ctx.store.get_bytes(keys["indexes.txt"]).decode())
+        c2w = np.load(io.BytesIO(ctx.store.get_bytes(clip.annotation_key(C2W))))
+        intr = np.load(io.BytesIO(ctx.store.get_bytes(clip.annotation_key(INTRINSICS))))
+        indexes = parse_indexes(ctx.store.get_bytes(clip.annotation_key(INDEXES)).decode())
         if not (len(c2w) == len(intr) == len(indexes)) or len(indexes) == 0:
             raise ClipFailed(f"camera outputs disagree: {len(c2w)} poses, {len(intr)} intrinsics, {len(indexes)} indexes")
         if np.any(np.diff(indexes) < 0):
@@ -136,21 +140,21 @@ class DepthStage(PerClipStage):
             extra["metres_per_pose_unit"] = np.float64(metres_per_unit)
         K_depth = depth_intrinsics(np.median(K, axis=0), W, H, params.depth_scale)
         artifacts = []
-        with ctx.store.writer(clip.annotation_key("depth.npz"), ".npz") as tmp:
+        with ctx.store.writer(clip.annotation_key(DEPTH), ".npz") as tmp:
             if confidence is not None and len(confidence) == n:
                 # 0 where the depth was dropped (beyond float16, or under a mask after the map was made)
                 extra["confidence"] = np.where(depth > 0, np.stack(confidence), 0).astype(np.float16)
             np.savez_compressed(tmp, depth=depth, K_depth=K_depth.astype(np.float32), units=np.array(units), **extra)
-        artifacts.append(clip.annotation_key("depth.npz"))
-        with ctx.store.writer(clip.annotation_key("dyn_masks.npz"), ".npz") as tmp:
+        artifacts.append(clip.annotation_key(DEPTH))
+        with ctx.store.writer(clip.annotation_key(DYN_MASKS), ".npz") as tmp:
             np.savez_compressed(tmp, masks=masks)
-        artifacts.append(clip.annotation_key("dyn_masks.npz"))
+        artifacts.append(clip.annotation_key(DYN_MASKS))
         if settings.export_exr_zip:
-            with ctx.store.writer(clip.annotation_key("depth.zip"), ".zip") as tmp:
+            with ctx.store.writer(clip.annotation_key(DEPTH_EXR_ZIP), ".zip") as tmp:
                 write_disparity_zip(tmp, depth.astype(np.float32))
-            artifacts.append(clip.annotation_key("depth.zip"))
+            artifacts.append(clip.annotation_key(DEPTH_EXR_ZIP))
 
-        evidence_key = clip.annotation_key(EVIDENCE_FILE)
+        evidence_key = clip.annotation_key(QC_EVIDENCE)
         pose_evidence = track_from_json(ctx.store.get_bytes(evidence_key) if ctx.store.exists(evidence_key) else None)
         rows = [(int(np.searchsorted(indexes, a)), int(np.searchsorted(indexes, b)))
                 for a, b in pose_evidence.segments] if pose_evidence else [(0, n)]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from services.records import ClipRecord
 from services.scoring.base import ScoringError
 from services.scoring.suite import ScoringSuite, build_suite
-from services.stages.base import ClipFailed, ClipOutcome, PerClipStage, StageContext
+from services.artifacts import CLIP_VIDEO
+from services.stages.base import ClipFailed, ClipOutcome, Files, PerClipStage, StageContext
 
 
 class ScoreStage(PerClipStage):
@@ -15,14 +16,15 @@ class ScoreStage(PerClipStage):
     def __init__(self) -> None:
         self.suite: ScoringSuite | None = None
 
+    def inputs(self, settings) -> Files:
+        return Files(required=(CLIP_VIDEO,))
+
     def setup(self, ctx: StageContext) -> None:
         if self.suite is None:
             self.suite = build_suite(ctx.settings)
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         self.setup(ctx)
-        if not ctx.store.exists(clip.clip_key):
-            raise ClipFailed(f"clip file {clip.clip_key} is missing")
         with ctx.store.local_path(clip.clip_key) as path:
             try:
                 report = self.suite.score_file(path, (clip.width, clip.height), clip.num_frames)

@@ -7,6 +7,8 @@ import socket
 import sys
 from pathlib import Path
 
+from services.artifacts import METADATA_TABLE
+
 # Loopback only by default: the viewer serves the dataset's files to whoever reaches it.
 DEFAULT_HOST = "127.0.0.1"
 REPORT_NAME = "report.html"
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check_dataset(folder: Path) -> str | None:
     if not folder.is_dir():
         return f"{folder} is not a folder"
-    if not (folder / "metadata.parquet").is_file() and not (folder / "records" / "clips").is_dir():
+    if not (folder / f"{METADATA_TABLE}.parquet").is_file() and not (folder / "records" / "clips").is_dir():
         return f"{folder} holds no dataset (no metadata.parquet, no records/clips/)"
     return None
 

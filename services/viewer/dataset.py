@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from services import artifacts as a
 from services.camera.labels import DIST_LEVELS
 from services.recordbook import CLIPS, RecordBook
 from services.records import ClipRecord
@@ -29,8 +30,7 @@ from services.storage.local import LocalStore
 from services.viewer import imaging
 from services.viewer.table import FAILED, FILTERED, KEPT, Page, Query, frame_kinds, run_query
 
-METADATA = "metadata.parquet"
-INSTRUCTIONS = "instructions.json"
+METADATA = f"{a.METADATA_TABLE}.parquet"
 # Trajectory statistics the clip page lists (the camera stage's columns).
 TRAJECTORY_COLUMNS = ("success", "anomaly", "moveDist", "distLevel", "rotAngle", "trajTurns")
 QC_FLAGS = "qc_flags"
@@ -153,7 +153,7 @@ class DatasetView:
 
     def _segments(self, clip_id: str) -> list[dict[str, Any]] | None:
         try:
-            return instruction_segments(self.store.get_json(f"annotations/{clip_id}/{INSTRUCTIONS}"))
+            return instruction_segments(self.store.get_json(f"annotations/{clip_id}/{a.INSTRUCTIONS}"))
         except (ArtifactNotFound, FileNotFoundError, ValueError):
             return None
 
@@ -207,12 +207,12 @@ class DatasetView:
         """Everything the clip page shows, except the per-frame images and points (their own routes)."""
         row = self.row(clip_id)
         record = self.book.load_clip(clip_id)
-        c2w = self._npy(clip_id, "c2w.npy")
-        intrinsics = self._npy(clip_id, "intrinsics.npy")
-        indexes_text = self._annotation(clip_id, "indexes.txt")
+        c2w = self._npy(clip_id, a.C2W)
+        intrinsics = self._npy(clip_id, a.INTRINSICS)
+        indexes_text = self._annotation(clip_id, a.INDEXES)
         indexes = [int(x) for x in indexes_text.decode().split()] if indexes_text else []
-        instructions = self._annotation(clip_id, INSTRUCTIONS)
-        caption = self._annotation(clip_id, "caption.json")
+        instructions = self._annotation(clip_id, a.INSTRUCTIONS)
+        caption = self._annotation(clip_id, a.CAPTION)
         arrays = self._arrays_for(clip_id)
         return {
             "id": clip_id,
@@ -249,12 +249,12 @@ class DatasetView:
                 return cached
         depth = k_depth = masks = None
         try:
-            found = self.store.get_npz(f"annotations/{clip_id}/depth.npz")
+            found = self.store.get_npz(f"annotations/{clip_id}/{a.DEPTH}")
             depth, k_depth = found.get("depth"), found.get("K_depth")
         except (ArtifactNotFound, FileNotFoundError):
             pass
         try:
-            masks = self.store.get_npz(f"annotations/{clip_id}/dyn_masks.npz").get("masks")
+            masks = self.store.get_npz(f"annotations/{clip_id}/{a.DYN_MASKS}").get("masks")
         except (ArtifactNotFound, FileNotFoundError):
             pass
         scale = imaging.depth_scale(depth) if depth is not None else imaging.DepthScale(None, None)
@@ -286,8 +286,8 @@ class DatasetView:
         arrays = self._arrays_for(clip_id)
         if arrays.points is not None:
             return arrays.points
-        c2w = self._npy(clip_id, "c2w.npy")
-        intrinsics = self._npy(clip_id, "intrinsics.npy")
+        c2w = self._npy(clip_id, a.C2W)
+        intrinsics = self._npy(clip_id, a.INTRINSICS)
         points, colours = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
         if arrays.depth is not None and c2w is not None and intrinsics is not None and arrays.scale.low is not None:
             rows = [r for r in range(len(arrays.depth)) if (arrays.depth[r] > 0).any()]
@@ -307,7 +307,7 @@ class DatasetView:
         return arrays.points
 
     def _frame_numbers(self, clip_id: str, rows: list[int]) -> list[int]:
-        text = self._annotation(clip_id, "indexes.txt")
+        text = self._annotation(clip_id, a.INDEXES)
         indexes = [int(x) for x in text.decode().split()] if text else []
         return [indexes[r] if r < len(indexes) else r for r in rows]
 

@@ -9,7 +9,7 @@ import numpy as np
 from services.dataset.formats import parse_indexes
 
 import services.stages.camera as camera_stage
-from services.annotate import DENSE_TRACK
+from services.artifacts import DENSE_TRACK
 from services.camera.track import CameraTrack
 from services.records import ClipRecord
 from services.settings import Settings

@@ -7,7 +7,8 @@ import io
 
 import numpy as np
 
-from services.annotate import DENSE_TRACK, chosen_frames
+from services.annotate import chosen_frames
+from services.artifacts import C2W, DENSE_TRACK, DEPTH, DYN_MASKS, INDEXES as INDEXES_FILE, INTRINSICS
 from services.depth.multiview import iter_depth_and_masks
 from services.depth.params import GeometricParams
 from services.records import ClipRecord
@@ -53,11 +54,11 @@ def _clip_with_track(tmp_path, indexes: np.ndarray, dense: bool) -> tuple[LocalS
     K = np.load(src / "gt_intrinsics.npy")
     poses = np.load(src / "gt_poses.npy")[:24]
     intr = np.tile([K[0, 0] / 640, K[1, 1] / 360, K[0, 2] / 640, K[1, 2] / 360], (24, 1))
-    for name, arr in (("c2w.npy", poses[indexes]), ("intrinsics.npy", intr[indexes])):
+    for name, arr in ((C2W, poses[indexes]), (INTRINSICS, intr[indexes])):
         buf = io.BytesIO()
         np.save(buf, arr)
         store.put_bytes(clip.annotation_key(name), buf.getvalue())
-    store.put_bytes(clip.annotation_key("indexes.txt"), "\n".join(map(str, indexes)).encode())
+    store.put_bytes(clip.annotation_key(INDEXES_FILE), "\n".join(map(str, indexes)).encode())
     if dense:
         buf = io.BytesIO()
         np.savez(buf, c2w=poses, intrinsics=intr, frame_indices=np.arange(24))
@@ -66,9 +67,9 @@ def _clip_with_track(tmp_path, indexes: np.ndarray, dense: bool) -> tuple[LocalS
 
 
 def _outputs(store: LocalStore, clip: ClipRecord) -> tuple[np.ndarray, np.ndarray]:
-    with store.local_path(clip.annotation_key("depth.npz")) as p:
+    with store.local_path(clip.annotation_key(DEPTH)) as p:
         depth = np.load(p)["depth"]
-    with store.local_path(clip.annotation_key("dyn_masks.npz")) as p:
+    with store.local_path(clip.annotation_key(DYN_MASKS)) as p:
         masks = np.load(p)["masks"]
     return depth, masks
 

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 
+from services.artifacts import C2W, DEPTH, DYN_MASKS, INDEXES as INDEXES_FILE, INTRINSICS
 from services.dataset.formats import format_indexes
 from services.settings import Settings
 from services.stages.base import StageContext
@@ -25,18 +26,18 @@ def test_stage_writes_depth_and_masks(tmp_path):
     indexes = np.arange(0, 24, 2)
     K = np.load(src / "gt_intrinsics.npy")
     intr = np.tile([K[0, 0] / 640, K[1, 1] / 360, K[0, 2] / 640, K[1, 2] / 360], (len(indexes), 1))
-    for name, arr in (("c2w.npy", np.load(src / "gt_poses.npy")[indexes]), ("intrinsics.npy", intr)):
+    for name, arr in ((C2W, np.load(src / "gt_poses.npy")[indexes]), (INTRINSICS, intr)):
         buf = io.BytesIO()
         np.save(buf, arr)
         store.put_bytes(clip.annotation_key(name), buf.getvalue())
-    store.put_bytes(clip.annotation_key("indexes.txt"), format_indexes(indexes).encode())
+    store.put_bytes(clip.annotation_key(INDEXES_FILE), format_indexes(indexes).encode())
 
     settings = Settings().with_overrides({"depth": {"export_exr_zip": True}})
     outcome = DepthStage().run(clip, StageContext(settings=settings, store=store, workdir=tmp_path))
 
-    with store.local_path(clip.annotation_key("depth.npz")) as p:
+    with store.local_path(clip.annotation_key(DEPTH)) as p:
         depth = np.load(p)["depth"]
-    with store.local_path(clip.annotation_key("dyn_masks.npz")) as p:
+    with store.local_path(clip.annotation_key(DYN_MASKS)) as p:
         masks = np.load(p)["masks"]
     assert depth.shape == (12, 180, 320) and depth.dtype == np.float16
     assert masks.shape == (12, 360, 640) and masks.dtype == bool

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from services.artifacts import C2W, DEPTH, DYN_MASKS, INDEXES as INDEXES_FILE, INTRINSICS
 from services.dataset.formats import format_indexes
 from services.records import ClipRecord
 from services.settings import Settings
@@ -68,16 +69,16 @@ def prepare_clip(root: Path, case: str = CASE) -> tuple[ClipRecord, LocalStore]:
     store.put_file(clip.clip_key, cut)
     K = np.load(src / "gt_intrinsics.npy")
     intr = np.tile([K[0, 0] / 640, K[1, 1] / 360, K[0, 2] / 640, K[1, 2] / 360], (len(INDEXES), 1))
-    put_array(store, clip.annotation_key("c2w.npy"), np.load(src / "gt_poses.npy")[INDEXES])
-    put_array(store, clip.annotation_key("intrinsics.npy"), intr)
-    store.put_bytes(clip.annotation_key("indexes.txt"), format_indexes(INDEXES).encode())
+    put_array(store, clip.annotation_key(C2W), np.load(src / "gt_poses.npy")[INDEXES])
+    put_array(store, clip.annotation_key(INTRINSICS), intr)
+    store.put_bytes(clip.annotation_key(INDEXES_FILE), format_indexes(INDEXES).encode())
     return clip, store
 
 
 def read_outputs(store: LocalStore, clip: ClipRecord) -> dict[str, np.ndarray]:
-    with store.local_path(clip.annotation_key("depth.npz")) as p:
+    with store.local_path(clip.annotation_key(DEPTH)) as p:
         depth_file = dict(np.load(p))
-    with store.local_path(clip.annotation_key("dyn_masks.npz")) as p:
+    with store.local_path(clip.annotation_key(DYN_MASKS)) as p:
         masks = np.load(p)["masks"]
     return {"depth": depth_file["depth"], "units": str(depth_file["units"]), "K_depth": depth_file["K_depth"],
             "masks": masks}

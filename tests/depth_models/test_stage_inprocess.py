@@ -8,10 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from services.artifacts import DEPTH, QC_EVIDENCE as EVIDENCE_FILE
 from services.execution import run_clip_stage
 from services.records import StageState
 from services.stages.base import ClipFailed, StageContext
-from services.quality.record import EVIDENCE_FILE, provenance as verdict_provenance
+from services.quality.record import provenance as verdict_provenance
 from services.stages.depth import DepthStage
 
 from .conftest import DISAGREEING_SEED, INDEXES, model_settings, prepare_clip, read_outputs, write_depth_anything
@@ -140,5 +141,5 @@ def test_metric_depth_is_written_in_pose_units_with_the_factor(tmp_path, monkeyp
     assert out["units"] == POSE_UNITS_WITH_METRIC
     assert (out["depth"][:, :10] == 0).all() and np.allclose(out["depth"][:, 10:], 2.0)
     assert outcome.columns["metres_per_pose_unit"] == 4.0
-    with store.local_path(clip.annotation_key("depth.npz")) as path:
+    with store.local_path(clip.annotation_key(DEPTH)) as path:
         assert float(np.load(path)["metres_per_pose_unit"]) == 4.0

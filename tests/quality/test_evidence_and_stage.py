@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from services.artifacts import C2W, DEPTH, QC_EVIDENCE
 from services.depth import confidence as conf
 from services.quality.evidence import TrackEvidence, view_evidence
 from services.quality.verdict import clip_verdict
@@ -98,9 +99,9 @@ def test_stages_write_the_verdict_columns_and_the_depth_confidence(tmp_path):
     assert cols["qc_flags"] == ""
     assert min(cols["pose_quality"], cols["depth_quality"], cols["mask_quality"]) > 0.5
     assert any("qc-verdict" in v for v in depth.provenance.values())
-    evidence = json.loads(store.get_bytes(clip.annotation_key("qc_evidence.json")))
+    evidence = json.loads(store.get_bytes(clip.annotation_key(QC_EVIDENCE)))
     assert evidence["views"]["pairs"] >= 4 and evidence["track"]["success"] is True
-    with store.local_path(clip.annotation_key("depth.npz")) as p:
+    with store.local_path(clip.annotation_key(DEPTH)) as p:
         z = np.load(p)
         d, c = z["depth"], z["confidence"]
     assert c.shape == d.shape and c.dtype == np.float16
@@ -109,9 +110,9 @@ def test_stages_write_the_verdict_columns_and_the_depth_confidence(tmp_path):
     assert (c[d > 0] == conf.MEASURED).mean() > 0.5  # a dolly: most of the depth is triangulated
 
     # the same clip with a rotation error added to the camera stage's poses: the depth stage's verdict says so
-    c2w = np.load(io.BytesIO(store.get_bytes(clip.annotation_key("c2w.npy"))))
+    c2w = np.load(io.BytesIO(store.get_bytes(clip.annotation_key(C2W))))
     buf = io.BytesIO()
     np.save(buf, yaw_drift(c2w, 0.25))
-    store.put_bytes(clip.annotation_key("c2w.npy"), buf.getvalue())
+    store.put_bytes(clip.annotation_key(C2W), buf.getvalue())
     flagged = DepthStage().run(clip, ctx).columns
     assert "pose:high-reprojection-error" in flagged["qc_flags"].split(",") and flagged["pose_quality"] < 0.5

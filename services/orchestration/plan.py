@@ -1,0 +1,58 @@
+"""The stage order of one run: prerequisites, whether a clip needs a stage, which stage comes next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.records import ClipRecord, StageState
+from services.settings import Settings
+from services.stages.base import PerClipStage, VideoStage
+from services.stages.clip import ingest_stage
+
+# The stage that turns input videos into clips; every other stage runs on clips.
+CLIPPING = "clip"
+# The stage that still runs on a filtered clip (it is the one that filters).
+FILTERING = "filter"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The stages a run asked for, in pipeline order, and whether finished work is done again."""
+
+    stages: list[str]
+    force: bool = False
+
+    @property
+    def clipping(self) -> bool:
+        """Whether inputs are cut into shots (otherwise each input file is one clip)."""
+        return CLIPPING in self.stages
+
+    @property
+    def clip_stages(self) -> list[str]:
+        return [name for name in self.stages if name != CLIPPING]
+
+    def ingest(self, clipper: VideoStage, settings: Settings) -> tuple[VideoStage, str]:
+        """What turns an input into clips in this run, and its fingerprint."""
+        return ingest_stage(clipper, self.clipping, settings)
+
+    def prerequisites(self, name: str) -> list[str]:
+        """The clip stages this run has before ``name``: each must be done on a clip first."""
+        return [n for n in self.stages[: self.stages.index(name)] if n != CLIPPING]
+
+    def needs_run(self, stage: PerClipStage, clip: ClipRecord, fingerprint: str) -> bool:
+        """Whether ``stage`` should run on ``clip`` in this run."""
+        if clip.filtered_by and stage.name != FILTERING:
+            return False
+        if any(not clip.is_done(name) for name in self.prerequisites(stage.name)):
+            return False
+        if self.force:
+            return True
+        status = clip.stages.get(stage.name)
+        return status is None or status.state is not StageState.done or status.config != fingerprint
+
+    def next_stage(self, clip: ClipRecord, after: str | None) -> str | None:
+        """The stage the clip goes to after ``after`` (None: first), or None when its chain ends
+        (every stage passed, filtered out, or failed)."""
+        stages = self.clip_stages
+        position = stages.index(after) + 1 if after else 0
+        return stages[position] if clip.active and position < len(stages) else None

@@ -1,0 +1,112 @@
+"""The orchestration core's rules, on records alone (both executors ask these; their own tests run them)."""
+
+from __future__ import annotations
+
+from services.artifacts import C2W, CLIP_VIDEO, DEPTH, DYN_MASKS
+from services.execution import run_clip_stage
+from services.orchestration import accounting, ingest
+from services.orchestration.contracts import missing_input, output_fault
+from services.orchestration.plan import Plan
+from services.records import ClipRecord, StageState, StageStatus, VideoRecord, VideoState
+from services.settings import Settings
+from services.stages.base import ClipOutcome, Files, PerClipStage, StageContext, VideoOutcome
+from services.storage.local import LocalStore
+
+
+def clip(**stages: StageState) -> ClipRecord:
+    return ClipRecord(id="v_0", source="v.mp4", source_id="v", num_frames=10, height=36, width=64, fps=10.0,
+                      timestamp_start=0, timestamp_end=1, frame_start=0, frame_end=10,
+                      stages={name: StageStatus(state=state, config="fp") for name, state in stages.items()})
+
+
+class Writer(PerClipStage):
+    """Declares a depth-like contract and writes what ``writes`` names."""
+
+    name = "depth"
+
+    def __init__(self, writes: tuple[str, ...]) -> None:
+        self.writes = writes
+
+    def inputs(self, settings) -> Files:
+        return Files(required=(C2W, CLIP_VIDEO))
+
+    def outputs(self, settings) -> Files:
+        return Files(required=(DEPTH,), optional=(DYN_MASKS,))
+
+    def run(self, clip, ctx):
+        return ClipOutcome(artifacts=[clip.annotation_key(name) for name in self.writes])
+
+
+def test_prerequisites_skip_the_clipping_stage_and_a_filtered_clip_goes_only_to_the_filter():
+    plan = Plan(["clip", "score", "filter", "camera"])
+    assert plan.clip_stages == ["score", "filter", "camera"] and plan.prerequisites("camera") == ["score", "filter"]
+    done_scored = clip(score=StageState.done)
+    camera = type("Camera", (Writer,), {"name": "camera"})(())
+    assert not plan.needs_run(camera, done_scored, "fp")  # the filter has not run
+    filtered = clip(score=StageState.done, filter=StageState.done).model_copy(update={"filtered_by": ["aesthetic"]})
+    assert not plan.needs_run(camera, filtered, "fp")
+    assert plan.needs_run(camera, filtered.model_copy(update={"filtered_by": []}), "fp")
+    assert plan.next_stage(done_scored, "score") == "filter" and plan.next_stage(filtered, "filter") is None
+    assert plan.next_stage(done_scored, None) == "score" and plan.next_stage(done_scored, "camera") is None
+
+
+def test_a_done_stage_runs_again_only_when_forced_or_its_settings_changed():
+    stage = type("Score", (Writer,), {"name": "score"})(())
+    done = clip(score=StageState.done)
+    assert not Plan(["score"]).needs_run(stage, done, "fp")
+    assert Plan(["score"]).needs_run(stage, done, "other settings")
+    assert Plan(["score"], force=True).needs_run(stage, done, "fp")
+
+
+def test_the_first_input_with_some_content_wins_and_later_ones_name_it():
+    claims: dict[str, str] = {}
+    assert ingest.duplicate_reason(claims.setdefault, "abc", "a.mp4") is None
+    assert ingest.duplicate_reason(claims.setdefault, "abc", "a.mp4") is None  # a redelivery of the first
+    assert ingest.duplicate_reason(claims.setdefault, "abc", "b.mp4", str.upper) == "same content as A.MP4"
+
+
+def test_a_video_reused_on_resume_only_when_done_with_the_same_settings():
+    done = VideoRecord(source="v.mp4", source_id="v", state=VideoState.done, config="fp", clip_ids=["v_0", "v_1"])
+    assert ingest.reusable(done, "fp", force=False)
+    assert not ingest.reusable(done, "fp", force=True) and not ingest.reusable(done, "new", force=False)
+    again = VideoOutcome(video=done, clips=[clip()])
+    assert ingest.stale_clip_ids(done, again) == {"v_1"} and ingest.stale_clip_ids(None, again) == set()
+
+
+def test_the_job_state_follows_what_failed():
+    failed = clip(score=StageState.failed)
+    assert accounting.final_state(True, False, ["done"], [clip()]) == "cancelled"
+    assert accounting.final_state(False, True, [], []) == "failed"  # the listing yielded nothing
+    assert accounting.final_state(False, False, ["failed", "failed"], []) == "failed"
+    assert accounting.final_state(False, False, ["done"], [failed]) == "failed"
+    assert accounting.final_state(False, False, ["done", "failed"], [clip()]) == "partially_failed"
+    assert accounting.final_state(False, False, ["done", "skipped"], [clip(), failed]) == "partially_failed"
+    assert accounting.final_state(False, False, ["done"], [clip()]) == "succeeded"
+    assert accounting.end_state(failed) == "failed:score" and accounting.end_state(clip()) == "done"
+
+
+def test_missing_inputs_fail_the_clip_before_the_stage_runs_and_name_who_writes_them(tmp_path):
+    store = LocalStore(tmp_path)
+    ctx = StageContext(settings=Settings(), store=store, workdir=tmp_path)
+    record = clip()
+    assert missing_input(Writer(()), record, ctx) == f"{record.annotation_key(C2W)} is missing (run the camera stage first)"
+    store.put_bytes(record.annotation_key(C2W), b"x")
+    assert missing_input(Writer(()), record, ctx) == f"clip file {record.clip_key} is missing"
+    store.put_bytes(record.clip_key, b"x")
+    assert missing_input(Writer(()), record, ctx) is None
+
+
+def test_outputs_must_match_the_declaration(tmp_path):
+    store = LocalStore(tmp_path)
+    ctx = StageContext(settings=Settings(), store=store, workdir=tmp_path)
+    record = clip()
+    assert output_fault(Writer((DEPTH, DYN_MASKS)), record, ctx, Writer((DEPTH, DYN_MASKS)).run(record, ctx)) is None
+    assert output_fault(Writer((DEPTH,)), record, ctx, Writer((DEPTH,)).run(record, ctx)) is None  # optional
+    assert "did not write depth.npz" in output_fault(Writer(()), record, ctx, Writer(()).run(record, ctx))
+    undeclared = Writer((DEPTH, "extra.bin"))
+    assert "extra.bin without declaring it" in output_fault(undeclared, record, ctx, undeclared.run(record, ctx))
+    # through the runner: the broken contract is the clip's recorded failure, the run goes on
+    store.put_bytes(record.annotation_key(C2W), b"x")
+    store.put_bytes(record.clip_key, b"x")
+    result = run_clip_stage(Writer(()), record, ctx, "fp")
+    assert result.stages["depth"].state is StageState.failed and "did not write" in result.stages["depth"].error
