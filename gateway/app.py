@@ -113,8 +113,8 @@ async def submit(request: Request, owner: str = Depends(require_owner), svc: Ser
         stages = jobs.validate_stages(spec.stages)
         config = jobs.validate_config(svc, spec.config)
         if spec.sources is None:  # a prefix or manifest: listed page by page by the workers
-            listing = await jobs.check_listing(svc, owner, "prefix" if spec.prefix else "manifest",
-                                               spec.prefix or spec.manifest)
+            kind, uri = ("prefix", spec.prefix) if spec.prefix is not None else ("manifest", spec.manifest)
+            listing = await jobs.check_listing(svc, owner, kind, uri)
             created = await jobs.create_job(svc, job_id, owner, stages, config, [], listing=listing)
             return _accepted(request, job_id, stages, created)
         await jobs.check_sources(svc, owner, spec.sources)

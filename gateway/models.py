@@ -23,8 +23,9 @@ class JobRequest(BaseModel):
 
     sources: list[str] | None = Field(default=None, min_length=1, max_length=1000,
                                       description="s3://bucket/key or http(s):// URLs")
-    prefix: str | None = Field(default=None, description="s3://bucket/prefix/: every video file below it")
-    manifest: str | None = Field(default=None, description="s3://bucket/key of a text file, one URI per line")
+    prefix: str | None = Field(default=None, min_length=1, description="s3://bucket/prefix/: every video file below it")
+    manifest: str | None = Field(default=None, min_length=1,
+                                description="s3://bucket/key of a text file, one URI per line")
     stages: list[str] | str | None = Field(
         default=None, description="stage names (or one comma list); annotate = camera,depth; default: all")
     config: dict[str, dict[str, Any]] = Field(

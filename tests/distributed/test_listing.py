@@ -128,3 +128,10 @@ def test_a_listing_is_checked_when_submitted(client, other_client, info, library
         with pytest.raises(ApiFailure) as outside:
             client.submit_listing(**{kind: uri})
         assert outside.value.status == 403 and outside.value.code == "source_forbidden", (kind, uri)
+
+
+def test_an_empty_prefix_or_manifest_is_a_bad_request_not_a_server_error(client):
+    for kind in ("prefix", "manifest"):
+        with pytest.raises(ApiFailure) as empty:
+            client.submit_listing(**{kind: ""})
+        assert empty.value.status == 422, kind
