@@ -24,10 +24,10 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 from scipy.spatial.transform import Rotation
 
-VOCABULARY = ("Dolly In", "Dolly Out", "Truck Left", "Truck Right", "Pedestal Up", "Pedestal Down",
-              "Pan Left", "Pan Right", "Tilt Up", "Tilt Down", "Roll CW", "Roll CCW", "Stay")
-CONFLICTS = (("Dolly In", "Dolly Out"), ("Truck Left", "Truck Right"), ("Pedestal Up", "Pedestal Down"),
-             ("Pan Left", "Pan Right"), ("Tilt Up", "Tilt Down"), ("Roll CW", "Roll CCW"))
+from services.camera.vocabulary import Component, MotionLabel
+
+STAY = MotionLabel.STAY.value  # the label of a sample step without motion
+
 DIST_LEVELS = (0.08, 0.28, 0.92, 2.41)
 # The reference votes over EMA alphas (0.03, 0.05, 0.1) at 5 Hz, which smears motion over 2-7 s
 # (exact poses then agree with the bench's labels on 5-63% of frames); these alphas keep its
@@ -91,10 +91,6 @@ def motion_components(R: np.ndarray, C: np.ndarray, up: np.ndarray, i: np.ndarra
                             yaw[j] - yaw[i], pitch[j] - pitch[i], roll[j] - roll[i]])
 
 
-NAMES = (("Dolly In", "Dolly Out"), ("Truck Right", "Truck Left"), ("Pedestal Up", "Pedestal Down"),
-         ("Pan Left", "Pan Right"), ("Tilt Up", "Tilt Down"), ("Roll CW", "Roll CCW"))
-
-
 def _pair_instructions(R: np.ndarray, C: np.ndarray, up: np.ndarray, t_thr: float, r_thr_deg: float,
                        interval: int) -> list[list[str]]:
     r_thr = np.radians(r_thr_deg * sqrt(interval) / 1.8)
@@ -106,8 +102,8 @@ def _pair_instructions(R: np.ndarray, C: np.ndarray, up: np.ndarray, t_thr: floa
     thr = np.array([t_thr] * 3 + [r_thr] * 3)
     out = []
     for row in comp:
-        ins = [NAMES[k][0 if row[k] > 0 else 1] for k in range(6) if abs(row[k]) > thr[k]]
-        out.append(ins or ["Stay"])
+        ins = [MotionLabel.of(k, row[k] > 0).value for k in Component if abs(row[k]) > thr[k]]
+        out.append(ins or [STAY])
     return out
 
 
@@ -141,21 +137,21 @@ def _select(votes: Counter) -> list[str]:
     """The reference's conflict removal and 'smart selection' (at most 4 labels)."""
     chosen, taken = [], set()
     for inst, count in votes.most_common():
-        if any(inst in g and any(s in g for s in taken) for g in CONFLICTS):
+        if MotionLabel(inst).opposite in taken:
             continue
         chosen.append((inst, count))
         taken.add(inst)
     if not chosen:
-        return ["Stay"]
+        return [STAY]
     if len(chosen) == 1:
         return [chosen[0][0]]
-    others = [c for c in chosen if c[0] != "Stay"]
+    others = [c for c in chosen if c[0] != STAY]
     if not others:
-        return ["Stay"]
-    stay = sum(c for i, c in chosen if i == "Stay")
+        return [STAY]
+    stay = sum(c for i, c in chosen if i == STAY)
     if stay >= STAY_DOMINANCE * others[0][1]:
         # not in the reference (any single motion vote beat Stay, so labels ran on after the camera stopped)
-        return ["Stay"]
+        return [STAY]
     counts = [c for _, c in others]
     top = counts[0]
     if len(others) >= 2 and top >= counts[1] * 3:
@@ -164,7 +160,7 @@ def _select(votes: Counter) -> list[str]:
         sel = [i for i, c in others if c >= top * 0.5][:4]
     if len(sel) < 2 and len(others) >= 2 and top < counts[1] * 3:
         sel = [i for i, _ in others[:2]]
-    return sel or ["Stay"]
+    return sel or [STAY]
 
 
 def path_length(C: np.ndarray) -> float:
@@ -192,7 +188,7 @@ def sample_instructions(c2w: np.ndarray, intervals=INTERVALS, alphas=SMOOTHING_A
                 s0 = k * stride
                 if s0 <= start and start + 1 <= s0 + interval:
                     votes.update(ins)
-        final.append(_select(votes) if votes else ["Stay"])
+        final.append(_select(votes) if votes else [STAY])
     return final
 
 
@@ -207,7 +203,7 @@ def motion_instructions(c2w: np.ndarray, fps: float, frame_indices: np.ndarray |
     idx = np.arange(n) if frame_indices is None else np.asarray(frame_indices)
     segments = segments or [(int(idx[0]), int(idx[-1]) + 1)] if n else []
     step = reference_sample_step(fps)
-    per_frame: list[list[str]] = [["Stay"] for _ in range(n)]
+    per_frame: list[list[str]] = [[STAY] for _ in range(n)]
     for a, b in segments:
         rows = np.nonzero((idx >= a) & (idx < b))[0]
         if len(rows) < 2:
