@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from services.camera.params import MAX_TRACKS, WORKING_MAX_SIDE
 from services.kernels.klt_ops import LKParams
 from services.kernels.klt_ops import forward_backward as klt_forward_backward
 
@@ -29,8 +30,8 @@ class FrameTracks:
 
 @dataclass
 class FrontEndConfig:
-    max_side: int = 640  # working resolution (long side, pixels)
-    max_tracks: int = 600
+    max_side: int = WORKING_MAX_SIDE  # the camera section's ``working_max_side`` (services/camera/params.py)
+    max_tracks: int = MAX_TRACKS  # the camera section's ``max_tracks``
     min_distance: int = 12
     quality: float = 0.005
     fb_threshold_px: float = 0.7

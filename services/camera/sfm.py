@@ -17,12 +17,13 @@ import numpy as np
 from services.camera import bundle
 from services.camera.frontend import FrameTracks
 from services.camera.geometry import slerp_pose
+from services.camera.params import BA_WINDOW, REFINE_WINDOW
 from services.camera.twoview import relative_motion
 
 
 @dataclass
 class SfmConfig:
-    window: int = 8
+    window: int = BA_WINDOW  # the camera section's ``window`` (services/camera/params.py)
     ba_iterations: int = 6
     pose_iterations: int = 6
     loss_scale_px: float = 1.0
@@ -39,7 +40,7 @@ class SfmConfig:
     prior_per_old_obs: float = 0.5  # extra weight per keyframe observation that left the window
     # After odometry, bundle-adjust longer overlapping windows of keyframes with every point they share
     # (0: off). Memory and time stay linear in clip length, unlike one global adjustment.
-    refine_window: int = 16
+    refine_window: int = REFINE_WINDOW  # the camera section's ``refine_window``
     refine_overlap: int = 8
     refine_points: int = 1200
     refine_iterations: int = 8

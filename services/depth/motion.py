@@ -14,7 +14,7 @@ import numpy as np
 
 from services.depth.fill import normalised_box_fill
 from services.depth.geometry import rigid_flow, rotation_flow
-from services.depth.params import GeometricParams
+from services.depth.params import DepthSettings
 from services.depth.triangulate import Triangulation, ViewFlow
 
 
@@ -50,7 +50,7 @@ def in_view(flow: np.ndarray) -> np.ndarray:
     return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
 
 
-def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params: GeometricParams) -> np.ndarray:
+def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params: DepthSettings) -> np.ndarray:
     """(h, w) normalised residual; > 1 means the pixel moves more than camera motion and depth can explain.
 
     Per view the residual is |observed - rigid| / (noise + tol * |parallax flow|); views are combined by
@@ -82,7 +82,7 @@ def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params
     return score.astype(np.float32)
 
 
-def multiview_inconsistency(tri: Triangulation, params: GeometricParams) -> np.ndarray:
+def multiview_inconsistency(tri: Triangulation, params: DepthSettings) -> np.ndarray:
     """(h, w) normalised disagreement between the source views about one static point at the pixel.
 
     Triangulated against t-k and t+k at once, a static point reprojects onto both flows; a point that moved
@@ -152,7 +152,7 @@ def track_mask(previous: np.ndarray, views: list[ViewFlow], ref_index: int, sinc
     return previous if carried is None else carried > 0.5
 
 
-def photo_noise_and_floor(photo: np.ndarray, contrast: float | None, params: GeometricParams) -> tuple[float, float]:
+def photo_noise_and_floor(photo: np.ndarray, contrast: float | None, params: DepthSettings) -> tuple[float, float]:
     """(noise, floor) of a frame's rigid-warp error: its median over the frame, and the absolute floor a moving
     pixel's error must pass, scaled down for a dark, flat frame (``contrast``: its grey-level std), where a
     misalignment costs proportionally fewer grey levels."""
@@ -164,7 +164,7 @@ def photo_noise_and_floor(photo: np.ndarray, contrast: float | None, params: Geo
     return noise, floor
 
 
-def weak_evidence(score: np.ndarray, photo: np.ndarray, ref: np.ndarray, params: GeometricParams) -> np.ndarray:
+def weak_evidence(score: np.ndarray, photo: np.ndarray, ref: np.ndarray, params: DepthSettings) -> np.ndarray:
     """(h, w) float in [0, 4]: by how much a pixel's normalised flow residual (``score``) and its rigid-warp error
     (``photo``) both exceed what a static pixel shows; 0 where either does not.
 
@@ -181,7 +181,7 @@ def weak_evidence(score: np.ndarray, photo: np.ndarray, ref: np.ndarray, params:
 
 
 def accumulate_evidence(evidence: np.ndarray, memory: np.ndarray | None, views: list[ViewFlow], ref_index: int,
-                        params: GeometricParams, since: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                        params: DepthSettings, since: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(persistent, memory): this frame's weak evidence added to the faded memory of earlier frames, carried
     along the objects' flow, and the pixels where that sum passes the level while the pixel shows some
     evidence now (what an object leaves behind as it moves on is not marked).
@@ -198,7 +198,7 @@ def accumulate_evidence(evidence: np.ndarray, memory: np.ndarray | None, views: 
     return (memory > params.mask_persistence_level) & (evidence > 0), memory
 
 
-def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray | None,
+def clean_mask(score: np.ndarray, params: DepthSettings, previous: np.ndarray | None,
                photo: np.ndarray | None = None, exclude: np.ndarray | None = None,
                contrast: float | None = None, tracked: np.ndarray | None = None,
                screen_fixed: np.ndarray | None = None, trusted: np.ndarray | None = None,

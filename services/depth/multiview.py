@@ -60,7 +60,7 @@ from services.depth.fill import carry_points, depth_to_points, fill_small_holes,
 from services.depth.geometry import epipolar_terms, rigid_flow, rotation_flow, scale_intrinsics
 from services.depth.motion import (accumulate_evidence, carry_along_flow, clean_mask, motion_score,
                                   multiview_inconsistency, photometric_evidence, track_mask, weak_evidence)
-from services.depth.params import GeometricParams
+from services.depth.params import DepthSettings
 from services.depth.segments import colour_segments, held_segments, trim_to_segments
 from services.depth.support import fit_ground_plane, ungrounded_segments
 from services.depth.triangulate import triangulate_views
@@ -78,7 +78,7 @@ def depth_intrinsics(K: np.ndarray, width: int, height: int, scale: float) -> np
     return scale_intrinsics(K, gw / width, gh / height)
 
 
-def _measured_depth(tri, params: GeometricParams, max_residual_px: float | None = None,
+def _measured_depth(tri, params: DepthSettings, max_residual_px: float | None = None,
                     min_parallax_px: float | None = None) -> np.ndarray:
     """Triangulated z-depth where the views give parallax and the point reprojects within ``max_residual_px``
     (defaults: the publishing residual, params.min_parallax_px), else 0."""
@@ -93,7 +93,7 @@ def _measured_depth(tri, params: GeometricParams, max_residual_px: float | None 
     return np.where(ok, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
 
 
-def _refuses_carry(tri, params: GeometricParams) -> np.ndarray:
+def _refuses_carry(tri, params: DepthSettings) -> np.ndarray:
     """(h, w) bool: pixels where this frame's flow argues against carrying the last frame's depth into them.
 
     Carrying is for pixels without parallax (pure rotation, holds, the forward-motion epipole), where this
@@ -109,7 +109,7 @@ def _refuses_carry(tri, params: GeometricParams) -> np.ndarray:
     return no_view | inconsistent
 
 
-def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params: GeometricParams) -> np.ndarray:
+def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params: DepthSettings) -> np.ndarray:
     """Depth re-projected from the previous frame, kept only where no trusted flow of this frame contradicts it.
 
     Without this a wrong depth (a moving object taken for a static point, a bad match) would live on in
@@ -126,7 +126,7 @@ def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params:
 
 
 def without_negligible_translation(views: list, K: np.ndarray, depth: np.ndarray | None,
-                                   params: GeometricParams) -> list:
+                                   params: DepthSettings) -> list:
     """``views`` with the translation set to zero where it moves no pixel of ``depth`` (the last frame's map) by
     ``params.min_translation_parallax_px`` (its 99th percentile): below flow noise it cannot be measured, only
     misused (a tracker's drift through a pan or a hold lets a moving object's own motion triangulate as a
@@ -175,7 +175,7 @@ def _excluded_pixels(mask: np.ndarray | None, size: tuple[int, int]) -> np.ndarr
 
 
 def _hovering(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray,
-              params: GeometricParams) -> np.ndarray | None:
+              params: DepthSettings) -> np.ndarray | None:
     """Colour segments (``labels``) of this frame that hover over far ground (the gravity prior), or None
     without a visible ground plane. The plane is fitted to the published depth; the segments' depth comes
     from a rougher triangulation (less parallax, a wider residual), which covers far more of a moving
@@ -188,7 +188,7 @@ def _hovering(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray,
 
 
 def _gravity(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray, views, index: int,
-             memory: np.ndarray | None, params: GeometricParams,
+             memory: np.ndarray | None, params: DepthSettings,
              since: int = 1) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(this frame's gravity-prior evidence or None, the updated memory): segments hovering now, and those
     mostly under the faded memory of recent frames' marks, carried along the flow."""
@@ -214,7 +214,7 @@ def iter_depth_and_masks(
     frames: Iterable[np.ndarray],
     c2w: np.ndarray,
     K: np.ndarray,
-    params: GeometricParams = GeometricParams(),
+    params: DepthSettings = DepthSettings(),
     depth: Iterable[np.ndarray] | None = None,
     want_masks: bool = True,
     timings: dict[str, float] | None = None,
@@ -363,12 +363,12 @@ def iter_depth_and_masks(
 
 
 def estimate_depth(frames: Iterable[np.ndarray], c2w: np.ndarray, K: np.ndarray,
-                   params: GeometricParams = GeometricParams()) -> np.ndarray:
+                   params: DepthSettings = DepthSettings()) -> np.ndarray:
     """(N, h, w) float32 z-depth in the poses' units (0 = invalid), h x w = params.depth_scale x the frames."""
     return np.stack([d for d, _ in iter_depth_and_masks(frames, c2w, K, params, want_masks=True)])
 
 
 def segment_dynamic(frames: Iterable[np.ndarray], c2w: np.ndarray, K: np.ndarray, depth: Iterable[np.ndarray],
-                    params: GeometricParams = GeometricParams()) -> np.ndarray:
+                    params: DepthSettings = DepthSettings()) -> np.ndarray:
     """(N, H, W) bool: True on independently moving objects, given the depth maps (any grid of the same aspect)."""
     return np.stack([m for _, m in iter_depth_and_masks(frames, c2w, K, params, depth=depth)])

@@ -9,7 +9,7 @@ import numpy as np
 
 from services.annotate import DENSE_TRACK, chosen_frames
 from services.depth.multiview import iter_depth_and_masks
-from services.depth.params import GeometricParams
+from services.depth.params import DepthSettings as GeometricParams
 from services.records import ClipRecord
 from services.settings import Settings
 from services.stages.base import StageContext
