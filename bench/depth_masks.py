@@ -31,7 +31,7 @@ from services.depth.backends import GeometricDepthAndMasks  # noqa: E402
 from services.depth.multiview import iter_depth_and_masks  # noqa: E402
 from services.depth.overlays import OverlayText  # noqa: E402
 from services.depth.params import DepthSettings  # noqa: E402
-from services.samples import bench_cases_dir, vtest_path  # noqa: E402
+from samples import bench_cases_dir, vtest_path  # noqa: E402
 from services.scoring.ocr import PPOCRDetector  # noqa: E402
 from services.threads import one_blas_thread  # noqa: E402
 from services.video.decode import read_frames  # noqa: E402

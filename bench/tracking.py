@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from services.camera.labels import motion_instructions, trajectory_stats  # noqa: E402
 from services.camera.track import track_camera  # noqa: E402
-from services.samples import bench_cases_dir  # noqa: E402
+from samples import bench_cases_dir  # noqa: E402
 from services.camera.vocabulary import MotionLabel  # noqa: E402
 from services.settings import CameraSettings  # noqa: E402
 from services.threads import one_blas_thread  # noqa: E402
