@@ -123,12 +123,6 @@ def photometric_evidence(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarr
     return best, fixed
 
 
-def photometric_residual(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarray, views: list[ViewFlow],
-                         depth: np.ndarray) -> np.ndarray:
-    """The residual of photometric_evidence alone."""
-    return photometric_evidence(ref, sources, K, views, depth)[0]
-
-
 def carry_along_flow(values: np.ndarray, views: list[ViewFlow], ref_index: int, since: int = 1) -> np.ndarray | None:
     """A map of the last annotated frame (``since`` frames back: 1, or more at an annotation rate) carried
     into this one along the observed flow (the objects' own motion), or None without an earlier neighbour

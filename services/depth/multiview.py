@@ -360,15 +360,3 @@ def iter_depth_and_masks(
         carry_on = given is None and params.propagate and np.isfinite(c2w[i]).all()
         previous_points = _points_to_carry(d, Kd, c2w[i], carried_points, from_carry) if carry_on else None
         yield d, mask
-
-
-def estimate_depth(frames: Iterable[np.ndarray], c2w: np.ndarray, K: np.ndarray,
-                   params: DepthSettings = DepthSettings()) -> np.ndarray:
-    """(N, h, w) float32 z-depth in the poses' units (0 = invalid), h x w = params.depth_scale x the frames."""
-    return np.stack([d for d, _ in iter_depth_and_masks(frames, c2w, K, params, want_masks=True)])
-
-
-def segment_dynamic(frames: Iterable[np.ndarray], c2w: np.ndarray, K: np.ndarray, depth: Iterable[np.ndarray],
-                    params: DepthSettings = DepthSettings()) -> np.ndarray:
-    """(N, H, W) bool: True on independently moving objects, given the depth maps (any grid of the same aspect)."""
-    return np.stack([m for _, m in iter_depth_and_masks(frames, c2w, K, params, depth=depth)])
