@@ -29,9 +29,8 @@ from services.camera.vocabulary import Component, MotionLabel
 STAY = MotionLabel.STAY.value  # the label of a sample step without motion
 
 DIST_LEVELS = (0.08, 0.28, 0.92, 2.41)
-# The reference votes over EMA alphas (0.03, 0.05, 0.1) at 5 Hz, which smears motion over 2-7 s
-# (exact poses then agree with the bench's labels on 5-63% of frames); these alphas keep its
-# three-way vote but follow the motion.
+# The reference votes over EMA alphas (0.03, 0.05, 0.1) at 5 Hz, which smears motion over 2-7 s, so
+# labels lag and outlast the motion even on exact poses; these alphas keep its three-way vote but follow the motion.
 SMOOTHING_ALPHAS = (0.5, 0.7, 1.0)
 INTERVALS = (1, 2, 3)
 # Stay wins when it has this many times the votes of the strongest motion (the reference's own 3x gap rule).

@@ -8,10 +8,10 @@ tell the two apart, but the tracks can:
 * "carriers" are the tracks that need the translation: the full model explains them, the
   camera's pure rotation clearly does not (off by twice the tolerance or more);
 * a translating camera in a static world shows parallax graded by depth, so its carriers move
-  differently from one another and no rotation of their own explains them (measured on the
-  shared cases: 0-7% of carriers fit up to three such rotations);
-* a rigid object moving in front of the camera moves as one: a rotation of its own explains its
-  tracks (bikes.mp4: 68% in shot 30-76, 57-78% in windows of it, 83% in shot 187-242).
+  differently from one another and no rotation of their own explains them (few carriers fit up
+  to three such rotations);
+* a rigid object moving in front of the camera moves as one: a rotation of its own explains most of
+  its tracks (the measurements behind both figures: bench/results/README.md, "Numbers in production code").
 
 When most carriers are rigid like that, the translation came from movers; when hardly any track
 needs it (under 5%), the static scene shows none. Either way the segment is a pure rotation,
@@ -37,7 +37,7 @@ from services.camera.sfm import Intrinsics, KeyframeOdometry, SfmConfig
 class MoverTestConfig:
     tolerance_px: float = 1.5  # a model explains a track when its median reprojection error is below this
     min_carriers: int = 12  # fewer carriers than this (or than ``min_carrier_share``): no parallax to speak of
-    min_carrier_share: float = 0.05  # of the judged tracks (translating shared cases: 54-85%)
+    min_carrier_share: float = 0.05  # of the judged tracks (a translating camera makes most tracks carriers)
     rigid_fraction: float = 0.5  # carriers rotations of their own explain, above which they are movers
     max_groups: int = 3  # movers seen at once (each is fitted by its own rotation, in turn, largest first)
     need_factor: float = 2.0  # a carrier's rotation error is at least this many tolerances: it clearly needs translation

@@ -86,7 +86,7 @@ def carry_points(points: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> tuple[np
 
     Carrying points rather than the depth raster keeps each point where it is: re-splatting a raster rounds
     every pixel's position at every frame, and through a 30-frame tilt those roundings moved the ground's
-    depth up the image by several pixels (its median 11% too near on street_dark_dyn1, with exact poses)."""
+    depth up the image by several pixels (its median about a tenth too near, with exact poses)."""
     h, w = points.shape[:2]
     flat = points.reshape(-1, 3).astype(np.float64)
     has = np.nonzero(np.isfinite(flat[:, 0]))[0]

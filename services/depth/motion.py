@@ -216,8 +216,8 @@ def clean_mask(score: np.ndarray, params: DepthSettings, previous: np.ndarray | 
         noise, floor = photo_noise_and_floor(photo, contrast, params)
         weak &= photo > max(floor, params.mask_photo_noise_factor * noise)
         # Overwhelming flow evidence needs only a little image support: a dark or low-contrast object has
-        # no large image error to show (street_dark_dyn1: 2.5-3.6 grey levels on the car against a noise of
-        # 1.1), while its flow is many times what camera motion and any depth explain. Textureless areas
+        # no large image error to show (a few grey levels against a noise near one), while its flow is many
+        # times what camera motion and any depth explain. Textureless areas
         # whose flow is guesswork (sky) show no image error at all and stay out; half the absolute floor
         # stays, because a still, clean frame has a noise near zero (the flow smeared around a moving
         # object on a tripod shot would otherwise be taken in).
