@@ -35,10 +35,26 @@ SMOOTHING_ALPHAS = (0.5, 0.7, 1.0)
 INTERVALS = (1, 2, 3)
 # Stay wins when it has this many times the votes of the strongest motion (the reference's own 3x gap rule).
 STAY_DOMINANCE = 3.0
+# The reference's selection: a motion with this many times the votes of the next one stands alone; else every motion
+# with at least RUNNER_UP_SHARE of the top votes is kept, at most MAX_LABELS of them.
+MOTION_DOMINANCE = 3
+RUNNER_UP_SHARE = 0.5
+MAX_LABELS = 4
+REFERENCE_SAMPLE_S = 0.2  # the reference sampled poses every 0.2 s (5 Hz)
+# The reference's rotation threshold: its figure in degrees divided by this (1.5 deg -> 0.83 deg per sample step).
+REFERENCE_ROTATION_DIVISOR = 1.8
+# The helper axis for the level frame must not be nearly parallel to up (a well-conditioned cross product).
+HELPER_AXIS_MAX_COS = 0.9
+NORM_FLOOR = 1e-12  # a camera looking straight up has no level forward: no division by its zero length
+PITCH_TIE_BREAK = 1e-3  # among equally sparse explanations of the motion, the least pitched camera wins
+MIN_ANOMALY_SAMPLES = 4  # the constant-acceleration prediction needs three samples before the one it checks
+MIN_TURN_LEG = 1e-8  # a sample this close to the path's start or end has no direction to turn from
+TURN_SMOOTHING_SAMPLES = 5  # turning angles are smoothed over about a second at 5 Hz (pose jitter is not a turn)
+TURN_MIN_SEPARATION = 5  # two turns count separately only a second or more apart
 
 
 def reference_sample_step(fps: float) -> int:
-    return max(1, int(0.2 * fps))
+    return max(1, int(REFERENCE_SAMPLE_S * fps))
 
 
 def _ema(x: np.ndarray, alpha: float) -> np.ndarray:
@@ -65,13 +81,13 @@ def smooth_poses(c2w: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]
 def _level_angles(R: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heading (about ``up``), pitch and roll of each camera, radians, unwrapped."""
     f, r = R[:, :, 2], R[:, :, 0]
-    h1 = np.cross(up, [1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.cross(up, [0.0, 0.0, 1.0])
+    h1 = np.cross(up, [1.0, 0.0, 0.0]) if abs(up[0]) < HELPER_AXIS_MAX_COS else np.cross(up, [0.0, 0.0, 1.0])
     h1 /= np.linalg.norm(h1)
     h2 = np.cross(up, h1)  # h1 -> h2 is a positive (counter-clockwise from above) turn about up
     yaw = np.unwrap(np.arctan2(f @ h2, f @ h1))
     pitch = np.arcsin(np.clip(f @ up, -1.0, 1.0))
     r0 = np.cross(f, up)
-    r0 /= np.maximum(np.linalg.norm(r0, axis=1, keepdims=True), 1e-12)
+    r0 /= np.maximum(np.linalg.norm(r0, axis=1, keepdims=True), NORM_FLOOR)
     d0 = np.cross(f, r0)
     roll = np.unwrap(np.arctan2((r * d0).sum(1), (r * r0).sum(1)))
     return yaw, pitch, roll
@@ -83,7 +99,7 @@ def motion_components(R: np.ndarray, C: np.ndarray, up: np.ndarray, i: np.ndarra
     yaw, pitch, roll = _level_angles(R, up)
     f = R[i, :, 2]
     fh = f - (f @ up)[:, None] * up
-    fh /= np.maximum(np.linalg.norm(fh, axis=1, keepdims=True), 1e-12)
+    fh /= np.maximum(np.linalg.norm(fh, axis=1, keepdims=True), NORM_FLOOR)
     rh = np.cross(fh, up)
     d = C[j] - C[i]
     return np.column_stack([(d * fh).sum(1), (d * rh).sum(1), d @ up,
@@ -92,7 +108,7 @@ def motion_components(R: np.ndarray, C: np.ndarray, up: np.ndarray, i: np.ndarra
 
 def _pair_instructions(R: np.ndarray, C: np.ndarray, up: np.ndarray, t_thr: float, r_thr_deg: float,
                        interval: int) -> list[list[str]]:
-    r_thr = np.radians(r_thr_deg * sqrt(interval) / 1.8)
+    r_thr = np.radians(r_thr_deg * sqrt(interval) / REFERENCE_ROTATION_DIVISOR)
     t_thr = t_thr * sqrt(interval)
     i = np.arange(0, len(R) - interval, _stride(interval))
     if not len(i):
@@ -119,7 +135,7 @@ def estimate_up(c2w: np.ndarray, t_thr: float, r_thr_rad: float, max_pitch_deg: 
     for pitch in np.radians(np.arange(-max_pitch_deg, max_pitch_deg + 0.5, 1.0)):
         up = R0 @ np.array([0.0, -np.cos(pitch), -np.sin(pitch)])
         comp = motion_components(R, C, up, i, i + 1) / scale
-        cost = np.abs(comp).sum() + 1e-3 * abs(pitch)
+        cost = np.abs(comp).sum() + PITCH_TIE_BREAK * abs(pitch)
         if cost < best:
             best, best_up = cost, up
     return best_up
@@ -153,11 +169,11 @@ def _select(votes: Counter) -> list[str]:
         return [STAY]
     counts = [c for _, c in others]
     top = counts[0]
-    if len(others) >= 2 and top >= counts[1] * 3:
+    if len(others) >= 2 and top >= counts[1] * MOTION_DOMINANCE:
         sel = [i for i, c in others if c == top]
     else:
-        sel = [i for i, c in others if c >= top * 0.5][:4]
-    if len(sel) < 2 and len(others) >= 2 and top < counts[1] * 3:
+        sel = [i for i, c in others if c >= top * RUNNER_UP_SHARE][:MAX_LABELS]
+    if len(sel) < 2 and len(others) >= 2 and top < counts[1] * MOTION_DOMINANCE:
         sel = [i for i, _ in others[:2]]
     return sel or [STAY]
 
@@ -173,7 +189,7 @@ def sample_instructions(c2w: np.ndarray, intervals=INTERVALS, alphas=SMOOTHING_A
     if n < 2:
         return []
     t_thr = max(path_length(c2w[:, :3, 3]) / n / f_translation, min_translation)
-    up = estimate_up(c2w, t_thr, np.radians(rotation_deg / 1.8))
+    up = estimate_up(c2w, t_thr, np.radians(rotation_deg / REFERENCE_ROTATION_DIVISOR))
     results = []
     for interval, alpha in itertools.product(intervals, alphas):
         R, C = smooth_poses(c2w, alpha)
@@ -226,7 +242,7 @@ def motion_instructions(c2w: np.ndarray, fps: float, frame_indices: np.ndarray |
 # ---- trajectory statistics -------------------------------------------------------------------
 def anomaly(C: np.ndarray, threshold: float = 0.03, consecutive: int = 2) -> bool:
     """Constant-acceleration prediction error above ``threshold`` on ``consecutive`` samples in a row."""
-    if len(C) < 4:
+    if len(C) < MIN_ANOMALY_SAMPLES:
         return True  # the reference flags clips too short to judge
     v1 = C[2:-1] - C[1:-2]
     v2 = C[1:-2] - C[:-3]
@@ -259,12 +275,12 @@ def trajectory_turns(C: np.ndarray, threshold: float = 0.45) -> int:
     v1 = C[1:-1] - C[0]
     v2 = C[-1] - C[1:-1]
     n1, n2 = np.linalg.norm(v1, axis=1), np.linalg.norm(v2, axis=1)
-    ok = (n1 >= 1e-8) & (n2 >= 1e-8)
+    ok = (n1 >= MIN_TURN_LEG) & (n2 >= MIN_TURN_LEG)
     if not ok.any():
         return 0
     cos = (v1[ok] * v2[ok]).sum(1) / (n1[ok] * n2[ok])
-    angles = gaussian_filter1d(np.arccos(np.clip(cos, -1, 1)), sigma=5, mode="reflect")
-    peaks, _ = find_peaks(angles, height=threshold, distance=5)
+    angles = gaussian_filter1d(np.arccos(np.clip(cos, -1, 1)), sigma=TURN_SMOOTHING_SAMPLES, mode="reflect")
+    peaks, _ = find_peaks(angles, height=threshold, distance=TURN_MIN_SEPARATION)
     count = len(peaks)
     if angles.max() > threshold and not np.isin(angles.max(), angles[peaks]):
         count += 1

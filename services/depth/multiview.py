@@ -57,7 +57,7 @@ import numpy as np
 
 from services.depth.confidence import confidence_map
 from services.depth.fill import carry_points, depth_to_points, fill_small_holes, median_clean
-from services.depth.geometry import epipolar_terms, rigid_flow, rotation_flow, scale_intrinsics
+from services.depth.geometry import DIVISION_FLOOR, epipolar_terms, rigid_flow, rotation_flow, scale_intrinsics
 from services.depth.motion import (accumulate_evidence, carry_along_flow, clean_mask, motion_score,
                                   multiview_inconsistency, photometric_evidence, track_mask, weak_evidence)
 from services.depth.params import DepthSettings
@@ -66,6 +66,13 @@ from services.depth.support import fit_ground_plane, ungrounded_segments
 from services.depth.triangulate import triangulate_views
 from services.depth.views import ViewSelector, prepare_frame
 from services.depth.window import FrameWindow
+
+# The translation check samples every 4th pixel each way (a percentile needs no more, and it runs on every frame),
+# needs this many samples to judge, and reads the parallax at this percentile (the scene's nearest parts).
+PARALLAX_SAMPLE_STEP = 4
+MIN_PARALLAX_SAMPLES = 100
+TRANSLATION_PARALLAX_PERCENTILE = 99
+MASK_WHITE, MASK_MID_GREY = 255, 127  # 8-bit grey levels of a mask pixel, and the cut of the scaled-up mask
 
 
 def depth_grid_size(width: int, height: int, scale: float) -> tuple[int, int]:
@@ -90,7 +97,7 @@ def _measured_depth(tri, params: DepthSettings, max_residual_px: float | None = 
         & (tri.parallax_px >= parallax)
         & (tri.residual_px <= limit)
     )
-    return np.where(ok, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
+    return np.where(ok, 1.0 / np.maximum(tri.inv_depth, DIVISION_FLOOR), 0.0).astype(np.float32)
 
 
 def _refuses_carry(tri, params: DepthSettings) -> np.ndarray:
@@ -116,7 +123,7 @@ def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params:
     every later frame whose own triangulation left the pixel empty."""
     if not views or not (carried > 0).any():
         return carried
-    inv = np.where(carried > 0, 1.0 / np.maximum(carried, 1e-12), 0.0)
+    inv = np.where(carried > 0, 1.0 / np.maximum(carried, DIVISION_FLOOR), 0.0)
     bad = np.zeros(carried.shape, bool)
     for v in views:
         resid = np.linalg.norm(v.flow - rigid_flow(K, v.R, v.t, inv), axis=2)
@@ -133,10 +140,10 @@ def without_negligible_translation(views: list, K: np.ndarray, depth: np.ndarray
     static point right in front of the camera). Without depth the views are kept as they are."""
     if depth is None or not any(np.any(v.t) for v in views):
         return views
-    # every 4th pixel each way: a percentile needs no more, and this runs on every frame
-    ys, xs = np.nonzero(depth[::4, ::4] > 0)
-    ys, xs = 4 * ys, 4 * xs
-    if len(ys) < 100:
+    step = PARALLAX_SAMPLE_STEP
+    ys, xs = np.nonzero(depth[::step, ::step] > 0)
+    ys, xs = step * ys, step * xs
+    if len(ys) < MIN_PARALLAX_SAMPLES:
         return views
     pixels = np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)
     inv = 1.0 / depth[ys, xs].astype(np.float64)
@@ -146,7 +153,7 @@ def without_negligible_translation(views: list, K: np.ndarray, depth: np.ndarray
             a, b = epipolar_terms(K, v.R, v.t, *depth.shape, pixels)
             moved = a + inv * b[:, None]
             parallax = np.linalg.norm(moved[:2] / moved[2] - a[:2] / a[2], axis=0)
-            if np.percentile(parallax, 99) < params.min_translation_parallax_px:
+            if np.percentile(parallax, TRANSLATION_PARALLAX_PERCENTILE) < params.min_translation_parallax_px:
                 v = replace(v, t=np.zeros(3))
         out.append(v)
     return out
@@ -348,7 +355,8 @@ def iter_depth_and_masks(
             if params.mask_segment_trim:
                 small = trim_to_segments(small, labels, params.mask_trim_cover, params.mask_trim_region_share)
             previous_mask = small
-            mask = cv2.resize(small.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
+            # the mask is scaled up as a grey image and cut at mid-grey: smooth outlines, not blocky ones
+            mask = cv2.resize(small.astype(np.uint8) * MASK_WHITE, (W, H), interpolation=cv2.INTER_LINEAR) > MASK_MID_GREY
             t0 = tick("masks", t0)
         if given is None and mask is not None:
             # a moving object's triangulated depth is wrong (it assumed a static point): not published,
