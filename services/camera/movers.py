@@ -32,6 +32,11 @@ from services.camera.frontend import FrameTracks
 from services.camera.intrinsics import hfov_to_focal
 from services.camera.sfm import Intrinsics, KeyframeOdometry, SfmConfig
 
+# The rotation hypothesis is fitted with a lighter window than the odometry's: enough to tell 1.5 px apart.
+ROTATION_BA_ITERATIONS = 3
+ROTATION_BA_POINTS = 150
+MIN_NARROWER_FOCAL = 1.2  # a narrower field of view is tried only if its focal is 20% longer (else: the same fit)
+
 
 @dataclass
 class MoverTestConfig:
@@ -67,8 +72,8 @@ def only(ft: FrameTracks, ids: np.ndarray, keep: bool = True) -> FrameTracks:
 
 
 def _rotation_errors(keyframes: list[FrameTracks], K: Intrinsics, cfg: SfmConfig) -> tuple[np.ndarray, np.ndarray]:
-    # rotations only: a lighter window than the odometry's is enough to tell 1.5 px apart
-    vo = KeyframeOdometry(K, replace(cfg, rotation_only=True, refine_window=0, ba_iterations=3, max_ba_points=150))
+    vo = KeyframeOdometry(K, replace(cfg, rotation_only=True, refine_window=0, ba_iterations=ROTATION_BA_ITERATIONS,
+                                     max_ba_points=ROTATION_BA_POINTS))
     for ft in keyframes:
         vo.add_keyframe(ft)
     return vo.track_errors()
@@ -82,7 +87,7 @@ def translation_from_movers(keyframes: list[FrameTracks], K: Intrinsics, cfg: Sf
     ids_full, err_full = full.track_errors()
     # the rotation hypothesis at the focal (the segment's, or a narrower one) where it explains the most tracks
     narrower = [] if focal_trusted else [hfov_to_focal(h, 2 * K.cx) for h in test.rotation_hfov_deg]
-    candidates = [K] + [Intrinsics(f, K.cx, K.cy) for f in narrower if f > 1.2 * K.f]
+    candidates = [K] + [Intrinsics(f, K.cx, K.cy) for f in narrower if f > MIN_NARROWER_FOCAL * K.f]
     fits = [(K_rot, *_rotation_errors(keyframes, K_rot, cfg)) for K_rot in candidates]
     K, ids_rot, err_rot = max(fits, key=lambda c: int((c[2] < test.tolerance_px).sum()))
     ids, i_full, i_rot = np.intersect1d(ids_full, ids_rot, return_indices=True)
