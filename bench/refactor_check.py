@@ -13,7 +13,8 @@ caption; bikes.mp4's hard cuts then split the tracking into segments).
 What ``compare`` ignores, because it changes from run to run and says nothing about the results
 (``IGNORED_KEYS``, ``IGNORED_FILES``):
 - in JSON: timestamps, durations and timings, host names, process ids, commit ids, and absolute paths
-  (a string naming a path under a tree's root is compared relative to it);
+  (a string naming a path under a tree's root is compared relative to it; a path into the checkout's virtualenv,
+  where bikes.mp4 lives, from the ``.venv/`` on);
 - in CSV/Parquet: the same columns by name;
 - the run log (``spatialvid.log``), whose lines carry times.
 Everything else is compared by value: arrays by dtype, shape and content (floats within ``FLOAT_NOISE`` count as
@@ -54,6 +55,8 @@ IGNORED_KEY_PATTERN = re.compile(
 # ... except these, which are results (clip timing in the source video, not wall time).
 KEPT_KEYS = {"timestamp_start", "timestamp_end"}
 IGNORED_FILES = {"spatialvid.log"}
+# bikes.mp4 sits in the checkout's virtualenv (a link to the same one): its path names the checkout.
+VENV_PATH = re.compile(r"\S*?/\.venv/")
 
 
 def inputs() -> dict[str, Path]:
@@ -167,7 +170,7 @@ def normalise(value, roots: tuple[str, ...]):
     if isinstance(value, str):
         for root in roots:
             value = value.replace(root, "<ROOT>")
-        return value
+        return VENV_PATH.sub("<VENV>/", value)
     return value
 
 
