@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test setup system-deps venv test-deps clean
 
 demo: setup
-	$(VENV)/bin/spatialvid run "$$($(PY) -c 'from services.samples import bikes_path; print(bikes_path())')" \
+	$(VENV)/bin/spatialvid run "$$($(PY) -c 'from samples import bikes_path; print(bikes_path())')" \
 		--out $(DEMO_OUT) --config configs/demo.yaml
 	@echo "dataset written to $(DEMO_OUT) (metadata.csv, clips/, annotations/)"
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.annotate import chosen_frames  # noqa: E402
 from services.depth.backends import GeometricDepthAndMasks  # noqa: E402
-from services.depth.params import GeometricParams  # noqa: E402
+from services.depth.params import DepthSettings  # noqa: E402
 from services.threads import one_blas_thread  # noqa: E402
 from tests.depth.conftest import load_case  # noqa: E402
 
@@ -37,7 +37,7 @@ def main() -> None:
         fps = case["meta"].get("fps", 24.0)
         for rate in (None, args.rate_hz):
             refs = chosen_frames(len(case["c2w"]), fps, rate)
-            both = GeometricDepthAndMasks(GeometricParams())
+            both = GeometricDepthAndMasks(DepthSettings())
             cpu, wall = time.process_time(), time.perf_counter()
             with one_blas_thread():
                 out = list(both.iter_both(iter(case["frames"]), case["c2w"], case["K"],

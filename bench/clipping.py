@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from services.samples import bigbuckbunny_path, bikes_path, megamind_path, vtest_path  # noqa: E402
+from samples import bigbuckbunny_path, bikes_path, megamind_path, vtest_path  # noqa: E402
 from services.video.decode import read_frames  # noqa: E402
 from services.video.probe import probe  # noqa: E402
 from services.video.shots import ShotParams, analysis_size, detect_shots  # noqa: E402

@@ -7,7 +7,7 @@
 # The device image has python3 with CUDA torch, nvcc, opencv, scipy, pytest; not pydantic, ffmpeg or
 # ffprobe. imageio-ffmpeg 0.6.0 brings ffmpeg 7.0.2 in a 29 MB wheel (0.4.9's ffmpeg 4.2 lacks
 # -fps_mode; 0.8.1's wheel is 68 MB, over the 64 MiB a call carries); the bench cases are read at
-# their meta.json size and rate (services.samples.read_case_frames), so no ffprobe is needed.
+# their meta.json size and rate (samples.read_case_frames), so no ffprobe is needed.
 # `tests` JIT-builds the kernels (torch.utils.cpp_extension) and runs tests/kernels (the KLT on CUDA too), the gpu-marked
 # equivalence and tracking-accuracy tests included; `bench` runs bench/cuda_tracking.py.
 set -euo pipefail

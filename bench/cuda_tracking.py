@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from services.kernels import backend, bundle_ops, reference  # noqa: E402
 from services.kernels.flow_ops import view_geometry  # noqa: E402
 from services.kernels.loader import kernel_status  # noqa: E402
-from services.samples import bench_cases_dir, read_case_frames  # noqa: E402
+from samples import bench_cases_dir, read_case_frames  # noqa: E402
 
 
 def sync() -> None:

@@ -30,8 +30,8 @@ from services.annotate import chosen_frames  # noqa: E402
 from services.depth.backends import GeometricDepthAndMasks  # noqa: E402
 from services.depth.multiview import iter_depth_and_masks  # noqa: E402
 from services.depth.overlays import OverlayText  # noqa: E402
-from services.depth.params import GeometricParams  # noqa: E402
-from services.samples import bench_cases_dir, vtest_path  # noqa: E402
+from services.depth.params import DepthSettings  # noqa: E402
+from samples import bench_cases_dir, vtest_path  # noqa: E402
 from services.scoring.ocr import PPOCRDetector  # noqa: E402
 from services.threads import one_blas_thread  # noqa: E402
 from services.video.decode import read_frames  # noqa: E402
@@ -62,7 +62,7 @@ def tracked_poses(video: Path) -> tuple[np.ndarray, np.ndarray]:
     return track.c2w, K
 
 
-def run_case(name: str, params: GeometricParams, ev, overlay: OverlayText | None, poses: str = "gt",
+def run_case(name: str, params: DepthSettings, ev, overlay: OverlayText | None, poses: str = "gt",
              rate_hz: float | None = None) -> dict:
     d = bench_cases_dir() / name
     if poses == "tracked":
@@ -92,7 +92,7 @@ def run_case(name: str, params: GeometricParams, ev, overlay: OverlayText | None
                 ms={k: 1000 * v / n for k, v in timings.items()})
 
 
-def peak_memory(params: GeometricParams, lengths: list[int]) -> list[tuple[int, float]]:
+def peak_memory(params: DepthSettings, lengths: list[int]) -> list[tuple[int, float]]:
     """Peak traced (numpy/Python) memory of the streaming loop, outputs consumed and dropped as they come."""
     d = bench_cases_dir() / "room_dyn2"
     c2w, K = np.load(d / "gt_poses.npy"), np.load(d / "gt_intrinsics.npy")
@@ -112,7 +112,7 @@ def peak_memory(params: GeometricParams, lengths: list[int]) -> list[tuple[int, 
     return rows
 
 
-def vtest_overlays(params: GeometricParams, count: int) -> list[Path]:
+def vtest_overlays(params: DepthSettings, count: int) -> list[Path]:
     """Fixed camera: identity poses; K from a nominal 60 deg field of view (irrelevant without translation)."""
     path = vtest_path()
     frames = list(read_frames(path, count=count))
@@ -151,7 +151,7 @@ def main() -> None:
                     help="annotate this many frames per second (annotate.rate_hz); scored on those frames")
     args = ap.parse_args()
     cv2.setNumThreads(2)
-    params = GeometricParams()
+    params = DepthSettings()
     ev = evaluator()
     overlay = None if args.no_overlay_text else OverlayText(PPOCRDetector(threads=1), args.text_every)
     load = os.getloadavg()

@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from services.samples import bench_cases_dir  # noqa: E402
+from samples import bench_cases_dir  # noqa: E402
 from tracking import label_frames  # noqa: E402  (bench/tracking.py: the labels read the same way in both benches)
 
 OUT = REPO / "bench" / "output" / "devset"

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from services.dataset.loader import SpatialVIDDataset, SpatialVIDShards, collate  # noqa: E402
 from services.export.run import export  # noqa: E402
 from services.pipeline import EmbeddedPipeline  # noqa: E402
-from services.samples import REPO_ROOT, bench_cases_dir, bikes_path  # noqa: E402
+from samples import REPO_ROOT, bench_cases_dir, bikes_path  # noqa: E402
 from services.settings import ExportSettings, load_settings  # noqa: E402
 from services.storage.local import LocalStore  # noqa: E402
 

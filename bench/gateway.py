@@ -32,7 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.samples import bikes_path  # noqa: E402
+from samples import bikes_path  # noqa: E402
 from services.settings import load_settings  # noqa: E402
 from services.stack import Stack, StackInfo  # noqa: E402
 

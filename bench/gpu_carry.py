@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             archive = work / f"{name}-{i}.tar.xz"
             xz(work / name, archive, members=[f"./{member}"])
             archives.append(archive)
-    from services.samples import bikes_path
+    from samples import bikes_path
 
     videos = work / "videos"
     videos.mkdir()

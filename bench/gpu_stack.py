@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from services.client.api import GatewayClient  # noqa: E402
-from services.samples import bikes_path  # noqa: E402
+from samples import bikes_path  # noqa: E402
 from services.settings import load_settings  # noqa: E402
 from services.stack import Stack, free_port  # noqa: E402
 from services.stages.registry import available_stages  # noqa: E402

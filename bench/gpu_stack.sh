@@ -70,7 +70,7 @@ case "${1:-}" in
   mkdir -p bench/results
   set -o pipefail
   nice -n 10 .venv/bin/python bench/gpu_stack.py --device cpu --out bench/output/gpu_stack_cpu \
-    --video "$(.venv/bin/python -c 'from services.samples import bikes_path; print(bikes_path())')" \
+    --video "$(.venv/bin/python -c 'from samples import bikes_path; print(bikes_path())')" \
     --video "../shared/bench/cases/$CASE/video.mp4" \
     --result bench/results/gpu_stack_cpu_dryrun.json 2>&1 | tee bench/results/gpu_stack_cpu_dryrun.log
   ;;

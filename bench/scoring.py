@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.samples import bench_cases_dir, bikes_path, megamind_path, vtest_path  # noqa: E402
+from samples import bench_cases_dir, bikes_path, megamind_path, vtest_path  # noqa: E402
 from services.scoring.luminance import frame_luminance  # noqa: E402
 from services.scoring.suite import build_suite, frame_points  # noqa: E402
 from services.scoring.frames import sample_indices  # noqa: E402

@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from services.camera.labels import motion_instructions, trajectory_stats  # noqa: E402
 from services.camera.track import track_camera  # noqa: E402
-from services.samples import bench_cases_dir  # noqa: E402
+from samples import bench_cases_dir  # noqa: E402
+from services.camera.vocabulary import MotionLabel  # noqa: E402
 from services.settings import CameraSettings  # noqa: E402
 from services.threads import one_blas_thread  # noqa: E402
 from services.video.decode import read_frames  # noqa: E402
@@ -38,7 +39,7 @@ ORBIT_CASES = ("orbit_plain", "orbit_text_dyn2")
 
 
 def to_gt_label(label: str) -> str:
-    return "static" if label == "Stay" else label.lower().replace(" ", "_")
+    return "static" if label == MotionLabel.STAY else label.lower().replace(" ", "_")
 
 
 def label_frames(instructions: dict[str, list[str]], n: int) -> list[set[str]]:

@@ -28,7 +28,7 @@ from tracking import score_case  # noqa: E402  (bench/tracking.py: one scorer fo
 
 from services.camera.frontend import working_size  # noqa: E402
 from services.camera.track import track_camera  # noqa: E402
-from services.samples import bench_cases_dir  # noqa: E402
+from samples import bench_cases_dir  # noqa: E402
 from services.settings import CameraSettings  # noqa: E402
 from services.threads import one_blas_thread  # noqa: E402
 from services.video.decode import read_frames  # noqa: E402

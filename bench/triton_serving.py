@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.models.triton_client import TritonModelClient  # noqa: E402
-from services.samples import vtest_path  # noqa: E402
+from samples import vtest_path  # noqa: E402
 from services.scoring.ocr import PPOCRDetector  # noqa: E402
 from services.settings import load_settings  # noqa: E402
 from services.triton_server import TritonServer, free_port  # noqa: E402

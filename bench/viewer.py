@@ -30,7 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.samples import REPO_ROOT, bikes_path  # noqa: E402
+from samples import REPO_ROOT, bikes_path  # noqa: E402
 from services.viewer.headless import browser  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"

@@ -46,13 +46,6 @@ class Page:
     cursor: str  # where the next page starts; "" = this was the last page
 
 
-def parse_s3(uri: str, what: str) -> ListingSpec:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ListingError(f"{what} {uri!r} is not an s3://bucket/... URI")
-    return ListingSpec(kind=what, uri=uri)
-
-
 def read_page(client: Minio, spec: ListingSpec, cursor: str, size: int) -> Page:
     if spec.kind == "prefix":
         return _prefix_page(client, spec, cursor, size)

@@ -14,19 +14,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from services.camera.params import CameraSettings
+from services.depth.params import DepthSettings
+from services.kernels.config import KernelSettings
+from services.quality.params import QualitySettings
+from services.section import Section
+
 ENV_PREFIX = "SPATIALVID_"
 ENV_DELIMITER = "__"
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class StorageSettings(Section):
@@ -127,119 +129,12 @@ class FilterSettings(Section):
     reject_qc_flags: list[str] = Field(default_factory=list)
 
 
-class CameraSettings(Section):
-    backend: str = "geometric"
-    keyframe_rate_hz: float = 8.0
-    working_max_side: int = 640
-    max_tracks: int = 600
-    window: int = 8
-    # Second bundle-adjustment pass over overlapping windows of this many keyframes (0: off); sharper
-    # relative poses for the depth stage for 6-33% more tracking time on the shared cases (services/camera/sfm.py).
-    refine_window: int = Field(16, ge=0)
-    # Drop a translation that only rigidly moving objects carry (services/camera/movers.py).
-    mover_test: bool = True
-    # Focal prior when the clip cannot determine it (pure translation, roll, tripod) and
-    # vanishing points (man-made scenes) do not either.
-    prior_hfov_deg: float = 60.0
-    # Look for orthogonal vanishing points on every n-th frame (0: never).
-    vanishing_every: int = Field(8, ge=0)
-    # A known horizontal field of view skips the focal estimation.
-    known_hfov_deg: float | None = None
-
-
 class AnnotateSettings(Section):
     """Which frames the camera, depth and mask outputs cover (services/annotate.py)."""
 
     # Annotated frames per second of video; None = every frame. 5 is the reference's sampling: depth and
     # masks then cost about fps/5 times less, the camera tracking (its own keyframe rate) the same.
     rate_hz: float | None = Field(default=None, gt=0)
-
-
-class QualitySettings(Section):
-    """The quality verdict's thresholds (services/quality): each is where the evidence says the annotation is
-    likely wrong, so a clip beyond it gets a flag and a quality of 0.5 or less. Pixel figures are on a
-    640-pixel-wide image whatever the clip's size, so the verdict does not depend on the resolution."""
-
-    # Frame pairs this many annotated frames apart are checked: enough baseline to see parallax at 24-30 fps.
-    pair_offset: int = Field(4, ge=1)
-    # Check a pair every this many annotated frames (cost: one optical flow per pair at 320 px).
-    pair_every: int = Field(4, ge=1)
-    # Static pixels' flow should land where the poses put them (epipolar line, or the rotation's image when the
-    # camera does not translate): 0.5 deg of rotation error moves points by about 4 px at a 60 deg lens.
-    pose_residual_px: float = Field(1.5, gt=0)
-    # Motion labels that flip on more than this share of frames when the labeller's thresholds move by
-    # label_threshold_factor rest on motion at the threshold, where a pose error flips them too (the labels' target
-    # is 90% agreement).
-    label_sensitivity: float = Field(0.1, gt=0, le=1)
-    # How far a motion rate may be off: 20% is what a few percent of focal error and the rotation/translation
-    # coupling of tracked poses do to a pan or truck rate.
-    label_threshold_factor: float = Field(1.2, gt=1)
-    # Fewer inlier tracks than this on a tenth of the frames: too little evidence for a reliable pose.
-    min_inlier_tracks: float = Field(40.0, gt=0)
-    # A translation needs depth to be where the flow says: median transfer error of the depth into the
-    # neighbouring view, in px; a depth 10% wrong moves a point by ~10% of its parallax.
-    depth_transfer_px: float = Field(1.0, gt=0)
-    # Photometric check: mean absolute grey difference (0-255) after warping the neighbour by the depth and poses,
-    # beyond what warping by the measured flow leaves (noise and compression cancel out).
-    depth_photometric_excess: float = Field(4.0, gt=0)
-    # Masks that change this much between consecutive frames (1 - IoU) flicker rather than follow objects: a mask
-    # overlapping its next frame's by under 70% would move by over a fifth of its size per frame, faster than
-    # objects move at 24-30 fps.
-    mask_instability: float = Field(0.3, gt=0, le=1)
-    # Masks covering less than this share of the frames are too small to judge for flicker (half the 1% of false
-    # positives that matters on a clip without movers).
-    min_mask_share: float = Field(0.005, ge=0, le=1)
-    # Forward-backward flow error of static pixels (px): compression and noise at this level drown the
-    # residual of slow or small movers.
-    flow_noise_px: float = Field(0.8, gt=0)
-    # Grey-level spread (std, 0-255) of a frame below this: too little texture for flow to see movers.
-    min_contrast: float = Field(20.0, gt=0)
-    # Quality given to a clip whose focal length is only the prior (the motion could not determine it).
-    unconstrained_focal_quality: float = Field(0.4, ge=0, le=1)
-
-
-class DepthSettings(Section):
-    """Depth maps and dynamic masks. ``geometric`` needs no weights (services.depth); other backends
-    (services.models) plug in through services.depth.backends.DepthBackend / MaskBackend."""
-
-    backend: str = "geometric"
-    mask_backend: str = "geometric"
-    depth_scale: float = Field(0.5, gt=0, le=1)  # depth grid relative to the clip (>= 0.5 keeps 320x180 for 640x360)
-    flow_preset: Literal["ultrafast", "fast", "medium"] = "medium"
-    max_offset: int = Field(8, ge=1)  # neighbour window radius in annotated frames
-    target_parallax_px: float = 6.0
-    min_parallax_px: float = 3.0
-    max_residual_px: float = 1.0
-    depth_max_residual_px: float = 0.6  # measured depth is published only where it reprojects this well
-    propagate: bool = True  # carry depth into pixels without parallax (the last map's world points)
-    # a view's translation moving no pixel of the scene by this much is tracker drift: taken as none
-    min_translation_parallax_px: float = Field(0.5, ge=0)
-    mask_threshold: float = 1.0
-    # mark colour segments whose apparent depth hangs them far over the visible ground or sinks them below it
-    # (objects moving along their epipolar lines, e.g. cars under a dolly; services/depth/support.py)
-    mask_gravity_prior: bool = True
-    # mark weak motion evidence that persists along the objects' flow over recent frames (dark, low-contrast
-    # objects; services/depth/motion.py accumulate_evidence)
-    mask_persistence: bool = True
-    # trim the masks' halo (flow smeared onto the background) with the frame's colour segments (services/depth/segments.py)
-    mask_segment_trim: bool = True
-    # keep burned-in text (subtitles, timecodes, logos: PP-OCR boxes that stay put on screen) out of the masks,
-    # detecting text on every n-th annotated frame (services/depth/overlays.py)
-    mask_exclude_overlay_text: bool = True
-    overlay_text_every: int = Field(4, ge=1)
-    mask_drop_screen_fixed: bool = False  # never mask what stays put on screen while the camera moves (overlays; also followed objects)
-    export_exr_zip: bool = False  # also write depth.zip (per-frame disparity EXRs, the reference's layout)
-    # Frames are decoded for depth and masks at most this long on their long side (larger clips are scaled
-    # down, so the cost per frame stops growing with the input's pixels); masks are written at that size,
-    # depth at depth_scale of it (720p and smaller: the clip's own size).
-    working_max_side: int = Field(1280, ge=64)
-    # Weight-based backends (services.depth.learned): backend "depth_anything_v2", mask_backend "sam2".
-    # Depth Anything's per-frame scale/shift reference: "auto" = UniDepth V2 (metric) when it loads, else the
-    # geometric depth (pose units); "unidepth" / "geometric" insist on one.
-    align_to: Literal["auto", "unidepth", "geometric"] = "auto"
-    model_batch_frames: int = Field(4, ge=1)  # frames per depth-model request
-    sam2_motion_blur_px: float = Field(2.0, ge=0)  # smoothing of the geometric motion evidence (depth-grid px)
-    sam2_skip_sky: bool = True  # the reference's rule: no prompts for regions touching sky
 
 
 class CaptionSettings(Section):
@@ -292,17 +187,6 @@ class ExportSettings(Section):
     # Clips per WebDataset tar shard: 100 clips of 3-15 s at 720p make shards of a few hundred MB,
     # the size streaming loaders read efficiently.
     shard_clips: int = Field(100, ge=1)
-
-
-class KernelSettings(Section):
-    """The camera-tracking workers' CUDA kernels (cuda_kernels/, services/kernels/)."""
-
-    # auto: the CUDA kernels on a GPU, the torch CPU implementation otherwise;
-    # torch-cuda: the same maths in plain torch on the GPU (for comparison).
-    device: Literal["auto", "cpu", "cuda", "torch-cuda"] = "auto"
-    # Build the kernels just in time when no ahead-of-time build is installed.
-    jit: bool = True
-    build_dir: Path = Path("~/.cache/spatialvid/kernels")
 
 
 class ModelSettings(Section):

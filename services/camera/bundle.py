@@ -21,6 +21,9 @@ from services.camera.geometry import skew, so3_exp
 from services.camera.optim import LinearizedProblem, LMResult, cauchy_cost, cauchy_weights, levenberg_marquardt
 
 MIN_DEPTH_Z = 1e-3
+# An observation whose point crosses behind its camera costs this many squared loss scales (far above any
+# inlier's Cauchy cost): the optimiser backs off such steps instead of flipping points through the camera.
+BEHIND_CAMERA_COST = 10.0
 
 
 @dataclass
@@ -80,7 +83,7 @@ def _prior_cost(p: BundleProblem) -> float:
 
 def total_cost(p: BundleProblem) -> float:
     r, valid = residuals(p)
-    behind = (~valid).sum() * p.loss_scale_px**2 * 10.0  # a point crossing behind a camera costs a lot
+    behind = (~valid).sum() * p.loss_scale_px**2 * BEHIND_CAMERA_COST
     return cauchy_cost(r, p.loss_scale_px) + behind + _prior_cost(p)
 
 
@@ -124,7 +127,7 @@ def linearize(p: BundleProblem) -> tuple[LinearizedProblem, float]:
         pidx = np.full(len(h), -1)
         prior_h = prior_g = None
     lin = LinearizedProblem(r, w, pose_index, J, pidx, jp, prior_h, prior_g)
-    cost = cauchy_cost(r, p.loss_scale_px) + (~valid).sum() * p.loss_scale_px**2 * 10.0 + _prior_cost(p)
+    cost = cauchy_cost(r, p.loss_scale_px) + (~valid).sum() * p.loss_scale_px**2 * BEHIND_CAMERA_COST + _prior_cost(p)
     return lin, cost
 
 

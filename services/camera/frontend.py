@@ -15,8 +15,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from services.camera.params import MAX_TRACKS, WORKING_MAX_SIDE
 from services.kernels.klt_ops import LKParams
 from services.kernels.klt_ops import forward_backward as klt_forward_backward
+
+MIN_WORKING_SIDE = 16  # px: a smaller frame has no room for a KLT window and its pyramid
+MASK_OPEN = 255  # OpenCV's detection mask: non-zero where corners may be found
 
 
 @dataclass
@@ -29,8 +33,8 @@ class FrameTracks:
 
 @dataclass
 class FrontEndConfig:
-    max_side: int = 640  # working resolution (long side, pixels)
-    max_tracks: int = 600
+    max_side: int = WORKING_MAX_SIDE  # the camera section's ``working_max_side`` (services/camera/params.py)
+    max_tracks: int = MAX_TRACKS  # the camera section's ``max_tracks``
     min_distance: int = 12
     quality: float = 0.005
     fb_threshold_px: float = 0.7
@@ -41,15 +45,21 @@ class FrontEndConfig:
     overlay_min_age: int = 24  # frames a track is followed before it can be called screen-fixed
     overlay_max_motion_px: float = 1.0  # ... if it never moved farther than this from its start
     overlay_scene_motion_px: float = 20.0  # ... while the median track of that age moved at least this far
+    overlay_min_old: int = 8  # tracks of that age needed before their median motion says anything
+    refill_divisor: int = 8  # new corners are detected once an eighth of max_tracks is missing (not for every loss)
+    corner_block: int = 5  # Shi-Tomasi's neighbourhood (px): corners stable under the working size's blur
+    lk_iterations: int = 30  # Lucas-Kanade iterations per pyramid level (OpenCV's default) ...
+    lk_eps: float = 0.01  # ... or until the step is below this (px)
+    hist_bins: int = 8  # bins per colour channel of the cut test's histogram: coarse, robust to motion and noise
 
 
 def working_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     s = min(1.0, max_side / max(width, height))
-    return max(16, int(round(width * s))), max(16, int(round(height * s)))
+    return max(MIN_WORKING_SIDE, int(round(width * s))), max(MIN_WORKING_SIDE, int(round(height * s)))
 
 
-def _histogram(rgb: np.ndarray) -> np.ndarray:
-    h = cv2.calcHist([rgb], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3)
+def _histogram(rgb: np.ndarray, bins: int) -> np.ndarray:
+    h = cv2.calcHist([rgb], [0, 1, 2], None, [bins] * 3, [0, 256] * 3)
     return cv2.normalize(h, h).ravel()
 
 
@@ -79,12 +89,13 @@ class KLTTracker:
 
     def _detect(self, gray: np.ndarray) -> None:
         need = self.cfg.max_tracks - len(self.pts)
-        if need < self.cfg.max_tracks // 8:
+        if need < self.cfg.max_tracks // self.cfg.refill_divisor:
             return
-        mask = np.full(gray.shape, 255, np.uint8)
+        mask = np.full(gray.shape, MASK_OPEN, np.uint8)
         for x, y in self.pts.astype(int):
             cv2.circle(mask, (int(x), int(y)), self.cfg.min_distance, 0, -1)
-        corners = cv2.goodFeaturesToTrack(gray, need, self.cfg.quality, self.cfg.min_distance, mask=mask, blockSize=5)
+        corners = cv2.goodFeaturesToTrack(gray, need, self.cfg.quality, self.cfg.min_distance, mask=mask,
+                                          blockSize=self.cfg.corner_block)
         if corners is None:
             return
         corners = corners.reshape(-1, 2).astype(np.float32)
@@ -97,7 +108,7 @@ class KLTTracker:
         self.next_id += len(corners)
 
     def _track(self, gray: np.ndarray) -> np.ndarray:
-        lk = LKParams(self.cfg.lk_window, self.cfg.lk_levels, iterations=30, eps=0.01)
+        lk = LKParams(self.cfg.lk_window, self.cfg.lk_levels, iterations=self.cfg.lk_iterations, eps=self.cfg.lk_eps)
         # OpenCV on the CPU, torch ops on a GPU (kernels.device): the same algorithm, services/kernels/klt_ops.py
         p1, found, fb = klt_forward_backward(self.prev_gray, gray, self.pts, lk)
         h, w = gray.shape
@@ -116,7 +127,7 @@ class KLTTracker:
         but no longer reported."""
         cfg = self.cfg
         old = self.age >= cfg.overlay_min_age
-        if old.sum() < 8:
+        if old.sum() < cfg.overlay_min_old:
             return
         if float(np.median(self.reach[old])) < cfg.overlay_scene_motion_px:
             return  # the scene itself is (mostly) still: a tripod shot, nothing to tell apart
@@ -129,7 +140,7 @@ class KLTTracker:
             self.scale = self.size[0] / W
         small = rgb if (W, H) == self.size else cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        hist = _histogram(small)
+        hist = _histogram(small, self.cfg.hist_bins)
         if self.prev_gray is not None and len(self.pts):
             n_before = len(self.pts)
             self._track(gray)

@@ -32,11 +32,6 @@ def project_to_so3(M: np.ndarray) -> np.ndarray:
     return U @ D @ Vt
 
 
-def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
-    c = (np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0
-    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
-
-
 def slerp_pose(R0: np.ndarray, C0: np.ndarray, R1: np.ndarray, C1: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
     """Geodesic interpolation of a camera-to-world pose (used only as an initial guess)."""
     dR = so3_exp(t * so3_log(R0.T @ R1))

@@ -22,6 +22,9 @@ from services.camera.frontend import FrameTracks
 from services.camera.sfm import Intrinsics, KeyframeOdometry, SfmConfig
 from services.camera.twoview import relative_motion
 
+# Smallest cost (per observation, normalised units) a ratio divides by: an exact fit's cost is zero.
+COST_FLOOR = 1e-9
+
 
 @dataclass
 class FocalEstimate:
@@ -29,6 +32,31 @@ class FocalEstimate:
     estimated: bool  # False: not observable here, the prior is returned
     source: str  # "ba-search" or "prior: ..."
     curve: list[tuple[float, float]]  # (hfov deg, cost per observation)
+
+
+@dataclass(frozen=True)
+class FocalSearch:
+    """How the focal search runs: fixed tuning, not settings (every field changes what ``estimated`` means)."""
+
+    # keyframes in the stretch of pure rotation the search prefers (a homography pins the focal best)
+    chunk: int = 10
+    # keyframes in a stretch with translation: rotation with translation determines the focal more weakly
+    general_chunk: int = 20
+    min_pan_tilt_deg: float = 3.0  # pan and tilt a stretch needs before it can observe the focal at all
+    # points in the search's bundle adjustments: a fixed size, so that the focal's sigma compares across clips
+    max_points: int = 160
+    refine_points: int = 400  # points in the final refinement, once the clip is known to pin the focal
+    hfov_range: tuple[float, float] = (12.0, 120.0)  # fields of view searched: long telephoto to wide angle
+    max_sigma: float = 0.015  # relative focal uncertainty above which the clip does not determine the focal
+    grid_points: int = 13  # coarse grid over the range (log focal): about 20% apart, inside one cost basin each
+    coarse_iterations: int = 8  # bundle-adjustment iterations per cold-started grid point
+    calibrate_iterations: int = 40  # iterations of a self-calibrating (focal-free) bundle adjustment
+    profile_iterations: int = 15  # iterations of a profile fit beside the minimum (warm-started)
+    profile_step: float = 1.06  # profile points 6% either side of the minimum: the cost's curvature
+    profile_offset: float = 0.06  # profile_step - 1 written out exactly: the step that scales the focal's sigma
+    max_restarts: int = 3  # self-calibration restarts from a better profile side before giving up on improving
+    # chi-square (1 degree of freedom, ~3 sigma) beyond which a pure rotation's profile excludes the prior
+    chi2_limit: float = 9.0
 
 
 def hfov_to_focal(hfov_deg: float, width: float) -> float:
@@ -98,10 +126,11 @@ def pan_tilt_from_pairs(keyframes: list[FrameTracks], f: float, cx: float, cy: f
 
 
 def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, height: float, prior_label: str,
-                   cfg: SfmConfig, chunk: int = 10, general_chunk: int = 20, min_pan_tilt_deg: float = 3.0, max_points: int = 160,
-                   refine_points: int = 400,
-                   hfov_range: tuple[float, float] = (12.0, 120.0), max_sigma: float = 0.015) -> FocalEstimate:
+                   cfg: SfmConfig, search: FocalSearch = FocalSearch()) -> FocalEstimate:
     """``keyframes``: the segment's keyframe tracks. Returns the focal in working-resolution pixels."""
+    chunk, general_chunk, min_pan_tilt_deg = search.chunk, search.general_chunk, search.min_pan_tilt_deg
+    max_points, refine_points, hfov_range, max_sigma = (search.max_points, search.refine_points, search.hfov_range,
+                                                        search.max_sigma)
     cx, cy = width / 2.0, height / 2.0
     if len(keyframes) < 4:
         return FocalEstimate(f_prior, False, f"prior ({prior_label}): too few keyframes", [])
@@ -143,40 +172,44 @@ def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, h
 
     # coarse grid (cold starts) to land in the right basin
     lo, hi = hfov_to_focal(hfov_range[1], width), hfov_to_focal(hfov_range[0], width)
-    grid = np.exp(np.linspace(np.log(lo), np.log(hi), 13))
-    coarse = [solve(f, Rc, Cc, 8)[0] for f in grid]
+    grid = np.exp(np.linspace(np.log(lo), np.log(hi), search.grid_points))
+    coarse = [solve(f, Rc, Cc, search.coarse_iterations)[0] for f in grid]
     b = int(np.argmin(coarse))
     if b in (0, len(grid) - 1):
         return _prior_or_bound(grid, f_prior, prior_label, "focal search hit the range limit",
-                               curve, width, lambda f, it, rot=True, free=False: solve(f, Rc, Cc, it, free, rot))
+                               curve, width, lambda f, it, rot=True, free=False: solve(f, Rc, Cc, it, free, rot),
+                               search)
     # self-calibrating bundle adjustment from there (log focal is one more unknown)
-    best_cost, prob = solve(grid[b], Rc, Cc, 40, focal_free=True)
-    for _ in range(3):
+    best_cost, prob = solve(grid[b], Rc, Cc, search.calibrate_iterations, focal_free=True)
+    for _ in range(search.max_restarts):
         f_best = float(prob.focal_px)
-        # profile cost 6% either side (other unknowns re-optimised): curvature, and a check that
+        # profile cost either side (other unknowns re-optimised): curvature, and a check that
         # the self-calibration reached the minimum (else restart from the better side)
-        sides = [solve(f_best * k, prob.R, prob.C, 15) for k in (1 / 1.06, 1.06)]
+        sides = [solve(f_best * k, prob.R, prob.C, search.profile_iterations)
+                 for k in (1 / search.profile_step, search.profile_step)]
         better = min(sides, key=lambda s: s[0])
         if better[0] >= best_cost:
             break
-        best_cost, prob = solve(float(better[1].focal_px), better[1].R, better[1].C, 40, focal_free=True)
+        best_cost, prob = solve(float(better[1].focal_px), better[1].R, better[1].C, search.calibrate_iterations,
+                                focal_free=True)
     f_best = float(prob.focal_px)
-    rise = (min(s[0] for s in sides) - best_cost) / max(best_cost, 1e-9)
+    rise = (min(s[0] for s in sides) - best_cost) / max(best_cost, COST_FLOOR)
     chi2 = 2.0 * len(prob.obs_cam) * rise
-    sigma = 0.06 / np.sqrt(chi2) if chi2 > 0 else np.inf
+    # one sigma of log focal: where the cost's parabola through the profile points rises by chi2 = 1
+    sigma = search.profile_offset / np.sqrt(chi2) if chi2 > 0 else np.inf
     if sigma > max_sigma:
         return _prior_or_bound(grid, f_prior, prior_label,
                                f"focal not determined (sigma {100 * sigma:.1f}%)", curve, width,
-                               lambda f, it, rot=True, free=False: solve(f, Rc, Cc, it, free, rot))
+                               lambda f, it, rot=True, free=False: solve(f, Rc, Cc, it, free, rot), search)
     # Whether the clip pins the focal is judged on a fixed-size problem (above: its sigma shrinks with
     # the number of points while a near-degenerate motion's bias does not); once it does, all points refine it.
-    _, fine = solve(f_best, prob.R, prob.C, 40, focal_free=True, points=refine_points)
+    _, fine = solve(f_best, prob.R, prob.C, search.calibrate_iterations, focal_free=True, points=refine_points)
     f_best = float(fine.focal_px)
     return FocalEstimate(f_best, True, f"self-calibrating BA (sigma {100 * sigma:.2f}%)", _curve(curve, width))
 
 
 def _prior_or_bound(grid: np.ndarray, f_prior: float, prior_label: str, why: str,
-                    curve: dict[float, float], width: float, fit, chi2_limit: float = 9.0) -> FocalEstimate:
+                    curve: dict[float, float], width: float, fit, search: FocalSearch = FocalSearch()) -> FocalEstimate:
     """The focal is not pinned down, but a pure rotation may still exclude the prior: a telephoto pan
     fitted at a 60 deg prior leaves a perspective misfit that translation and depths then soak up.
 
@@ -188,26 +221,27 @@ def _prior_or_bound(grid: np.ndarray, f_prior: float, prior_label: str, why: str
        clearly more than noise (movers and rolling shutter included). Only a rotation's profile
        is trusted: with translation in the model the narrow-field end is a degenerate direction
        (the affine limit), which would pull any truck or pedestal shot to a telephoto.
-    2. Does its profile exclude the prior (chi2 > ``chi2_limit``, converged fits)? Then the focal
+    2. Does its profile exclude the prior (chi2 > ``search.chi2_limit``, converged fits)? Then the focal
        inside the confidence region nearest the prior is used: a bound, not an estimate, reported
        as such (the widest field of view, i.e. the largest rotation, the data allow).
     """
     full_curve = _curve(curve, width)  # the search's own curve (the fits below are not added to it)
     prior_est = FocalEstimate(f_prior, False, f"prior ({prior_label}): {why}", full_curve)
-    cost = np.array([fit(float(f), 8)[0] for f in grid])
+    chi2_limit, iterations = search.chi2_limit, search.calibrate_iterations
+    cost = np.array([fit(float(f), search.coarse_iterations)[0] for f in grid])
     b = int(np.argmin(cost))
-    rot_best, rot_prob = fit(float(grid[b]), 40, True, True)  # self-calibrating: off the grid
-    rot_best = max(rot_best, 1e-9)
-    full_best, full_prob = min((fit(float(rot_prob.focal_px), 40, False), fit(f_prior, 40, False)),
+    rot_best, rot_prob = fit(float(grid[b]), iterations, True, True)  # self-calibrating: off the grid
+    rot_best = max(rot_best, COST_FLOOR)
+    full_best, full_prob = min((fit(float(rot_prob.focal_px), iterations, False), fit(f_prior, iterations, False)),
                                key=lambda r: r[0])
     n_obs = len(full_prob.obs_cam)
     extra = len(full_prob.rho) + 3 * (len(full_prob.R) - 1) - 1
-    lr = 2.0 * n_obs * (rot_best - full_best) / max(full_best, 1e-9)
+    lr = 2.0 * n_obs * (rot_best - full_best) / max(full_best, COST_FLOOR)
     if not np.isfinite(lr) or lr > extra * np.log(2.0 * n_obs):
         return prior_est  # translation (or movers) needed: the rotation profile says nothing
     chi2 = 2.0 * n_obs * (np.maximum(cost, rot_best) - rot_best) / rot_best
     chi2[b] = 0.0
-    prior_chi2 = 2.0 * n_obs * (fit(f_prior, 40)[0] - rot_best) / rot_best
+    prior_chi2 = 2.0 * n_obs * (fit(f_prior, iterations)[0] - rot_best) / rot_best
     if prior_chi2 <= chi2_limit or not np.isfinite(prior_chi2):
         return prior_est
     logf = np.log(grid)

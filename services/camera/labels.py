@@ -24,22 +24,37 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 from scipy.spatial.transform import Rotation
 
-VOCABULARY = ("Dolly In", "Dolly Out", "Truck Left", "Truck Right", "Pedestal Up", "Pedestal Down",
-              "Pan Left", "Pan Right", "Tilt Up", "Tilt Down", "Roll CW", "Roll CCW", "Stay")
-CONFLICTS = (("Dolly In", "Dolly Out"), ("Truck Left", "Truck Right"), ("Pedestal Up", "Pedestal Down"),
-             ("Pan Left", "Pan Right"), ("Tilt Up", "Tilt Down"), ("Roll CW", "Roll CCW"))
+from services.camera.vocabulary import Component, MotionLabel
+
+STAY = MotionLabel.STAY.value  # the label of a sample step without motion
+
 DIST_LEVELS = (0.08, 0.28, 0.92, 2.41)
-# The reference votes over EMA alphas (0.03, 0.05, 0.1) at 5 Hz, which smears motion over 2-7 s
-# (exact poses then agree with the bench's labels on 5-63% of frames); these alphas keep its
-# three-way vote but follow the motion.
+# The reference votes over EMA alphas (0.03, 0.05, 0.1) at 5 Hz, which smears motion over 2-7 s, so
+# labels lag and outlast the motion even on exact poses; these alphas keep its three-way vote but follow the motion.
 SMOOTHING_ALPHAS = (0.5, 0.7, 1.0)
 INTERVALS = (1, 2, 3)
 # Stay wins when it has this many times the votes of the strongest motion (the reference's own 3x gap rule).
 STAY_DOMINANCE = 3.0
+# The reference's selection: a motion with this many times the votes of the next one stands alone; else every motion
+# with at least RUNNER_UP_SHARE of the top votes is kept, at most MAX_LABELS of them.
+MOTION_DOMINANCE = 3
+RUNNER_UP_SHARE = 0.5
+MAX_LABELS = 4
+REFERENCE_SAMPLE_S = 0.2  # the reference sampled poses every 0.2 s (5 Hz)
+# The reference's rotation threshold: its figure in degrees divided by this (1.5 deg -> 0.83 deg per sample step).
+REFERENCE_ROTATION_DIVISOR = 1.8
+# The helper axis for the level frame must not be nearly parallel to up (a well-conditioned cross product).
+HELPER_AXIS_MAX_COS = 0.9
+NORM_FLOOR = 1e-12  # a camera looking straight up has no level forward: no division by its zero length
+PITCH_TIE_BREAK = 1e-3  # among equally sparse explanations of the motion, the least pitched camera wins
+MIN_ANOMALY_SAMPLES = 4  # the constant-acceleration prediction needs three samples before the one it checks
+MIN_TURN_LEG = 1e-8  # a sample this close to the path's start or end has no direction to turn from
+TURN_SMOOTHING_SAMPLES = 5  # turning angles are smoothed over about a second at 5 Hz (pose jitter is not a turn)
+TURN_MIN_SEPARATION = 5  # two turns count separately only a second or more apart
 
 
 def reference_sample_step(fps: float) -> int:
-    return max(1, int(0.2 * fps))
+    return max(1, int(REFERENCE_SAMPLE_S * fps))
 
 
 def _ema(x: np.ndarray, alpha: float) -> np.ndarray:
@@ -66,13 +81,13 @@ def smooth_poses(c2w: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]
 def _level_angles(R: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heading (about ``up``), pitch and roll of each camera, radians, unwrapped."""
     f, r = R[:, :, 2], R[:, :, 0]
-    h1 = np.cross(up, [1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.cross(up, [0.0, 0.0, 1.0])
+    h1 = np.cross(up, [1.0, 0.0, 0.0]) if abs(up[0]) < HELPER_AXIS_MAX_COS else np.cross(up, [0.0, 0.0, 1.0])
     h1 /= np.linalg.norm(h1)
     h2 = np.cross(up, h1)  # h1 -> h2 is a positive (counter-clockwise from above) turn about up
     yaw = np.unwrap(np.arctan2(f @ h2, f @ h1))
     pitch = np.arcsin(np.clip(f @ up, -1.0, 1.0))
     r0 = np.cross(f, up)
-    r0 /= np.maximum(np.linalg.norm(r0, axis=1, keepdims=True), 1e-12)
+    r0 /= np.maximum(np.linalg.norm(r0, axis=1, keepdims=True), NORM_FLOOR)
     d0 = np.cross(f, r0)
     roll = np.unwrap(np.arctan2((r * d0).sum(1), (r * r0).sum(1)))
     return yaw, pitch, roll
@@ -84,20 +99,16 @@ def motion_components(R: np.ndarray, C: np.ndarray, up: np.ndarray, i: np.ndarra
     yaw, pitch, roll = _level_angles(R, up)
     f = R[i, :, 2]
     fh = f - (f @ up)[:, None] * up
-    fh /= np.maximum(np.linalg.norm(fh, axis=1, keepdims=True), 1e-12)
+    fh /= np.maximum(np.linalg.norm(fh, axis=1, keepdims=True), NORM_FLOOR)
     rh = np.cross(fh, up)
     d = C[j] - C[i]
     return np.column_stack([(d * fh).sum(1), (d * rh).sum(1), d @ up,
                             yaw[j] - yaw[i], pitch[j] - pitch[i], roll[j] - roll[i]])
 
 
-NAMES = (("Dolly In", "Dolly Out"), ("Truck Right", "Truck Left"), ("Pedestal Up", "Pedestal Down"),
-         ("Pan Left", "Pan Right"), ("Tilt Up", "Tilt Down"), ("Roll CW", "Roll CCW"))
-
-
 def _pair_instructions(R: np.ndarray, C: np.ndarray, up: np.ndarray, t_thr: float, r_thr_deg: float,
                        interval: int) -> list[list[str]]:
-    r_thr = np.radians(r_thr_deg * sqrt(interval) / 1.8)
+    r_thr = np.radians(r_thr_deg * sqrt(interval) / REFERENCE_ROTATION_DIVISOR)
     t_thr = t_thr * sqrt(interval)
     i = np.arange(0, len(R) - interval, _stride(interval))
     if not len(i):
@@ -106,8 +117,8 @@ def _pair_instructions(R: np.ndarray, C: np.ndarray, up: np.ndarray, t_thr: floa
     thr = np.array([t_thr] * 3 + [r_thr] * 3)
     out = []
     for row in comp:
-        ins = [NAMES[k][0 if row[k] > 0 else 1] for k in range(6) if abs(row[k]) > thr[k]]
-        out.append(ins or ["Stay"])
+        ins = [MotionLabel.of(k, row[k] > 0).value for k in Component if abs(row[k]) > thr[k]]
+        out.append(ins or [STAY])
     return out
 
 
@@ -124,7 +135,7 @@ def estimate_up(c2w: np.ndarray, t_thr: float, r_thr_rad: float, max_pitch_deg: 
     for pitch in np.radians(np.arange(-max_pitch_deg, max_pitch_deg + 0.5, 1.0)):
         up = R0 @ np.array([0.0, -np.cos(pitch), -np.sin(pitch)])
         comp = motion_components(R, C, up, i, i + 1) / scale
-        cost = np.abs(comp).sum() + 1e-3 * abs(pitch)
+        cost = np.abs(comp).sum() + PITCH_TIE_BREAK * abs(pitch)
         if cost < best:
             best, best_up = cost, up
     return best_up
@@ -141,30 +152,30 @@ def _select(votes: Counter) -> list[str]:
     """The reference's conflict removal and 'smart selection' (at most 4 labels)."""
     chosen, taken = [], set()
     for inst, count in votes.most_common():
-        if any(inst in g and any(s in g for s in taken) for g in CONFLICTS):
+        if MotionLabel(inst).opposite in taken:
             continue
         chosen.append((inst, count))
         taken.add(inst)
     if not chosen:
-        return ["Stay"]
+        return [STAY]
     if len(chosen) == 1:
         return [chosen[0][0]]
-    others = [c for c in chosen if c[0] != "Stay"]
+    others = [c for c in chosen if c[0] != STAY]
     if not others:
-        return ["Stay"]
-    stay = sum(c for i, c in chosen if i == "Stay")
+        return [STAY]
+    stay = sum(c for i, c in chosen if i == STAY)
     if stay >= STAY_DOMINANCE * others[0][1]:
         # not in the reference (any single motion vote beat Stay, so labels ran on after the camera stopped)
-        return ["Stay"]
+        return [STAY]
     counts = [c for _, c in others]
     top = counts[0]
-    if len(others) >= 2 and top >= counts[1] * 3:
+    if len(others) >= 2 and top >= counts[1] * MOTION_DOMINANCE:
         sel = [i for i, c in others if c == top]
     else:
-        sel = [i for i, c in others if c >= top * 0.5][:4]
-    if len(sel) < 2 and len(others) >= 2 and top < counts[1] * 3:
+        sel = [i for i, c in others if c >= top * RUNNER_UP_SHARE][:MAX_LABELS]
+    if len(sel) < 2 and len(others) >= 2 and top < counts[1] * MOTION_DOMINANCE:
         sel = [i for i, _ in others[:2]]
-    return sel or ["Stay"]
+    return sel or [STAY]
 
 
 def path_length(C: np.ndarray) -> float:
@@ -178,7 +189,7 @@ def sample_instructions(c2w: np.ndarray, intervals=INTERVALS, alphas=SMOOTHING_A
     if n < 2:
         return []
     t_thr = max(path_length(c2w[:, :3, 3]) / n / f_translation, min_translation)
-    up = estimate_up(c2w, t_thr, np.radians(rotation_deg / 1.8))
+    up = estimate_up(c2w, t_thr, np.radians(rotation_deg / REFERENCE_ROTATION_DIVISOR))
     results = []
     for interval, alpha in itertools.product(intervals, alphas):
         R, C = smooth_poses(c2w, alpha)
@@ -192,7 +203,7 @@ def sample_instructions(c2w: np.ndarray, intervals=INTERVALS, alphas=SMOOTHING_A
                 s0 = k * stride
                 if s0 <= start and start + 1 <= s0 + interval:
                     votes.update(ins)
-        final.append(_select(votes) if votes else ["Stay"])
+        final.append(_select(votes) if votes else [STAY])
     return final
 
 
@@ -207,7 +218,7 @@ def motion_instructions(c2w: np.ndarray, fps: float, frame_indices: np.ndarray |
     idx = np.arange(n) if frame_indices is None else np.asarray(frame_indices)
     segments = segments or [(int(idx[0]), int(idx[-1]) + 1)] if n else []
     step = reference_sample_step(fps)
-    per_frame: list[list[str]] = [["Stay"] for _ in range(n)]
+    per_frame: list[list[str]] = [[STAY] for _ in range(n)]
     for a, b in segments:
         rows = np.nonzero((idx >= a) & (idx < b))[0]
         if len(rows) < 2:
@@ -231,7 +242,7 @@ def motion_instructions(c2w: np.ndarray, fps: float, frame_indices: np.ndarray |
 # ---- trajectory statistics -------------------------------------------------------------------
 def anomaly(C: np.ndarray, threshold: float = 0.03, consecutive: int = 2) -> bool:
     """Constant-acceleration prediction error above ``threshold`` on ``consecutive`` samples in a row."""
-    if len(C) < 4:
+    if len(C) < MIN_ANOMALY_SAMPLES:
         return True  # the reference flags clips too short to judge
     v1 = C[2:-1] - C[1:-2]
     v2 = C[1:-2] - C[:-3]
@@ -264,12 +275,12 @@ def trajectory_turns(C: np.ndarray, threshold: float = 0.45) -> int:
     v1 = C[1:-1] - C[0]
     v2 = C[-1] - C[1:-1]
     n1, n2 = np.linalg.norm(v1, axis=1), np.linalg.norm(v2, axis=1)
-    ok = (n1 >= 1e-8) & (n2 >= 1e-8)
+    ok = (n1 >= MIN_TURN_LEG) & (n2 >= MIN_TURN_LEG)
     if not ok.any():
         return 0
     cos = (v1[ok] * v2[ok]).sum(1) / (n1[ok] * n2[ok])
-    angles = gaussian_filter1d(np.arccos(np.clip(cos, -1, 1)), sigma=5, mode="reflect")
-    peaks, _ = find_peaks(angles, height=threshold, distance=5)
+    angles = gaussian_filter1d(np.arccos(np.clip(cos, -1, 1)), sigma=TURN_SMOOTHING_SAMPLES, mode="reflect")
+    peaks, _ = find_peaks(angles, height=threshold, distance=TURN_MIN_SEPARATION)
     count = len(peaks)
     if angles.max() > threshold and not np.isin(angles.max(), angles[peaks]):
         count += 1

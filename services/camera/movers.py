@@ -8,10 +8,10 @@ tell the two apart, but the tracks can:
 * "carriers" are the tracks that need the translation: the full model explains them, the
   camera's pure rotation clearly does not (off by twice the tolerance or more);
 * a translating camera in a static world shows parallax graded by depth, so its carriers move
-  differently from one another and no rotation of their own explains them (measured on the
-  shared cases: 0-7% of carriers fit up to three such rotations);
-* a rigid object moving in front of the camera moves as one: a rotation of its own explains its
-  tracks (bikes.mp4: 68% in shot 30-76, 57-78% in windows of it, 83% in shot 187-242).
+  differently from one another and no rotation of their own explains them (few carriers fit up
+  to three such rotations);
+* a rigid object moving in front of the camera moves as one: a rotation of its own explains most of
+  its tracks (the measurements behind both figures: bench/results/README.md, "Numbers in production code").
 
 When most carriers are rigid like that, the translation came from movers; when hardly any track
 needs it (under 5%), the static scene shows none. Either way the segment is a pure rotation,
@@ -32,12 +32,17 @@ from services.camera.frontend import FrameTracks
 from services.camera.intrinsics import hfov_to_focal
 from services.camera.sfm import Intrinsics, KeyframeOdometry, SfmConfig
 
+# The rotation hypothesis is fitted with a lighter window than the odometry's: enough to tell 1.5 px apart.
+ROTATION_BA_ITERATIONS = 3
+ROTATION_BA_POINTS = 150
+MIN_NARROWER_FOCAL = 1.2  # a narrower field of view is tried only if its focal is 20% longer (else: the same fit)
+
 
 @dataclass
 class MoverTestConfig:
     tolerance_px: float = 1.5  # a model explains a track when its median reprojection error is below this
     min_carriers: int = 12  # fewer carriers than this (or than ``min_carrier_share``): no parallax to speak of
-    min_carrier_share: float = 0.05  # of the judged tracks (translating shared cases: 54-85%)
+    min_carrier_share: float = 0.05  # of the judged tracks (a translating camera makes most tracks carriers)
     rigid_fraction: float = 0.5  # carriers rotations of their own explain, above which they are movers
     max_groups: int = 3  # movers seen at once (each is fitted by its own rotation, in turn, largest first)
     need_factor: float = 2.0  # a carrier's rotation error is at least this many tolerances: it clearly needs translation
@@ -67,8 +72,8 @@ def only(ft: FrameTracks, ids: np.ndarray, keep: bool = True) -> FrameTracks:
 
 
 def _rotation_errors(keyframes: list[FrameTracks], K: Intrinsics, cfg: SfmConfig) -> tuple[np.ndarray, np.ndarray]:
-    # rotations only: a lighter window than the odometry's is enough to tell 1.5 px apart
-    vo = KeyframeOdometry(K, replace(cfg, rotation_only=True, refine_window=0, ba_iterations=3, max_ba_points=150))
+    vo = KeyframeOdometry(K, replace(cfg, rotation_only=True, refine_window=0, ba_iterations=ROTATION_BA_ITERATIONS,
+                                     max_ba_points=ROTATION_BA_POINTS))
     for ft in keyframes:
         vo.add_keyframe(ft)
     return vo.track_errors()
@@ -82,7 +87,7 @@ def translation_from_movers(keyframes: list[FrameTracks], K: Intrinsics, cfg: Sf
     ids_full, err_full = full.track_errors()
     # the rotation hypothesis at the focal (the segment's, or a narrower one) where it explains the most tracks
     narrower = [] if focal_trusted else [hfov_to_focal(h, 2 * K.cx) for h in test.rotation_hfov_deg]
-    candidates = [K] + [Intrinsics(f, K.cx, K.cy) for f in narrower if f > 1.2 * K.f]
+    candidates = [K] + [Intrinsics(f, K.cx, K.cy) for f in narrower if f > MIN_NARROWER_FOCAL * K.f]
     fits = [(K_rot, *_rotation_errors(keyframes, K_rot, cfg)) for K_rot in candidates]
     K, ids_rot, err_rot = max(fits, key=lambda c: int((c[2] < test.tolerance_px).sum()))
     ids, i_full, i_rot = np.intersect1d(ids_full, ids_rot, return_indices=True)

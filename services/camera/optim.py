@@ -21,6 +21,18 @@ from services.kernels import bundle_ops
 
 POSE_DOF = 6
 
+# Levenberg-Marquardt damping: a floor on the diagonal for directions no observation constrains (a point seen
+# once, a gauge freedom), plus DAMPING_FLOOR per unit of damping so a zero diagonal still gets damped.
+DIAGONAL_FLOOR = 1e-9
+DAMPING_FLOOR = 1e-6
+# A successful step relaxes the damping by DAMPING_DECREASE (towards Gauss-Newton, never below MIN_DAMPING); a
+# failed one raises it by DAMPING_INCREASE, and past MAX_DAMPING the steps are too small to matter: converged.
+DAMPING_DECREASE = 3.0
+DAMPING_INCREASE = 8.0
+MIN_DAMPING = 1e-7
+MAX_DAMPING = 1e6
+COST_FLOOR = 1e-12  # the relative gain of a step from a zero cost is not divided by zero
+
 
 @dataclass
 class LinearizedProblem:
@@ -71,7 +83,7 @@ def solve_normal_equations(
     Hcc, gc = ne.Hcc, ne.gc
 
     if num_points == 0:
-        Hcc = Hcc + np.diag(damping * np.diag(Hcc) + 1e-9 + damping * 1e-6)
+        Hcc = Hcc + np.diag(damping * np.diag(Hcc) + DIAGONAL_FLOOR + damping * DAMPING_FLOOR)
         dc = _solve(Hcc, gc)
         return dc.reshape(num_poses, POSE_DOF), np.zeros(0)
 
@@ -81,8 +93,8 @@ def solve_normal_equations(
         gp += lin.point_prior_gradient
 
     # Levenberg-Marquardt damping (multiplicative on the diagonal, plus a floor for unobserved directions).
-    Hcc = Hcc + np.diag(damping * np.diag(Hcc) + 1e-9 + damping * 1e-6)
-    Hpp = Hpp * (1.0 + damping) + 1e-9
+    Hcc = Hcc + np.diag(damping * np.diag(Hcc) + DIAGONAL_FLOOR + damping * DAMPING_FLOOR)
+    Hpp = Hpp * (1.0 + damping) + DIAGONAL_FLOOR
     inv_pp = 1.0 / Hpp
     S = Hcc - (Hcp * inv_pp) @ Hcp.T
     b = gc - Hcp @ (gp * inv_pp)
@@ -123,16 +135,16 @@ def levenberg_marquardt(
         candidate = retract(state, dc, dp)
         new_cost = cost(candidate)
         if np.isfinite(new_cost) and new_cost < current:
-            gain = (current - new_cost) / max(current, 1e-12)
+            gain = (current - new_cost) / max(current, COST_FLOOR)
             state, current = candidate, new_cost
-            damping = max(damping / 3.0, 1e-7)
+            damping = max(damping / DAMPING_DECREASE, MIN_DAMPING)
             if gain < tolerance:
                 converged = True
                 break
             lin, current = linearize(state)
         else:
-            damping *= 8.0
-            if damping > 1e6:
+            damping *= DAMPING_INCREASE
+            if damping > MAX_DAMPING:
                 converged = True
                 break
     return state, LMResult(cost=current, initial_cost=initial, iterations=it, converged=converged)

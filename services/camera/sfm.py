@@ -17,12 +17,25 @@ import numpy as np
 from services.camera import bundle
 from services.camera.frontend import FrameTracks
 from services.camera.geometry import slerp_pose
+from services.camera.params import BA_WINDOW, REFINE_WINDOW
 from services.camera.twoview import relative_motion
+
+INITIAL_POINT_CAPACITY = 4096  # track ids the point map holds before it grows (a few seconds of tracking)
+MIN_SCALE_RHO = 1e-6  # inverse-depth scale floor: a map of points at infinity still gives finite prior weights
+MIN_POSE_OBSERVATIONS = 6  # a pose has six unknowns: fewer observations leave it undetermined
+# A keyframe's pose is refined against the map from this many triangulated tracks on (fewer: the two-view guess
+# stands); the same count of triangulated points sets the clip's unit of length.
+MIN_POSE_POINTS = 30
+RETRIANGULATE_GAIN = 1.5  # a point is triangulated again when a new view gives it this much more parallax
+BASELINE_FLOOR = 1e-18  # a zero baseline (squared, normalised units) leaves the point's inverse depth at zero
+MIN_SCALE_POINTS = 10  # points whose median sets the inverse-depth scale (fewer: the last scale stands)
+# The unit of length is the near scene depth: the 90th percentile of inverse depth is the 10th of depth.
+NEAR_INVERSE_DEPTH_PERCENTILE = 90
 
 
 @dataclass
 class SfmConfig:
-    window: int = 8
+    window: int = BA_WINDOW  # the camera section's ``window`` (services/camera/params.py)
     ba_iterations: int = 6
     pose_iterations: int = 6
     loss_scale_px: float = 1.0
@@ -39,7 +52,7 @@ class SfmConfig:
     prior_per_old_obs: float = 0.5  # extra weight per keyframe observation that left the window
     # After odometry, bundle-adjust longer overlapping windows of keyframes with every point they share
     # (0: off). Memory and time stay linear in clip length, unlike one global adjustment.
-    refine_window: int = 16
+    refine_window: int = REFINE_WINDOW  # the camera section's ``refine_window``
     refine_overlap: int = 8
     refine_points: int = 1200
     refine_iterations: int = 8
@@ -68,7 +81,7 @@ class _PointMap:
 
     def __init__(self) -> None:
         self.size = 0
-        self._alloc(4096)
+        self._alloc(INITIAL_POINT_CAPACITY)
 
     def _alloc(self, n: int) -> None:
         old = self.size
@@ -152,7 +165,7 @@ class KeyframeOdometry:
         obs_xy = np.concatenate(oxy) if oxy else np.zeros((0, 2))
         del pt_of_id
         old = m.old_obs[cand] if old_obs_prior else np.zeros(len(cand))
-        prior_w = (self.cfg.prior_new + self.cfg.prior_per_old_obs * old) / max(self.scale_rho, 1e-6) ** 2
+        prior_w = (self.cfg.prior_new + self.cfg.prior_per_old_obs * old) / max(self.scale_rho, MIN_SCALE_RHO) ** 2
         prob = bundle.BundleProblem(
             R=np.array(Rs), C=np.array(Cs), free=free, anchor=np.array([cam_index[a] for a in m.anchor[cand]], int),
             bearing=m.bearing[cand], rho=m.rho[cand].copy(), rho_free=rho_free, rho_prior=m.prior[cand],
@@ -163,7 +176,7 @@ class KeyframeOdometry:
     # -- steps ------------------------------------------------------------------------------
     def _pose_only(self, R0, C0, ids, xy, lock_centre: bool = False):
         prob, cams, _ = self._build([-1], [], [(-1, ids, xy)], False, None, extra_cams={-1: (R0, C0)})
-        if len(prob.obs_cam) < 6:
+        if len(prob.obs_cam) < MIN_POSE_OBSERVATIONS:
             return R0, C0, 0, np.inf
         if lock_centre:
             prob.centre_locked = np.array([c == -1 for c in cams])
@@ -194,7 +207,7 @@ class KeyframeOdometry:
             return R, self.C[-1].copy()
         step = np.linalg.norm(self.C[-1] - self.C[-2]) * (k - ref) if k >= 2 else 0.0
         if step <= 0:
-            step = rel.parallax_px / (K.f * max(self.scale_rho, 1e-6))
+            step = rel.parallax_px / (K.f * max(self.scale_rho, MIN_SCALE_RHO))
         centre_in_ref = -rel.R.T @ rel.t
         return R, self.C[ref] + self.R[ref] @ centre_in_ref * step
 
@@ -215,8 +228,8 @@ class KeyframeOdometry:
         v = np.cross(x, (Ca - C) @ R)
         vv = (v * v).sum(1)
         par = self.K.f * np.sqrt(vv) * np.maximum(m.rho[ids], self.scale_rho)  # pixels of parallax at current depth
-        better = (par > self.cfg.min_tri_parallax_px) & (par > 1.5 * m.tri_parallax[ids])
-        rho = -(u * v).sum(1) / np.maximum(vv, 1e-18)
+        better = (par > self.cfg.min_tri_parallax_px) & (par > RETRIANGULATE_GAIN * m.tri_parallax[ids])
+        rho = -(u * v).sum(1) / np.maximum(vv, BASELINE_FLOOR)
         better &= rho >= 0
         sel = ids[better]
         m.rho[sel] = rho[better]
@@ -230,7 +243,7 @@ class KeyframeOdometry:
         m.ensure(int(ids.max()))
         new = m.anchor[ids] < 0
         known = ids[~new]
-        rho0 = float(np.median(m.rho[known])) if len(known) >= 10 else self.scale_rho
+        rho0 = float(np.median(m.rho[known])) if len(known) >= MIN_SCALE_POINTS else self.scale_rho
         n = ids[new]
         m.anchor[n] = k
         m.bearing[n] = np.concatenate([xy[new], np.ones((new.sum(), 1))], axis=1)
@@ -250,7 +263,7 @@ class KeyframeOdometry:
             m = self.map
             good = (ids < m.size)
             good[good] &= m.tri_parallax[ids[good]] >= self.cfg.min_tri_parallax_px
-            if good.sum() >= 30:
+            if good.sum() >= MIN_POSE_POINTS:
                 R, C, inl, rms = self._pose_only(R, C, ids[good], xy[good])
             self._triangulate(R, C, ids, xy)
         self.R.append(R)
@@ -341,8 +354,8 @@ class KeyframeOdometry:
             m.old_obs[lids] += 1
             m.prior[lids] = m.rho[lids]
         seen = m.rho[ids_win]
-        if len(seen) > 10:
-            self.scale_rho = float(np.median(seen[seen > 0])) if (seen > 0).sum() > 10 else self.scale_rho
+        if len(seen) > MIN_SCALE_POINTS:
+            self.scale_rho = float(np.median(seen[seen > 0])) if (seen > 0).sum() > MIN_SCALE_POINTS else self.scale_rho
 
     def refine(self, first: int, last: int, fixed: int) -> None:
         """Bundle adjustment of keyframes [first, last] with every point seen twice among them (a longer window
@@ -415,8 +428,8 @@ def run_segment(frames: list[FrameTracks], K: Intrinsics, cfg: SfmConfig, stride
     moving = ~held
     anchored = m.anchor[: m.size]
     could = (anchored >= 0) & moving[np.maximum(anchored, 0)]
-    enough = (tri & could).sum() >= max(30, cfg.min_triangulated_fraction * could.sum())
-    unit = float(np.percentile(m.rho[: m.size][tri], 90)) if enough else 1.0
+    enough = (tri & could).sum() >= max(MIN_POSE_POINTS, cfg.min_triangulated_fraction * could.sum())
+    unit = float(np.percentile(m.rho[: m.size][tri], NEAR_INVERSE_DEPTH_PERCENTILE)) if enough else 1.0
     if unit > 0 and np.isfinite(unit):
         Ck = Ck * unit
         m.rho[: m.size] = m.rho[: m.size] / unit

@@ -69,7 +69,7 @@ def _segment_focal(seg: list[FrameTracks], stride: int, vanishing: list[float | 
 
 
 def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTrack:
-    """Track every frame; ``settings`` is a ``CameraSettings`` (see services/settings.py)."""
+    """Track every frame; ``settings`` is the camera section, ``CameraSettings`` (services/camera/params.py)."""
     fe = FrontEndConfig(max_side=settings.working_max_side, max_tracks=settings.max_tracks)
     tracker = KLTTracker(fe)
     tracks: list[FrameTracks] = []

@@ -21,6 +21,11 @@ import numpy as np
 from services.camera.geometry import project_to_so3
 from services.degenerate import attempt, finite_rows, spread_px
 
+ROTATION_REWEIGHTS = 5  # reweighting rounds of the rotation-only fit: outliers' weights settle within a few
+RANSAC_CONFIDENCE = 0.999  # the essential matrix's RANSAC stops when an outlier-free sample is this likely found
+MIN_ESSENTIAL_INLIERS = 12  # fewer inliers than this do not pin a translation direction (five-point + checks)
+NORM_FLOOR = 1e-12  # a zero translation is not normalised by its zero length
+
 
 @dataclass
 class RelativeMotion:
@@ -55,7 +60,7 @@ def relative_motion(px0: np.ndarray, px1: np.ndarray, f: float, cx: float, cy: f
     # Rotation-only model: robust Kabsch (RANSAC-free, iteratively reweighted).
     Rr = np.eye(3)
     w = np.ones(len(b0))
-    for _ in range(5):
+    for _ in range(ROTATION_REWEIGHTS):
         Rr = _rotation_from_bearings(b0 * w[:, None], b1)
         if Rr is None:
             return None
@@ -64,7 +69,7 @@ def relative_motion(px0: np.ndarray, px1: np.ndarray, f: float, cx: float, cy: f
     if not np.isfinite(parallax_threshold_px):  # the caller wants the rotation-only model whatever the parallax
         return RelativeMotion(Rr, np.zeros(3), float(np.median(err)), True, int((err < 2 * ransac_px).sum()))
     rotation_only = RelativeMotion(Rr, np.zeros(3), 0.0, True, int((err < 2 * ransac_px).sum()))
-    found = attempt(cv2.findEssentialMat, p0, p1, K, method=cv2.RANSAC, prob=0.999, threshold=ransac_px)
+    found = attempt(cv2.findEssentialMat, p0, p1, K, method=cv2.RANSAC, prob=RANSAC_CONFIDENCE, threshold=ransac_px)
     E, mask = found if found is not None else (None, None)
     if E is None or E.shape != (3, 3) or mask is None or not np.isfinite(E).all():
         return rotation_only  # no translation the five-point solver could find
@@ -78,6 +83,6 @@ def relative_motion(px0: np.ndarray, px1: np.ndarray, f: float, cx: float, cy: f
     err_r = f * np.linalg.norm(np.cross(b0[inl] @ Rr.T, b1[inl]), axis=1)
     parallax = float(np.median(err_e)) if inl.any() else 0.0
     rot_fit = float(np.median(err_r)) if inl.any() else np.inf
-    if rot_fit < parallax_threshold_px or n_in < 12:
+    if rot_fit < parallax_threshold_px or n_in < MIN_ESSENTIAL_INLIERS:
         return RelativeMotion(Rr, np.zeros(3), rot_fit, True, int(inl.sum()))
-    return RelativeMotion(Re, te.ravel() / max(np.linalg.norm(te), 1e-12), rot_fit, False, int(n_in))
+    return RelativeMotion(Re, te.ravel() / max(np.linalg.norm(te), NORM_FLOOR), rot_fit, False, int(n_in))

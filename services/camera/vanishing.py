@@ -23,6 +23,12 @@ import numpy as np
 
 from services.degenerate import attempt, finite_rows
 
+MAX_POINTS = 3  # a man-made scene has at most three orthogonal directions, so three vanishing points
+REFINE_ROUNDS = 3  # least-squares refinements of a point against its inlier segments (they settle in one or two)
+NORM_FLOOR = 1e-12  # a segment whose midpoint is the point itself has no direction to compare
+MIN_HYPOTHESIS_NORM = 1e-9  # two parallel (identical) segments intersect nowhere: no hypothesis
+MIN_FINITE_W = 1e-9  # a vanishing point this close to infinity (w ~ 0) says nothing about the focal
+
 
 @dataclass
 class VanishingConfig:
@@ -67,8 +73,8 @@ def _misalignment(lines: np.ndarray, mids: np.ndarray, v: np.ndarray) -> np.ndar
     """|sin| of the angle between each segment and the line from its midpoint to ``v``."""
     through = np.cross(mids, v)
     norm = np.linalg.norm(through[:, :2], axis=1)
-    sin = np.abs(lines[:, 0] * through[:, 1] - lines[:, 1] * through[:, 0]) / np.maximum(norm, 1e-12)
-    return np.where(norm > 1e-12, sin, 1.0)
+    sin = np.abs(lines[:, 0] * through[:, 1] - lines[:, 1] * through[:, 0]) / np.maximum(norm, NORM_FLOOR)
+    return np.where(norm > NORM_FLOOR, sin, 1.0)
 
 
 def _refine(lines: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
@@ -89,25 +95,25 @@ def vanishing_points(seg: np.ndarray, centre: np.ndarray, scale: float, cfg: Van
     tol = np.sin(np.radians(cfg.inlier_deg))
     free = np.ones(len(lines), bool)
     found = []
-    for _ in range(3):
+    for _ in range(MAX_POINTS):
         idx = np.flatnonzero(free)
         if len(idx) < cfg.min_lines:
             break
         p = length[idx] / length[idx].sum()
         pairs = rng.choice(idx, size=(cfg.iterations, 2), p=p)
         hyp = np.cross(lines[pairs[:, 0]], lines[pairs[:, 1]])
-        ok = np.linalg.norm(hyp, axis=1) > 1e-9
+        ok = np.linalg.norm(hyp, axis=1) > MIN_HYPOTHESIS_NORM
         hyp = hyp[ok]
         if not len(hyp):
             break
         # every hypothesis against every free segment at once: (hypotheses, segments)
         through = np.cross(mids[idx][None, :, :], hyp[:, None, :])
         norm = np.linalg.norm(through[..., :2], axis=2)
-        sin = np.abs(lines[idx, 0] * through[..., 1] - lines[idx, 1] * through[..., 0]) / np.maximum(norm, 1e-12)
-        support = ((sin < tol) & (norm > 1e-12)) @ length[idx]
+        sin = np.abs(lines[idx, 0] * through[..., 1] - lines[idx, 1] * through[..., 0]) / np.maximum(norm, NORM_FLOOR)
+        support = ((sin < tol) & (norm > NORM_FLOOR)) @ length[idx]
         best = hyp[int(np.argmax(support))]
         v = best / np.linalg.norm(best)
-        for _ in range(3):
+        for _ in range(REFINE_ROUNDS):
             inl = idx[_misalignment(lines[idx], mids[idx], v) < tol]
             if len(inl) < 2:
                 break
@@ -124,7 +130,7 @@ def vanishing_points(seg: np.ndarray, centre: np.ndarray, scale: float, cfg: Van
 
 
 def _focal_from_pair(v1: np.ndarray, v2: np.ndarray) -> float | None:
-    if abs(v1[2]) < 1e-9 or abs(v2[2]) < 1e-9:
+    if abs(v1[2]) < MIN_FINITE_W or abs(v2[2]) < MIN_FINITE_W:
         return None  # a point at infinity says nothing about the focal
     f2 = -float(np.dot(v1[:2] / v1[2], v2[:2] / v2[2]))
     return float(np.sqrt(f2)) if f2 > 0 else None

@@ -12,11 +12,7 @@ from typing import Any
 
 import numpy as np
 
-# The reference's camera-motion vocabulary.
-MOTION_LABELS = (
-    "Dolly In", "Dolly Out", "Truck Left", "Truck Right", "Pedestal Up", "Pedestal Down",
-    "Pan Left", "Pan Right", "Tilt Up", "Tilt Down", "Roll CW", "Roll CCW", "Stay",
-)
+from services.camera.vocabulary import MotionLabel
 
 
 @dataclass(frozen=True)
@@ -76,9 +72,9 @@ def parse_instructions(data: dict[str, Any]) -> list[MotionSegment]:
             raise ValueError(f"instructions.json: bad segment key {key!r} (want 'start->end')") from None
         if not isinstance(labels, list):
             raise ValueError(f"instructions.json: segment {key} is not a list of labels")
-        unknown = [label for label in labels if label not in MOTION_LABELS]
+        unknown = [label for label in labels if label not in MotionLabel.texts()]
         if unknown:
             raise ValueError(f"instructions.json: unknown label(s) {unknown} in segment {key}")
         if end > start:
-            segments.append(MotionSegment(start, end, tuple(labels) or ("Stay",)))
+            segments.append(MotionSegment(start, end, tuple(labels) or (MotionLabel.STAY.value,)))
     return sorted(segments, key=lambda s: s.start)

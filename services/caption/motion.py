@@ -12,34 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from services.caption.context import MOTION_LABELS, MotionSegment
-
-# Each label as a verb phrase: third person, and the -ing form used after "while".
-LABEL_VERBS: dict[str, tuple[str, str]] = {
-    "Dolly In": ("moves forward", "moving forward"),
-    "Dolly Out": ("moves backward", "moving backward"),
-    "Truck Left": ("slides to the left", "sliding to the left"),
-    "Truck Right": ("slides to the right", "sliding to the right"),
-    "Pedestal Up": ("rises", "rising"),
-    "Pedestal Down": ("descends", "descending"),
-    "Pan Left": ("pans left", "panning left"),
-    "Pan Right": ("pans right", "panning right"),
-    "Tilt Up": ("tilts up", "tilting up"),
-    "Tilt Down": ("tilts down", "tilting down"),
-    "Roll CW": ("rolls clockwise", "rolling clockwise"),
-    "Roll CCW": ("rolls counter-clockwise", "rolling counter-clockwise"),
-    "Stay": ("holds still", "holding still"),
-}
-
-# Each label as a short motion-trend phrase (the reference's "forward translate" style).
-LABEL_TRENDS: dict[str, str] = {
-    "Dolly In": "forward translate", "Dolly Out": "backward translate",
-    "Truck Left": "left translate", "Truck Right": "right translate",
-    "Pedestal Up": "upward translate", "Pedestal Down": "downward translate",
-    "Pan Left": "left pan", "Pan Right": "right pan", "Tilt Up": "upward tilt", "Tilt Down": "downward tilt",
-    "Roll CW": "clockwise roll", "Roll CCW": "counter-clockwise roll", "Stay": "static hold",
-}
-TRANSLATIONS = frozenset(MOTION_LABELS[:6])
+from services.camera.vocabulary import MotionLabel
+from services.caption.context import MotionSegment
 
 # distLevel 0..4 (path length bands at 0.08 / 0.28 / 0.92 / 2.41) in words.
 DIST_LEVEL_WORDS = (
@@ -53,9 +27,9 @@ DIST_LEVEL_WORDS = (
 
 def canonical(labels: Sequence[str]) -> tuple[str, ...]:
     """Labels in vocabulary order, duplicates removed, ``Stay`` dropped beside real motion."""
-    ordered = tuple(label for label in MOTION_LABELS if label in set(labels))
-    moving = tuple(label for label in ordered if label != "Stay")
-    return moving or ("Stay",)
+    ordered = tuple(label for label in MotionLabel.texts() if label in set(labels))
+    moving = tuple(label for label in ordered if label != MotionLabel.STAY)
+    return moving or (MotionLabel.STAY.value,)
 
 
 def merge_adjacent(segments: Sequence[MotionSegment]) -> list[MotionSegment]:
@@ -85,8 +59,8 @@ def summarise_segments(segments: Sequence[MotionSegment], min_fraction: float = 
 def motion_phrase(labels: Sequence[str]) -> str:
     """``("Dolly In", "Pan Right")`` -> "moves forward while panning right"."""
     labels = canonical(labels)
-    head = LABEL_VERBS[labels[0]][0]
-    rest = [LABEL_VERBS[label][1] for label in labels[1:]]
+    head = MotionLabel(labels[0]).verb
+    rest = [MotionLabel(label).verb_ing for label in labels[1:]]
     if not rest:
         return head
     return f"{head} while " + (rest[0] if len(rest) == 1 else ", ".join(rest[:-1]) + " and " + rest[-1])
@@ -125,7 +99,8 @@ def trends_from_segments(segments: Sequence[MotionSegment], slight: bool = False
     major = [label for label in share if share[label] >= 0.15 * span]
     major = sorted(major, key=lambda label: -share[label])[:3]
     major.sort(key=lambda label: onset[label])
-    return [("slight " if slight and label in TRANSLATIONS else "") + LABEL_TRENDS[label] for label in major]
+    return [("slight " if slight and MotionLabel(label).is_translation else "") + MotionLabel(label).trend
+            for label in major]
 
 
 # -- poses -------------------------------------------------------------------

@@ -20,6 +20,11 @@ import numpy as np
 HUBER_K = 1.345
 TUKEY_C = 4.685
 MAD_TO_SIGMA = 1.4826
+MIN_SPREAD = 1e-20  # x spread (per unit weight) below which x has none: no line through it is determined
+SIGMA_FLOOR_SHARE = 1e-9  # sigma's floor as a share of |y|'s largest value: an exact fit must not divide by zero
+TINY = 1e-30  # keeps the floors above zero when every value is zero
+RESIDUAL_FLOOR = 1e-12  # a zero residual gets Huber's full weight, not a division by zero
+CONVERGED_CHANGE = 1e-10  # relative change of scale and shift below which the reweighting has converged
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def _weighted_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, 
     mx, my = (w * x).sum() / sw, (w * y).sum() / sw
     dx = x - mx
     sxx = (w * dx * dx).sum()
-    if sxx <= 1e-20 * max(sw, 1.0):
+    if sxx <= MIN_SPREAD * max(sw, 1.0):
         return None
     s = (w * dx * (y - my)).sum() / sxx
     return float(s), float(my - s * mx)
@@ -84,20 +89,21 @@ def fit_scale_shift(
     if line is None:
         return None
     # The spread of y sets the floor under sigma: an exact fit must not divide by zero.
-    floor = 1e-9 * max(float(np.abs(y).max()), 1e-30)
+    floor = SIGMA_FLOOR_SHARE * max(float(np.abs(y).max()), TINY)
     weights = np.ones_like(x)
     for iteration in range(huber_iterations + tukey_iterations):
         r = y - (line[0] * x + line[1])
         sigma = max(_robust_sigma(r), floor)
         u = np.abs(r) / sigma
         if iteration < huber_iterations:
-            weights = np.minimum(1.0, HUBER_K / np.maximum(u, 1e-12))
+            weights = np.minimum(1.0, HUBER_K / np.maximum(u, RESIDUAL_FLOOR))
         else:
             weights = np.where(u < TUKEY_C, (1.0 - (u / TUKEY_C) ** 2) ** 2, 0.0)
         new = _weighted_line(x, y, weights)
         if new is None:
             break
-        converged = abs(new[0] - line[0]) <= 1e-10 * max(abs(line[0]), 1e-30) and abs(new[1] - line[1]) <= 1e-10 * (
+        converged = abs(new[0] - line[0]) <= CONVERGED_CHANGE * max(abs(line[0]), TINY) and abs(
+            new[1] - line[1]) <= CONVERGED_CHANGE * (
             abs(line[1]) + floor
         )
         line = new

@@ -15,7 +15,7 @@ import numpy as np
 
 from services.depth.multiview import iter_depth_and_masks
 from services.depth.overlays import OverlayText
-from services.depth.params import GeometricParams
+from services.depth.params import DepthSettings
 
 GEOMETRIC_VERSION = "5"
 
@@ -46,7 +46,7 @@ class GeometricDepth:
     name = f"geometric-flow-triangulation v{GEOMETRIC_VERSION}"
     metric = False
 
-    def __init__(self, params: GeometricParams = GeometricParams()) -> None:
+    def __init__(self, params: DepthSettings = DepthSettings()) -> None:
         self.params = params
 
     def iter_depth(self, frames, c2w, K):
@@ -60,7 +60,7 @@ class GeometricMasks:
 
     name = f"geometric-flow-residual v{GEOMETRIC_VERSION}"
 
-    def __init__(self, params: GeometricParams = GeometricParams()) -> None:
+    def __init__(self, params: DepthSettings = DepthSettings()) -> None:
         self.params = params
 
     def iter_masks(self, frames, c2w, K, depth):
@@ -71,7 +71,7 @@ class GeometricMasks:
 class GeometricDepthAndMasks:
     """Both geometric backends in one pass (they share the optical flow): what the stage uses by default."""
 
-    def __init__(self, params: GeometricParams = GeometricParams(), overlay_text: OverlayText | None = None) -> None:
+    def __init__(self, params: DepthSettings = DepthSettings(), overlay_text: OverlayText | None = None) -> None:
         self.params = params
         self.depth = GeometricDepth(params)
         self.masks = GeometricMasks(params)
@@ -98,10 +98,3 @@ class GeometricDepthAndMasks:
 # Other backends register a factory here (settings -> backend); the stage looks names up in these.
 DEPTH_BACKENDS: dict[str, object] = {}
 MASK_BACKENDS: dict[str, object] = {}
-
-
-def params_from_settings(depth_settings) -> GeometricParams:
-    """services.settings.DepthSettings -> GeometricParams (fields with the same names)."""
-    fields = GeometricParams.__dataclass_fields__
-    values = {k: v for k, v in depth_settings.model_dump().items() if k in fields}
-    return GeometricParams(**values)

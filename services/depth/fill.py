@@ -7,6 +7,13 @@ import numpy as np
 
 from services.depth.geometry import pixel_grid
 
+HOLE_CONNECTIVITY = 4  # a hole is enclosed when the valid depth around it is connected through edges
+# Small holes are filled from their borders at these growing box radii (px); a box counts where the valid depth
+# inside it weighs at least HOLE_FILL_SUPPORT (a hole's own middle fills from its rim, not from nothing).
+HOLE_FILL_RADII = (1, 2, 4, 8)
+HOLE_FILL_SUPPORT = 0.05
+MIN_SPLAT_DEPTH = 1e-9  # points at or behind the camera's centre are not projected
+
 
 def normalised_box_fill(depth: np.ndarray, radius: int, min_support: float = 0.3) -> np.ndarray:
     """Fill invalid pixels with the mean of valid ones within ``radius`` where they make up at least ``min_support``."""
@@ -25,7 +32,7 @@ def fill_small_holes(depth: np.ndarray, max_area: int) -> np.ndarray:
 
     Larger regions (sky, unobserved areas, no parallax) stay invalid: nothing there is measured."""
     invalid = (depth <= 0).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(invalid, connectivity=4)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(invalid, connectivity=HOLE_CONNECTIVITY)
     small = np.zeros(count, bool)
     small[1:] = stats[1:, cv2.CC_STAT_AREA] <= max_area
     fillable = small[labels]
@@ -33,8 +40,8 @@ def fill_small_holes(depth: np.ndarray, max_area: int) -> np.ndarray:
         return depth
     out = depth.astype(np.float32).copy()
     filled = out
-    for radius in (1, 2, 4, 8):
-        filled = normalised_box_fill(filled, radius, min_support=0.05)
+    for radius in HOLE_FILL_RADII:
+        filled = normalised_box_fill(filled, radius, min_support=HOLE_FILL_SUPPORT)
         if (filled[fillable] > 0).all():
             break
     out[fillable] = filled[fillable]
@@ -55,7 +62,7 @@ def _splat(X: np.ndarray, K: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np
     index into X of the point kept at each pixel (h, w), -1 there)."""
     depth = np.zeros(h * w, np.float32)
     kept = np.full(h * w, -1, np.int64)
-    front = np.nonzero(X[2] > 1e-9)[0]
+    front = np.nonzero(X[2] > MIN_SPLAT_DEPTH)[0]
     proj = K @ X[:, front]
     u = np.rint(proj[0] / proj[2]).astype(np.int64)
     v = np.rint(proj[1] / proj[2]).astype(np.int64)
@@ -86,7 +93,7 @@ def carry_points(points: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> tuple[np
 
     Carrying points rather than the depth raster keeps each point where it is: re-splatting a raster rounds
     every pixel's position at every frame, and through a 30-frame tilt those roundings moved the ground's
-    depth up the image by several pixels (its median 11% too near on street_dark_dyn1, with exact poses)."""
+    depth up the image by several pixels (its median about a tenth too near, with exact poses)."""
     h, w = points.shape[:2]
     flat = points.reshape(-1, 3).astype(np.float64)
     has = np.nonzero(np.isfinite(flat[:, 0]))[0]

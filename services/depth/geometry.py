@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# Smallest depth, inverse depth or squared length a division takes: below it the quantity counts as none
+# (0 on output), never as a huge reciprocal.
+DIVISION_FLOOR = 1e-12
+
 
 def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
     """K of an image resized by (sx, sy) with the area convention (pixel centres move by half a pixel)."""

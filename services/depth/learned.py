@@ -30,7 +30,6 @@ import numpy as np
 
 from services.depth.align import Alignment, align_disparity_to_depth
 from services.depth.backends import DEPTH_BACKENDS, MASK_BACKENDS, GeometricDepthAndMasks
-from services.depth.params import GeometricParams
 from services.depth.sam2_refine import motion_map, refine_masks, sam2_prompts
 from services.models.client import ModelClient, get_model_client
 from services.stages.base import ClipFailed
@@ -303,11 +302,11 @@ DEPTH_BACKENDS["depth_anything_v2"] = make_depth_anything
 MASK_BACKENDS["sam2"] = make_sam2
 
 
-def build_backend(settings, params: GeometricParams, clients: ModelClients, overlay_text=None):
+def build_backend(settings, clients: ModelClients, overlay_text=None):
     """The stage's backend for ``settings.depth.backend`` / ``mask_backend`` (ClipFailed when it cannot be had).
     ``overlay_text`` (services.depth.overlays.OverlayText): burned-in text to keep out of the geometric masks."""
     chosen = settings.depth
-    geometric = GeometricDepthAndMasks(params, overlay_text)
+    geometric = GeometricDepthAndMasks(chosen, overlay_text)
     if chosen.backend == "geometric" and chosen.mask_backend == "geometric":
         return geometric
     unknown = [n for n, registry in ((chosen.backend, DEPTH_BACKENDS), (chosen.mask_backend, MASK_BACKENDS))

@@ -13,21 +13,42 @@ import cv2
 import numpy as np
 
 from services.depth.fill import normalised_box_fill
-from services.depth.geometry import rigid_flow, rotation_flow
-from services.depth.params import GeometricParams
+from services.depth.geometry import DIVISION_FLOOR, rigid_flow, rotation_flow
+from services.depth.params import DepthSettings
 from services.depth.triangulate import Triangulation, ViewFlow
+
+# Holes of the background's inverse depth are filled from their borders at these growing box radii (px), a box
+# counting where its measured weight reaches HOLE_FILL_SUPPORT (a cheap harmonic-like fill).
+HOLE_FILL_RADII = (2, 4, 8, 16, 32, 64)
+HOLE_FILL_SUPPORT = 1e-3
+SEGMENT_LENGTH_FLOOR = 1e-9  # a zero-length segment (squared px) is a point: no division by its length
+# A view whose rigid flow moves a pixel more than this many noise floors carries evidence about that pixel.
+RIGID_FLOW_NOISE_FACTOR = 4
+SOBEL_SIZE = 3  # the 3x3 Sobel operator ...
+SOBEL_GAIN = 8  # ... sums eight times the grey-level step per pixel
+GRADIENT_BOX = (3, 3)  # the local gradient is averaged over the Sobel operator's own footprint
+ALLOWED_ERROR_FLOOR = 1e-3  # grey levels: a noiseless, floorless frame still divides by something
+SPECKLE_OPEN = (3, 3)  # opening removes single-pixel speckle (noise, not objects) ...
+GAP_CLOSE = (5, 5)  # ... closing joins an object's pieces split by textureless insides
+REGION_CONNECTIVITY = 8  # diagonal neighbours belong to the same moving region
+HOLE_CONNECTIVITY = 4  # background counts as connected only through edges, so thin objects still enclose holes
+MIN_SEED_SHARE = 0.1  # a region is kept when strong evidence covers at least this share of it ...
+# ... or, when it continues a region of the previous mask (the objects' motion is continuous), at half the
+# minimum area (FOLLOWED_AREA_DIVISOR) and with this share of it under that mask
+FOLLOWED_AREA_DIVISOR = 2
+MIN_FOLLOWED_SHARE = 0.3
 
 
 def background_inverse_depth(depth: np.ndarray) -> np.ndarray:
     """Inverse depth everywhere: measured where valid, spread from the surroundings into holes, else 0 (far)."""
-    inv = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-12), 0.0).astype(np.float32)
+    inv = np.where(depth > 0, 1.0 / np.maximum(depth, DIVISION_FLOOR), 0.0).astype(np.float32)
     valid = depth > 0
     if not valid.any():
         return inv
     filled = np.where(valid, inv, 0).astype(np.float32)
     # grow into the holes from their borders at increasing radius (a cheap harmonic-ish fill)
-    for radius in (2, 4, 8, 16, 32, 64):
-        grown = normalised_box_fill(filled, radius, min_support=1e-3)
+    for radius in HOLE_FILL_RADII:
+        grown = normalised_box_fill(filled, radius, min_support=HOLE_FILL_SUPPORT)
         filled = np.where(filled > 0, filled, grown)
         if (filled > 0).all():
             break
@@ -37,7 +58,7 @@ def background_inverse_depth(depth: np.ndarray) -> np.ndarray:
 def _distance_to_segment(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per pixel distance from point q to the segment a-b (all (h, w, 2))."""
     ab = b - a
-    t = ((q - a) * ab).sum(2) / np.maximum((ab * ab).sum(2), 1e-9)
+    t = ((q - a) * ab).sum(2) / np.maximum((ab * ab).sum(2), SEGMENT_LENGTH_FLOOR)
     t = np.clip(t, 0.0, 1.0)[..., None]
     return np.linalg.norm(q - (a + t * ab), axis=2)
 
@@ -50,7 +71,7 @@ def in_view(flow: np.ndarray) -> np.ndarray:
     return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
 
 
-def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params: GeometricParams) -> np.ndarray:
+def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params: DepthSettings) -> np.ndarray:
     """(h, w) normalised residual; > 1 means the pixel moves more than camera motion and depth can explain.
 
     Per view the residual is |observed - rigid| / (noise + tol * |parallax flow|); views are combined by
@@ -70,7 +91,7 @@ def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params
         rot = rotation_flow(K, v.R, h, w)
         # burned-in overlays (subtitles, logos, timecodes) stay put on the screen while the camera moves
         screen_fixed &= v.usable & (np.linalg.norm(v.flow, axis=2) < params.mask_noise_px) & (
-            np.linalg.norm(rigid, axis=2) > 4 * params.mask_noise_px)
+            np.linalg.norm(rigid, axis=2) > RIGID_FLOW_NOISE_FACTOR * params.mask_noise_px)
         parallax = np.linalg.norm(rigid - rot, axis=2)
         resid = np.where(measured, np.linalg.norm(v.flow - rigid, axis=2), _distance_to_segment(v.flow, rot, rigid))
         s = resid / (params.mask_noise_px + params.mask_parallax_tolerance * parallax)
@@ -82,7 +103,7 @@ def motion_score(K: np.ndarray, views: list[ViewFlow], depth: np.ndarray, params
     return score.astype(np.float32)
 
 
-def multiview_inconsistency(tri: Triangulation, params: GeometricParams) -> np.ndarray:
+def multiview_inconsistency(tri: Triangulation, params: DepthSettings) -> np.ndarray:
     """(h, w) normalised disagreement between the source views about one static point at the pixel.
 
     Triangulated against t-k and t+k at once, a static point reprojects onto both flows; a point that moved
@@ -123,12 +144,6 @@ def photometric_evidence(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarr
     return best, fixed
 
 
-def photometric_residual(ref: np.ndarray, sources: list[np.ndarray], K: np.ndarray, views: list[ViewFlow],
-                         depth: np.ndarray) -> np.ndarray:
-    """The residual of photometric_evidence alone."""
-    return photometric_evidence(ref, sources, K, views, depth)[0]
-
-
 def carry_along_flow(values: np.ndarray, views: list[ViewFlow], ref_index: int, since: int = 1) -> np.ndarray | None:
     """A map of the last annotated frame (``since`` frames back: 1, or more at an annotation rate) carried
     into this one along the observed flow (the objects' own motion), or None without an earlier neighbour
@@ -152,7 +167,7 @@ def track_mask(previous: np.ndarray, views: list[ViewFlow], ref_index: int, sinc
     return previous if carried is None else carried > 0.5
 
 
-def photo_noise_and_floor(photo: np.ndarray, contrast: float | None, params: GeometricParams) -> tuple[float, float]:
+def photo_noise_and_floor(photo: np.ndarray, contrast: float | None, params: DepthSettings) -> tuple[float, float]:
     """(noise, floor) of a frame's rigid-warp error: its median over the frame, and the absolute floor a moving
     pixel's error must pass, scaled down for a dark, flat frame (``contrast``: its grey-level std), where a
     misalignment costs proportionally fewer grey levels."""
@@ -164,7 +179,7 @@ def photo_noise_and_floor(photo: np.ndarray, contrast: float | None, params: Geo
     return noise, floor
 
 
-def weak_evidence(score: np.ndarray, photo: np.ndarray, ref: np.ndarray, params: GeometricParams) -> np.ndarray:
+def weak_evidence(score: np.ndarray, photo: np.ndarray, ref: np.ndarray, params: DepthSettings) -> np.ndarray:
     """(h, w) float in [0, 4]: by how much a pixel's normalised flow residual (``score``) and its rigid-warp error
     (``photo``) both exceed what a static pixel shows; 0 where either does not.
 
@@ -172,16 +187,17 @@ def weak_evidence(score: np.ndarray, photo: np.ndarray, ref: np.ndarray, params:
     misalignment times the local gradient of ``ref`` (the grey reference frame), whichever is larger: a
     bright kerb in a dark frame shows large errors from flow a fraction of a pixel off."""
     noise, floor = photo_noise_and_floor(photo, float(ref.std()), params)
-    gx = cv2.Sobel(ref, cv2.CV_32F, 1, 0, ksize=3) / 8  # grey levels per pixel
-    gy = cv2.Sobel(ref, cv2.CV_32F, 0, 1, ksize=3) / 8
-    allowed = np.maximum(max(noise, floor, 1e-3), params.mask_persistence_grad_px * cv2.blur(np.hypot(gx, gy), (3, 3)))
+    gx = cv2.Sobel(ref, cv2.CV_32F, 1, 0, ksize=SOBEL_SIZE) / SOBEL_GAIN  # grey levels per pixel
+    gy = cv2.Sobel(ref, cv2.CV_32F, 0, 1, ksize=SOBEL_SIZE) / SOBEL_GAIN
+    allowed = np.maximum(max(noise, floor, ALLOWED_ERROR_FLOOR),
+                         params.mask_persistence_grad_px * cv2.blur(np.hypot(gx, gy), GRADIENT_BOX))
     flow_part = np.clip(score / params.mask_threshold - 0.5, 0.0, 2.0)
     photo_part = np.clip(photo / allowed - 1.0, 0.0, 2.0)
     return (flow_part * photo_part).astype(np.float32)
 
 
 def accumulate_evidence(evidence: np.ndarray, memory: np.ndarray | None, views: list[ViewFlow], ref_index: int,
-                        params: GeometricParams, since: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                        params: DepthSettings, since: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(persistent, memory): this frame's weak evidence added to the faded memory of earlier frames, carried
     along the objects' flow, and the pixels where that sum passes the level while the pixel shows some
     evidence now (what an object leaves behind as it moves on is not marked).
@@ -198,7 +214,7 @@ def accumulate_evidence(evidence: np.ndarray, memory: np.ndarray | None, views: 
     return (memory > params.mask_persistence_level) & (evidence > 0), memory
 
 
-def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray | None,
+def clean_mask(score: np.ndarray, params: DepthSettings, previous: np.ndarray | None,
                photo: np.ndarray | None = None, exclude: np.ndarray | None = None,
                contrast: float | None = None, tracked: np.ndarray | None = None,
                screen_fixed: np.ndarray | None = None, trusted: np.ndarray | None = None,
@@ -222,8 +238,8 @@ def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray 
         noise, floor = photo_noise_and_floor(photo, contrast, params)
         weak &= photo > max(floor, params.mask_photo_noise_factor * noise)
         # Overwhelming flow evidence needs only a little image support: a dark or low-contrast object has
-        # no large image error to show (street_dark_dyn1: 2.5-3.6 grey levels on the car against a noise of
-        # 1.1), while its flow is many times what camera motion and any depth explain. Textureless areas
+        # no large image error to show (a few grey levels against a noise near one), while its flow is many
+        # times what camera motion and any depth explain. Textureless areas
         # whose flow is guesswork (sky) show no image error at all and stay out; half the absolute floor
         # stays, because a still, clean frame has a noise near zero (the flow smeared around a moving
         # object on a tripod shot would otherwise be taken in).
@@ -256,22 +272,23 @@ def clean_mask(score: np.ndarray, params: GeometricParams, previous: np.ndarray 
         weak &= ~exclude
         strong &= ~exclude
     weak = weak.astype(np.uint8)
-    weak = cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+    weak = cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones(SPECKLE_OPEN, np.uint8))
+    weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, np.ones(GAP_CLOSE, np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=REGION_CONNECTIVITY)
     if count <= 1:
         return np.zeros((h, w), bool)
     min_area = params.mask_min_share * h * w
     seeds = np.bincount(labels[strong], minlength=count)
-    keep = (stats[:, cv2.CC_STAT_AREA] >= min_area) & (seeds >= 0.1 * stats[:, cv2.CC_STAT_AREA])
+    keep = (stats[:, cv2.CC_STAT_AREA] >= min_area) & (seeds >= MIN_SEED_SHARE * stats[:, cv2.CC_STAT_AREA])
     if previous is not None and previous.shape == (h, w):
         overlap = np.bincount(labels[previous], minlength=count)
-        keep |= (stats[:, cv2.CC_STAT_AREA] >= min_area / 2) & (overlap >= 0.3 * stats[:, cv2.CC_STAT_AREA])
+        keep |= (stats[:, cv2.CC_STAT_AREA] >= min_area / FOLLOWED_AREA_DIVISOR) & (
+        overlap >= MIN_FOLLOWED_SHARE * stats[:, cv2.CC_STAT_AREA])
     keep[0] = False
     mask = keep[labels]
     # fill holes inside objects (textureless insides give small flow)
     inv = (~mask).astype(np.uint8)
-    n2, lab2, st2, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    n2, lab2, st2, _ = cv2.connectedComponentsWithStats(inv, connectivity=HOLE_CONNECTIVITY)
     border = np.zeros(n2, bool)
     border[np.unique(np.concatenate([lab2[0], lab2[-1], lab2[:, 0], lab2[:, -1]]))] = True
     holes = ~border[lab2] & (lab2 > 0)

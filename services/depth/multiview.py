@@ -57,15 +57,22 @@ import numpy as np
 
 from services.depth.confidence import confidence_map
 from services.depth.fill import carry_points, depth_to_points, fill_small_holes, median_clean
-from services.depth.geometry import epipolar_terms, rigid_flow, rotation_flow, scale_intrinsics
+from services.depth.geometry import DIVISION_FLOOR, epipolar_terms, rigid_flow, rotation_flow, scale_intrinsics
 from services.depth.motion import (accumulate_evidence, carry_along_flow, clean_mask, motion_score,
                                   multiview_inconsistency, photometric_evidence, track_mask, weak_evidence)
-from services.depth.params import GeometricParams
+from services.depth.params import DepthSettings
 from services.depth.segments import colour_segments, held_segments, trim_to_segments
 from services.depth.support import fit_ground_plane, ungrounded_segments
 from services.depth.triangulate import triangulate_views
 from services.depth.views import ViewSelector, prepare_frame
 from services.depth.window import FrameWindow
+
+# The translation check samples every 4th pixel each way (a percentile needs no more, and it runs on every frame),
+# needs this many samples to judge, and reads the parallax at this percentile (the scene's nearest parts).
+PARALLAX_SAMPLE_STEP = 4
+MIN_PARALLAX_SAMPLES = 100
+TRANSLATION_PARALLAX_PERCENTILE = 99
+MASK_WHITE, MASK_MID_GREY = 255, 127  # 8-bit grey levels of a mask pixel, and the cut of the scaled-up mask
 
 
 def depth_grid_size(width: int, height: int, scale: float) -> tuple[int, int]:
@@ -78,7 +85,7 @@ def depth_intrinsics(K: np.ndarray, width: int, height: int, scale: float) -> np
     return scale_intrinsics(K, gw / width, gh / height)
 
 
-def _measured_depth(tri, params: GeometricParams, max_residual_px: float | None = None,
+def _measured_depth(tri, params: DepthSettings, max_residual_px: float | None = None,
                     min_parallax_px: float | None = None) -> np.ndarray:
     """Triangulated z-depth where the views give parallax and the point reprojects within ``max_residual_px``
     (defaults: the publishing residual, params.min_parallax_px), else 0."""
@@ -90,33 +97,33 @@ def _measured_depth(tri, params: GeometricParams, max_residual_px: float | None 
         & (tri.parallax_px >= parallax)
         & (tri.residual_px <= limit)
     )
-    return np.where(ok, 1.0 / np.maximum(tri.inv_depth, 1e-12), 0.0).astype(np.float32)
+    return np.where(ok, 1.0 / np.maximum(tri.inv_depth, DIVISION_FLOOR), 0.0).astype(np.float32)
 
 
-def _refuses_carry(tri, params: GeometricParams) -> np.ndarray:
+def _refuses_carry(tri, params: DepthSettings) -> np.ndarray:
     """(h, w) bool: pixels where this frame's flow argues against carrying the last frame's depth into them.
 
     Carrying is for pixels without parallax (pure rotation, holds, the forward-motion epipole), where this
     frame cannot measure but nothing contradicts the old depth. It is refused where every source view's flow
     is untrusted (forward-backward inconsistent: an occlusion, or a fast or textureless surface whose flow is
     guesswork, typically a moving object) and where the views give enough parallax yet no static point
-    reprojects onto the flows well enough to be published (independent motion, smeared flow). On the street
-    cases such carried pixels had AbsRel 0.41 and 0.54 against 0.13 for carried low-parallax pixels, half of
-    them on moving objects."""
+    reprojects onto the flows well enough to be published (independent motion, smeared flow): such carried
+    pixels are several times less accurate than carried low-parallax pixels, and half of them lie on moving
+    objects."""
     no_view = tri.views_used == 0
     inconsistent = (tri.parallax_px >= params.min_parallax_px) & (
         tri.residual_px > params.publish_residual_px)
     return no_view | inconsistent
 
 
-def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params: GeometricParams) -> np.ndarray:
+def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params: DepthSettings) -> np.ndarray:
     """Depth re-projected from the previous frame, kept only where no trusted flow of this frame contradicts it.
 
     Without this a wrong depth (a moving object taken for a static point, a bad match) would live on in
     every later frame whose own triangulation left the pixel empty."""
     if not views or not (carried > 0).any():
         return carried
-    inv = np.where(carried > 0, 1.0 / np.maximum(carried, 1e-12), 0.0)
+    inv = np.where(carried > 0, 1.0 / np.maximum(carried, DIVISION_FLOOR), 0.0)
     bad = np.zeros(carried.shape, bool)
     for v in views:
         resid = np.linalg.norm(v.flow - rigid_flow(K, v.R, v.t, inv), axis=2)
@@ -126,17 +133,17 @@ def reject_contradicted(carried: np.ndarray, K: np.ndarray, views: list, params:
 
 
 def without_negligible_translation(views: list, K: np.ndarray, depth: np.ndarray | None,
-                                   params: GeometricParams) -> list:
+                                   params: DepthSettings) -> list:
     """``views`` with the translation set to zero where it moves no pixel of ``depth`` (the last frame's map) by
     ``params.min_translation_parallax_px`` (its 99th percentile): below flow noise it cannot be measured, only
     misused (a tracker's drift through a pan or a hold lets a moving object's own motion triangulate as a
     static point right in front of the camera). Without depth the views are kept as they are."""
     if depth is None or not any(np.any(v.t) for v in views):
         return views
-    # every 4th pixel each way: a percentile needs no more, and this runs on every frame
-    ys, xs = np.nonzero(depth[::4, ::4] > 0)
-    ys, xs = 4 * ys, 4 * xs
-    if len(ys) < 100:
+    step = PARALLAX_SAMPLE_STEP
+    ys, xs = np.nonzero(depth[::step, ::step] > 0)
+    ys, xs = step * ys, step * xs
+    if len(ys) < MIN_PARALLAX_SAMPLES:
         return views
     pixels = np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)
     inv = 1.0 / depth[ys, xs].astype(np.float64)
@@ -146,7 +153,7 @@ def without_negligible_translation(views: list, K: np.ndarray, depth: np.ndarray
             a, b = epipolar_terms(K, v.R, v.t, *depth.shape, pixels)
             moved = a + inv * b[:, None]
             parallax = np.linalg.norm(moved[:2] / moved[2] - a[:2] / a[2], axis=0)
-            if np.percentile(parallax, 99) < params.min_translation_parallax_px:
+            if np.percentile(parallax, TRANSLATION_PARALLAX_PERCENTILE) < params.min_translation_parallax_px:
                 v = replace(v, t=np.zeros(3))
         out.append(v)
     return out
@@ -175,7 +182,7 @@ def _excluded_pixels(mask: np.ndarray | None, size: tuple[int, int]) -> np.ndarr
 
 
 def _hovering(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray,
-              params: GeometricParams) -> np.ndarray | None:
+              params: DepthSettings) -> np.ndarray | None:
     """Colour segments (``labels``) of this frame that hover over far ground (the gravity prior), or None
     without a visible ground plane. The plane is fitted to the published depth; the segments' depth comes
     from a rougher triangulation (less parallax, a wider residual), which covers far more of a moving
@@ -188,7 +195,7 @@ def _hovering(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray,
 
 
 def _gravity(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray, views, index: int,
-             memory: np.ndarray | None, params: GeometricParams,
+             memory: np.ndarray | None, params: DepthSettings,
              since: int = 1) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(this frame's gravity-prior evidence or None, the updated memory): segments hovering now, and those
     mostly under the faded memory of recent frames' marks, carried along the flow."""
@@ -214,7 +221,7 @@ def iter_depth_and_masks(
     frames: Iterable[np.ndarray],
     c2w: np.ndarray,
     K: np.ndarray,
-    params: GeometricParams = GeometricParams(),
+    params: DepthSettings = DepthSettings(),
     depth: Iterable[np.ndarray] | None = None,
     want_masks: bool = True,
     timings: dict[str, float] | None = None,
@@ -348,7 +355,8 @@ def iter_depth_and_masks(
             if params.mask_segment_trim:
                 small = trim_to_segments(small, labels, params.mask_trim_cover, params.mask_trim_region_share)
             previous_mask = small
-            mask = cv2.resize(small.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_LINEAR) > 127
+            # the mask is scaled up as a grey image and cut at mid-grey: smooth outlines, not blocky ones
+            mask = cv2.resize(small.astype(np.uint8) * MASK_WHITE, (W, H), interpolation=cv2.INTER_LINEAR) > MASK_MID_GREY
             t0 = tick("masks", t0)
         if given is None and mask is not None:
             # a moving object's triangulated depth is wrong (it assumed a static point): not published,
@@ -360,15 +368,3 @@ def iter_depth_and_masks(
         carry_on = given is None and params.propagate and np.isfinite(c2w[i]).all()
         previous_points = _points_to_carry(d, Kd, c2w[i], carried_points, from_carry) if carry_on else None
         yield d, mask
-
-
-def estimate_depth(frames: Iterable[np.ndarray], c2w: np.ndarray, K: np.ndarray,
-                   params: GeometricParams = GeometricParams()) -> np.ndarray:
-    """(N, h, w) float32 z-depth in the poses' units (0 = invalid), h x w = params.depth_scale x the frames."""
-    return np.stack([d for d, _ in iter_depth_and_masks(frames, c2w, K, params, want_masks=True)])
-
-
-def segment_dynamic(frames: Iterable[np.ndarray], c2w: np.ndarray, K: np.ndarray, depth: Iterable[np.ndarray],
-                    params: GeometricParams = GeometricParams()) -> np.ndarray:
-    """(N, H, W) bool: True on independently moving objects, given the depth maps (any grid of the same aspect)."""
-    return np.stack([m for _, m in iter_depth_and_masks(frames, c2w, K, params, depth=depth)])

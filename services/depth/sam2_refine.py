@@ -67,13 +67,3 @@ def refine_masks(client, frame_rgb: np.ndarray, prompts: list[np.ndarray]) -> tu
     merged = merge_masks(stacked, frame_hw)
     kept = int((stacked.reshape(len(stacked), -1).sum(1) <= MAX_MASK_FRACTION * frame_hw[0] * frame_hw[1]).sum())
     return merged, kept
-
-
-def refine_frame(
-    client, frame_rgb: np.ndarray, geometric_mask: np.ndarray, grid_hw: tuple[int, int],
-    blur_px: float = 2.0, skip_sky: bool = True,
-) -> np.ndarray:
-    """One frame: geometric mask -> motion map -> prompts -> SAM 2.1 -> the reference's merged mask."""
-    motion = motion_map(geometric_mask, grid_hw, blur_px)
-    mask, _ = refine_masks(client, frame_rgb, sam2_prompts(frame_rgb, motion, skip_sky))
-    return mask

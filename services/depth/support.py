@@ -37,7 +37,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from services.depth.geometry import pixel_grid
+from services.depth.geometry import DIVISION_FLOOR, pixel_grid
+
+MIN_FACING = 1e-9  # a ray this close to parallel with the ground never meets it
+BIN_HEADROOM = 1e-6  # the histogram's top edge sits just above the largest value, so that value falls inside
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def fit_ground_plane(depth: np.ndarray, K: np.ndarray, params: SupportParams = S
     triples = points[rng.integers(0, len(points), (params.ransac_iterations, 3))]
     normals = np.cross(triples[:, 1] - triples[:, 0], triples[:, 2] - triples[:, 0])
     norms = np.linalg.norm(normals, axis=1)
-    keep = norms > 1e-12
+    keep = norms > DIVISION_FLOOR
     normals, triples = normals[keep] / norms[keep, None], triples[keep]
     normals *= np.where(normals[:, 1:2] > 0, -1.0, 1.0)  # point up: camera y is down
     heights = -(normals * triples[:, 0]).sum(1)
@@ -115,7 +118,7 @@ def fit_ground_plane(depth: np.ndarray, K: np.ndarray, params: SupportParams = S
 def plane_depth(plane: GroundPlane, K: np.ndarray, h: int, w: int) -> np.ndarray:
     """(h, w) z-depth at which each pixel's ray meets the plane; inf above the horizon."""
     facing = _rays(K, h, w) @ plane.normal
-    return np.where(facing < -1e-9, plane.height / np.maximum(-facing, 1e-9), np.inf)
+    return np.where(facing < -MIN_FACING, plane.height / np.maximum(-facing, MIN_FACING), np.inf)
 
 
 def _first_ground_below(ground: np.ndarray, limit: int) -> np.ndarray:
@@ -136,7 +139,7 @@ def _segment_medians(labels: np.ndarray, depth: np.ndarray, count: int) -> np.nd
     if not len(values):
         return np.zeros(count)
     # one sort orders by segment, then by depth: segment + depth scaled into [0, 1)
-    top = float(values.max()) * (1 + 1e-6)
+    top = float(values.max()) * (1 + BIN_HEADROOM)
     keys = np.sort(seg + values / top)
     seg_sorted = np.floor(keys).astype(np.int64)
     ordered = (keys - seg_sorted) * top
@@ -183,9 +186,9 @@ def ungrounded_segments(labels: np.ndarray, depth: np.ndarray, K: np.ndarray, pl
     if params.borrow_px > 0 and (measured < needed).any():
         # nearest wins: the largest inverse depth around each pixel
         size = 2 * params.borrow_px + 1
-        inv = np.where(valid, 1.0 / np.maximum(depth, 1e-12), 0.0).astype(np.float32)
+        inv = np.where(valid, 1.0 / np.maximum(depth, DIVISION_FLOOR), 0.0).astype(np.float32)
         near = cv2.dilate(inv, np.ones((size, size), np.uint8))
-        borrowed = np.where(valid, 0.0, np.where(near > 0, 1.0 / np.maximum(near, 1e-12), 0.0))
+        borrowed = np.where(valid, 0.0, np.where(near > 0, 1.0 / np.maximum(near, DIVISION_FLOOR), 0.0))
         lacking = (measured == 0)[labels] & (borrowed > 0)
         borrowed = np.where(lacking, borrowed, 0.0)
         seg_depth = np.where(measured == 0, _segment_medians(labels, borrowed, count), seg_depth)

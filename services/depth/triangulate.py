@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.depth.geometry import epipolar_terms, pixel_grid
+from services.depth.geometry import DIVISION_FLOOR, epipolar_terms, pixel_grid
+
+MIN_RAY_DEPTH = 1e-9  # a ray parallel to the image plane is projected as if barely in front of it
 
 
 @dataclass(frozen=True)
@@ -50,15 +52,15 @@ def triangulate_inverse_depth(K: np.ndarray, views: list[ViewFlow]) -> Triangula
         num += m * (A * B).sum(0)
         den += m * (A * A).sum(0)
         terms.append((a, b, q, m))
-    inv_depth = num / np.maximum(den, 1e-12)
-    inv_depth[den <= 1e-12] = 0.0
+    inv_depth = num / np.maximum(den, DIVISION_FLOOR)
+    inv_depth[den <= DIVISION_FLOOR] = 0.0
 
     residual = np.zeros(h * w)
     sens2 = np.zeros(h * w)
     used = np.zeros(h * w, np.uint8)
     for a, b, q, m in terms:
         x = a + inv_depth * b[:, None]
-        z = np.where(np.abs(x[2]) < 1e-9, 1e-9, x[2])
+        z = np.where(np.abs(x[2]) < MIN_RAY_DEPTH, MIN_RAY_DEPTH, x[2])
         pred = x[:2] / z
         r = np.linalg.norm(pred - q, axis=0)
         residual = np.where(m > 0, np.maximum(residual, r), residual)

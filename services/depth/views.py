@@ -15,7 +15,7 @@ import numpy as np
 
 from services.depth.flow import DisFlow, forward_backward_error
 from services.depth.geometry import relative_pose, rotation_flow
-from services.depth.params import GeometricParams
+from services.depth.params import DepthSettings
 from services.depth.triangulate import ViewFlow
 from services.depth.window import FrameWindow
 
@@ -53,7 +53,7 @@ def _sources(ref: int, offset: int, count: int) -> list[int]:
 class ViewSelector:
     """Per reference frame: flows to one neighbour on each side at the current adaptive offset."""
 
-    def __init__(self, c2w: np.ndarray, K: np.ndarray, params: GeometricParams) -> None:
+    def __init__(self, c2w: np.ndarray, K: np.ndarray, params: DepthSettings) -> None:
         self.c2w = np.asarray(c2w, np.float64)
         self.K = K
         self.params = params

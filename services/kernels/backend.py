@@ -1,6 +1,6 @@
 """Which device the kernel operators run on, and the log line that says so.
 
-Settings ``kernels.device`` (``SPATIALVID_KERNELS__DEVICE``): ``auto`` (default: CUDA when torch sees a GPU, else CPU),
+Settings ``kernels.device`` (services/kernels/config.py: a stage's settings, else ``SPATIALVID_KERNELS__DEVICE``): ``auto`` (default: CUDA when torch sees a GPU, else CPU),
 ``cpu``, ``cuda`` (the compiled kernels when built, else the same maths in torch
 on the GPU) or ``torch-cuda`` (always the plain torch maths on the GPU: the
 baseline of bench/cuda_tracking.py). The numpy-facing helpers call
@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
+from services.kernels.config import depends_on_settings, kernel_settings
+from services.kernels.ops import implementation
+
 log = logging.getLogger(__name__)
 NAMES = ("auto", "cpu", "cuda", "torch-cuda")
 
@@ -28,8 +31,6 @@ class Backend:
 
     @property
     def label(self) -> str:
-        from services.kernels.ops import implementation
-
         if self.device.type == "cuda" and not self.use_kernels:
             return "torch-cuda"
         return implementation(self.device)
@@ -48,29 +49,22 @@ def resolve(name: str) -> Backend:
     return Backend(torch.device("cuda"), name == "cuda")
 
 
-@functools.cache
-def kernel_settings():
-    """The ``kernels`` settings section (SPATIALVID_KERNELS__DEVICE, ...), read once per process."""
-    from services.settings import load_settings
-
-    return load_settings().kernels
-
-
 _override: list[Backend] = []
 
 
+@depends_on_settings
 @functools.cache
-def _from_environment() -> Backend:
+def _from_settings() -> Backend:
     return resolve(kernel_settings().device)
 
 
 def current() -> Backend:
-    return _override[-1] if _override else _from_environment()
+    return _override[-1] if _override else _from_settings()
 
 
 @contextlib.contextmanager
 def use(name: str) -> Iterator[Backend]:
-    """Run a block with another backend (benchmarks and tests; workers use the environment)."""
+    """Run a block with another backend (benchmarks and tests; stages use their settings' ``kernels.device``)."""
     backend = resolve(name)
     _override.append(backend)
     try:

@@ -100,12 +100,6 @@ def build_pyramid(gray: torch.Tensor, window: int, max_level: int) -> Pyramid:
     return Pyramid(images, grads, sizes, pad)
 
 
-def _window_offsets(window: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    r = torch.arange(window, dtype=torch.float32, device=device)
-    oy, ox = torch.meshgrid(r, r, indexing="ij")
-    return ox.reshape(-1), oy.reshape(-1)
-
-
 def _sample(planes: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, ox: torch.Tensor, oy: torch.Tensor,
             pad: int) -> torch.Tensor:
     """Bilinear samples of (C,H,W) ``planes`` at (x0+ox, y0+oy) for every point (N) and window pixel (K):

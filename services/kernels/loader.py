@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from services.kernels.backend import kernel_settings
+from services.kernels.config import depends_on_settings, kernel_settings
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def _jit() -> ModuleType:
                 extra_cflags=["-O3"], extra_cuda_cflags=["-O3"], verbose=False)
 
 
+@depends_on_settings
 @functools.cache
 def kernel_status() -> KernelStatus:
     import torch

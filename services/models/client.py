@@ -80,13 +80,6 @@ _LOADERS: dict[str, str] = {
 }
 
 
-def register_loader(name: str, target: str) -> None:
-    """Make another model (for example ``aesthetic`` or ``ocr_det``) reachable through the seam."""
-    if ":" not in target:
-        raise ValueError(f"loader target must be 'module:function', got {target!r}")
-    _LOADERS[name] = target
-
-
 def known_models() -> list[str]:
     return sorted(_LOADERS)
 

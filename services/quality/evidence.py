@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from services.camera.vocabulary import MotionLabel
 from services.depth.flow import DisFlow, forward_backward_error, warp_by_flow
 from services.depth.geometry import pixel_grid, relative_pose, rigid_flow, rotation_flow, scale_intrinsics
 
@@ -62,7 +63,7 @@ class TrackEvidence:
 
 
 def _label_frames(instructions: dict[str, list[str]], n: int) -> list[tuple[str, ...]]:
-    frames: list[tuple[str, ...]] = [("Stay",)] * n
+    frames: list[tuple[str, ...]] = [(MotionLabel.STAY.value,)] * n
     for key, labels in instructions.items():
         a, b = map(int, key.split("->"))
         for f in range(a, min(b, n)):

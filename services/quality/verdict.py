@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from services.quality.columns import DEPTH_QUALITY, FLAG_SEPARATOR, MASK_QUALITY, POSE_QUALITY, QC_FLAGS
-from services.settings import QualitySettings
+from services.quality.params import QualitySettings
 
 if TYPE_CHECKING:
     from services.quality.evidence import TrackEvidence, ViewEvidence

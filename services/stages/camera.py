@@ -23,6 +23,7 @@ from services.dataset.formats import format_indexes
 from services.quality.evidence import track_evidence
 from services.quality.record import evidence_json, provenance as verdict_provenance
 from services.quality.verdict import clip_verdict
+from services.kernels.config import configured
 from services.records import ClipRecord
 from services.stages.base import ClipFailed, ClipOutcome, Files, PerClipStage, StageContext
 from services.video.decode import DecodeError, read_frames
@@ -45,6 +46,10 @@ class CameraStage(PerClipStage):
         return Files(required=(POSES, C2W, INTRINSICS, INDEXES, INSTRUCTIONS, QC_EVIDENCE), optional=(DENSE_TRACK,))
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
+        with configured(ctx.settings.kernels):  # the run's kernels section picks the operators' device
+            return self._run(clip, ctx)
+
+    def _run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.camera
         if settings.backend != "geometric":
             raise ClipFailed(f"camera backend {settings.backend!r} is not available (only 'geometric')")

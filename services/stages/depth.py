@@ -16,7 +16,7 @@ import numpy as np
 from services.dataset.formats import parse_indexes
 from services.artifacts import C2W, CLIP_VIDEO, DENSE_TRACK, DEPTH, DEPTH_EXR_ZIP, DYN_MASKS, INDEXES, INTRINSICS, QC_EVIDENCE
 from services.camera.frontend import working_size
-from services.depth.backends import GeometricDepthAndMasks, params_from_settings
+from services.depth.backends import GeometricDepthAndMasks
 from services.depth.exr_zip import write_disparity_zip
 from services.depth.geometry import intrinsics_from_normalised
 from services.depth.learned import POSE_UNITS, POSE_UNITS_WITH_METRIC, ModelClients, build_backend
@@ -25,6 +25,7 @@ from services.depth.overlays import OverlayText
 from services.quality.evidence import evidence_frames, view_evidence
 from services.quality.record import evidence_json, provenance as verdict_provenance, track_from_json
 from services.quality.verdict import clip_verdict
+from services.kernels.config import configured
 from services.records import ClipRecord
 from services.scoring.ocr import build_text_detector
 from services.stages.base import ClipFailed, ClipOutcome, Files, PerClipStage, StageContext
@@ -76,10 +77,13 @@ class DepthStage(PerClipStage):
         return OverlayText(self._text_detectors[where], settings.depth.overlay_text_every)
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
+        with configured(ctx.settings.kernels):  # the run's kernels section picks the operators' device
+            return self._run(clip, ctx)
+
+    def _run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.depth
-        params = params_from_settings(settings)
         # geometric by default; weight-based backends fail the clip here when their model cannot be had
-        backend = build_backend(ctx.settings, params, self.model_clients, self._overlay_text(ctx.settings))
+        backend = build_backend(ctx.settings, self.model_clients, self._overlay_text(ctx.settings))
         c2w = np.load(io.BytesIO(ctx.store.get_bytes(clip.annotation_key(C2W))))
         intr = np.load(io.BytesIO(ctx.store.get_bytes(clip.annotation_key(INTRINSICS))))
         indexes = parse_indexes(ctx.store.get_bytes(clip.annotation_key(INDEXES)).decode())
@@ -102,7 +106,7 @@ class DepthStage(PerClipStage):
             K_all = np.stack([intrinsics_from_normalised(row, W, H) for row in track["intrinsics"]])
 
         n = len(indexes)
-        gw, gh = round(W * params.depth_scale), round(H * params.depth_scale)
+        gw, gh = round(W * settings.depth_scale), round(H * settings.depth_scale)
         depth = np.zeros((n, gh, gw), np.float16)
         masks = np.zeros((n, H, W), bool)
         small: list[np.ndarray] = []  # grey copies at the verdict's working size (services.quality)
@@ -138,7 +142,7 @@ class DepthStage(PerClipStage):
             depth = np.where((depth > 0) & (in_units < FLOAT16_MAX), in_units, 0).astype(np.float16)
             units = POSE_UNITS_WITH_METRIC
             extra["metres_per_pose_unit"] = np.float64(metres_per_unit)
-        K_depth = depth_intrinsics(np.median(K, axis=0), W, H, params.depth_scale)
+        K_depth = depth_intrinsics(np.median(K, axis=0), W, H, settings.depth_scale)
         artifacts = []
         with ctx.store.writer(clip.annotation_key(DEPTH), ".npz") as tmp:
             if confidence is not None and len(confidence) == n:

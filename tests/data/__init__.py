@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from services.samples import bikes_path, vtest_path
+from samples import bikes_path, vtest_path
 
 DATA = Path(__file__).resolve().parent
 CASES = DATA / "cases"

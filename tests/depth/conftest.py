@@ -13,7 +13,7 @@ from tests.data import CASES, case_dir, evaluator  # noqa: F401  (re-exported fo
 
 @lru_cache(maxsize=4)
 def load_frames(name: str, count: int) -> np.ndarray:
-    from services.samples import read_case_frames
+    from samples import read_case_frames
 
     return np.stack(read_case_frames(case_dir(name), count=count))
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from services.depth.multiview import _refuses_carry
-from services.depth.params import GeometricParams
+from services.depth.params import DepthSettings as GeometricParams
 from services.depth.triangulate import Triangulation
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from services.depth.geometry import relative_pose, rigid_flow
 from services.depth.motion import clean_mask, multiview_inconsistency
 from services.depth.multiview import reject_contradicted
-from services.depth.params import GeometricParams
+from services.depth.params import DepthSettings as GeometricParams
 from services.depth.triangulate import ViewFlow, triangulate_inverse_depth
 
 H, W = 72, 128

@@ -98,7 +98,7 @@ def test_burned_in_text_case_loses_its_subtitle_false_positives():
 
 
 def _case_frames(name, start, count):
-    from services.samples import read_case_frames
+    from samples import read_case_frames
     from tests.depth.conftest import case_dir
 
     return read_case_frames(case_dir(name), count=start + count)[start:]

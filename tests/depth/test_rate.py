@@ -10,7 +10,7 @@ import numpy as np
 from services.annotate import chosen_frames
 from services.artifacts import C2W, DENSE_TRACK, DEPTH, DYN_MASKS, INDEXES as INDEXES_FILE, INTRINSICS
 from services.depth.multiview import iter_depth_and_masks
-from services.depth.params import GeometricParams
+from services.depth.params import DepthSettings as GeometricParams
 from services.records import ClipRecord
 from services.settings import Settings
 from services.stages.base import StageContext

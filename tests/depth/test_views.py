@@ -27,7 +27,7 @@ def test_the_first_frames_of_a_shot_get_a_view_back_for_carrying():
     shot's first frame."""
     import numpy as np
 
-    from services.depth.params import GeometricParams
+    from services.depth.params import DepthSettings as GeometricParams
     from services.depth.views import ViewSelector, prepare_frame
     from services.depth.window import FrameWindow
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from minio import Minio
 
-from services.samples import bikes_path
+from samples import bikes_path
 from workers import state as st
 
 from .conftest import GRANTED_PREFIX, OTHER_KEY, UPLOAD_LIMIT

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from services.client.api import ApiFailure
-from services.samples import bikes_path
+from samples import bikes_path
 from workers import state as st
 
 

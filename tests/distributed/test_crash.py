@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 
-from services.samples import bikes_path
+from samples import bikes_path
 from services.stack import StackInfo
 from workers import state as st
 

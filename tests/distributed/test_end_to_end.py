@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.samples import bikes_path
+from samples import bikes_path
 from services.stages.registry import available_stages
 
 CONFIG = {"clip": {"min_seconds": 1.0}}

@@ -7,7 +7,7 @@ import tarfile
 import pandas as pd
 
 from services.dataset.loader import SpatialVIDShards
-from services.samples import bikes_path
+from samples import bikes_path
 
 CONFIG = {"clip": {"min_seconds": 1.0},
           "export": {"formats": ["spatialvid-hq", "webdataset"], "group_size": 3, "shard_clips": 2}}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.inputs import MAX_STEM_CHARS
-from services.samples import bikes_path
+from samples import bikes_path
 from workers import state as st
 from workers.watchdog import VANISHED, jobs_with_messages
 

@@ -49,7 +49,7 @@ def short_source(info, minio_client, tmp_path):
 
     import imageio_ffmpeg
 
-    from services.samples import bikes_path
+    from samples import bikes_path
 
     from .conftest import GRANTED_PREFIX
 

@@ -15,7 +15,7 @@ import pytest
 from minio import Minio
 
 from services.client.api import GatewayClient
-from services.samples import bikes_path
+from samples import bikes_path
 from services.stack import Stack, StackInfo, _alive
 from workers import state as st
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from services.samples import bikes_path
+from samples import bikes_path
 from services.settings import load_settings
 from workers import state as st
 from workers.app import make_celery

@@ -7,7 +7,7 @@ import threading
 from gateway.auth import KeyRing, hash_key, new_key
 from gateway.sniff import HEAD_BYTES, container_of
 from gateway.uploads import UploadPipe
-from services.samples import bikes_path, vtest_path
+from samples import bikes_path, vtest_path
 from services.settings import load_settings
 from services.stack import settings_env
 from services.stages.registry import STAGES

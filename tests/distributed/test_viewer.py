@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.samples import bikes_path
+from samples import bikes_path
 from tests.distributed.conftest import OTHER_KEY
 from tests.viewer.conftest import screenshot
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from services.pipeline import EmbeddedPipeline
-from services.samples import REPO_ROOT, bikes_path
+from samples import REPO_ROOT, bikes_path
 from tests.data import CASES as CASE_DIRS
 from services.settings import load_settings
 from services.stages.registry import available_stages

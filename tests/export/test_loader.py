@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from services.dataset.loader import SpatialVIDDataset, SpatialVIDShards, collate
 from services.export.run import export
-from services.samples import REPO_ROOT
+from samples import REPO_ROOT
 from services.settings import ExportSettings
 from services.storage.local import LocalStore
 from services.video.decode import read_frames

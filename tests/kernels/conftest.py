@@ -77,7 +77,7 @@ def real_ba() -> list[BAInputs]:
     from services.camera import optim
     from services.camera.track import track_camera
     from services.settings import CameraSettings
-    from services.samples import read_case_frames
+    from samples import read_case_frames
 
     captured: list[BAInputs] = []
     original = optim.solve_normal_equations
@@ -136,7 +136,7 @@ def real_views():
     from services.depth.flow import DisFlow, forward_backward_error
     from services.depth.geometry import relative_pose, scale_intrinsics
     from services.depth.views import prepare_frame
-    from services.samples import read_case_frames
+    from samples import read_case_frames
 
     frames = read_case_frames(case, count=25)
     c2w = np.load(case / "gt_poses.npy")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -73,13 +72,13 @@ def test_ba_operator_detects_a_wrong_block():
 
 def _depth_originals(K, views, depth):
     from services.depth.motion import background_inverse_depth, motion_score
-    from services.depth.params import GeometricParams
+    from services.depth.params import DepthSettings as GeometricParams
     from services.depth.triangulate import triangulate_inverse_depth
 
     params = GeometricParams()
     if hasattr(params, "mask_drop_screen_fixed"):
         # the operator is the per-view residual loop; zeroing screen-fixed overlays is a separate step
-        params = dataclasses.replace(params, mask_drop_screen_fixed=False)
+        params = params.model_copy(update={"mask_drop_screen_fixed": False})
     tri = triangulate_inverse_depth(K, views)
     score = motion_score(K, views, depth, params)
     inv = background_inverse_depth(depth)

@@ -95,7 +95,7 @@ def test_tracking_accuracy_unchanged_with_the_kernels(case):
     case_dir(case)
     from services.camera.track import track_camera
     from services.settings import CameraSettings
-    from services.samples import read_case_frames
+    from samples import read_case_frames
 
     meta = json.loads((SHARED_CASES / case / "meta.json").read_text())
     frames = read_case_frames(SHARED_CASES / case)

@@ -26,7 +26,7 @@ PAIRS = [("street_dyn3", 8, 10), ("room_dyn2", 4, 5), ("orbit_plain", 10, 13)]
 
 
 def _grey_frames(case: str, indexes: tuple[int, ...]) -> list[np.ndarray]:
-    from services.samples import read_case_frames
+    from samples import read_case_frames
 
     folder = SHARED_CASES / case
     if not (folder / "video.mp4").exists():
@@ -150,7 +150,7 @@ def test_front_end_tracks_alike_with_the_torch_klt(monkeypatch):
     as OpenCV does, at the same places. (Later corners are numbered in detection order, so one track
     lost by one side and not the other renumbers the next detections: only the first frame's compare.)"""
     from services.camera import frontend
-    from services.samples import read_case_frames
+    from samples import read_case_frames
 
     folder = SHARED_CASES / "street_dyn3"
     if not (folder / "video.mp4").exists():

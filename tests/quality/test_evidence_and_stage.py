@@ -15,7 +15,7 @@ from services.depth import confidence as conf
 from services.quality.evidence import TrackEvidence, view_evidence
 from services.quality.verdict import clip_verdict
 from services.records import ClipRecord
-from services.samples import bench_cases_dir, read_case_frames
+from samples import bench_cases_dir, read_case_frames
 from services.settings import QualitySettings, Settings
 from services.stages.base import StageContext
 from services.stages.camera import CameraStage

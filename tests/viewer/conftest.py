@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.samples import REPO_ROOT, bikes_path
+from samples import REPO_ROOT, bikes_path
 from tests.data import CASES as CASE_DIRS
 
 # The shared case's first 36 frames (1.5 s of its dolly) are enough for depth and masks, at a third of the time.

@@ -1,11 +1,14 @@
-"""Where the real footage and the shared ground-truth cases live on this machine."""
+"""Where the real footage and the shared ground-truth cases live on this machine.
+
+Test and benchmark plumbing (and `make demo`'s input), not part of the service: the packages ship without it.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parent
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 
 
