@@ -164,6 +164,11 @@ class QualitySettings(Section):
     pair_offset: int = Field(4, ge=1)
     # Check a pair every this many annotated frames (cost: one optical flow per pair at 320 px).
     pair_every: int = Field(4, ge=1)
+    # Distant pairs this many annotated frames apart: their depths are compared through the poses, where a drift
+    # of the depth's scale that neighbouring frames hide has grown (about half a second at 24-30 fps).
+    long_pair_offset: int = Field(16, ge=1)
+    # Compare a distant pair every this many annotated frames (geometry only, no flow: cheap).
+    long_pair_every: int = Field(4, ge=1)
     # Static pixels' flow should land where the poses put them (epipolar line, or the rotation's image when the
     # camera does not translate): 0.5 deg of rotation error moves points by about 4 px at a 60 deg lens.
     pose_residual_px: float = Field(1.5, gt=0)
@@ -179,6 +184,10 @@ class QualitySettings(Section):
     # A translation needs depth to be where the flow says: median transfer error of the depth into the
     # neighbouring view, in px; a depth 10% wrong moves a point by ~10% of its parallax.
     depth_transfer_px: float = Field(1.0, gt=0)
+    # Depth carried by the poses from one frame to a distant one disagrees with that frame's own depth by more
+    # than this (median |log ratio|, 80th percentile of the pairs): the depth's scale drifts along the clip, which
+    # a 10% depth error target (AbsRel 0.10) cannot absorb.
+    depth_consistency: float = Field(0.1, gt=0)
     # Photometric check: mean absolute grey difference (0-255) after warping the neighbour by the depth and poses,
     # beyond what warping by the measured flow leaves (noise and compression cancel out).
     depth_photometric_excess: float = Field(4.0, gt=0)

@@ -95,6 +95,8 @@ def clip_verdict(track: TrackEvidence | None, views: ViewEvidence | None, cfg: Q
     if s["depth_photometric_excess"] is not None:
         depth.check("photometric-error", worse_above(max(s["depth_photometric_excess"], 0.0),
                                                      cfg.depth_photometric_excess))
+    if s.get("depth_consistency") is not None:
+        depth.check("inconsistent", worse_above(s["depth_consistency"], cfg.depth_consistency))
     if views.shots_with_depth > 1:  # each shot's depth has its own unit (its near depth): no scale across the cut
         depth.check("scale-drift", 0.5)
     masks = _Concern("masks", flags)
