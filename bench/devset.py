@@ -159,7 +159,7 @@ def recompute_verdict(case: Path) -> dict | None:
     c2w = np.load(ann / "c2w.npy")
     evidence_path = ann / EVIDENCE_FILE
     track = track_from_json(evidence_path.read_bytes()) if evidence_path.exists() else None
-    if track is None:
+    if track is None or track.heading_disagreement_deg is None:  # saved before the heading check: track again
         size = working_size(info.width, info.height, settings.camera.working_max_side)
         with one_blas_thread():
             tracked = track_camera(read_frames(case / "video.mp4", size=size), info.fps, settings.camera)

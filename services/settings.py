@@ -179,6 +179,12 @@ class QualitySettings(Section):
     # How far a motion rate may be off: 20% is what a few percent of focal error and the rotation/translation
     # coupling of tracked poses do to a pan or truck rate.
     label_threshold_factor: float = Field(1.2, gt=1)
+    # The poses' direction of travel and a two-view estimate of it from the same tracks disagree by more than this
+    # (deg, median over pairs half a second apart): the heading sits in a rotation-translation trade-off the
+    # clip does not resolve, which tilts the path against the orientations and bends the depth (an offset in
+    # inverse depth). Two sound estimates of a heading over half a second agree to about half of this (tracking
+    # noise of 0.3 px on a truck past a scene 4-12 depth units away).
+    heading_disagreement_deg: float = Field(5.0, gt=0)
     # Fewer inlier tracks than this on a tenth of the frames: too little evidence for a reliable pose.
     min_inlier_tracks: float = Field(40.0, gt=0)
     # A translation needs depth to be where the flow says: median transfer error of the depth into the

@@ -49,17 +49,20 @@ class TrackEvidence:
     segments: list[tuple[int, int]] = field(default_factory=list)
     # Share of frames whose motion labels flip when the labeller's thresholds move by a factor (quality.label_threshold_factor) (None: not computed).
     label_sensitivity: float | None = None
+    # Median angle (deg) between the published poses' direction of travel and a two-view estimate of it from the
+    # same tracks, over frame pairs half a second apart (None: the camera does not translate enough to tell).
+    heading_disagreement_deg: float | None = None
 
     def to_json(self) -> dict:
         return dict(success=self.success, focal_from_prior=self.focal_from_prior, camera_moves=self.camera_moves,
                     inlier_tracks_p10=self.inlier_tracks_p10, segments=[list(s) for s in self.segments],
-                    label_sensitivity=self.label_sensitivity)
+                    label_sensitivity=self.label_sensitivity, heading_disagreement_deg=self.heading_disagreement_deg)
 
     @classmethod
     def from_json(cls, data: dict) -> "TrackEvidence":
         return cls(bool(data["success"]), bool(data["focal_from_prior"]), bool(data["camera_moves"]),
                    data.get("inlier_tracks_p10"), [tuple(s) for s in data.get("segments", [])],
-                   data.get("label_sensitivity"))
+                   data.get("label_sensitivity"), data.get("heading_disagreement_deg"))
 
 
 def _label_frames(instructions: dict[str, list[str]], n: int) -> list[tuple[str, ...]]:
@@ -97,8 +100,35 @@ def label_sensitivity(c2w: np.ndarray, fps: float, frame_indices: np.ndarray, se
     return float(changed[keep].mean()) if keep.any() else 0.0
 
 
+def heading_disagreement(frame_tracks: Sequence, c2w: np.ndarray, focal_px: np.ndarray, size: tuple[int, int],
+                         span: int, min_pairs: int = 3) -> float | None:
+    """Median angle (deg, sign-free) between the relative translation of the poses and the five-point estimate of
+    it from the tracks both frames share, over pairs (i, i + span) within one shot every span/2 frames.
+
+    The windowed bundle adjustment and a two-view fit err differently: where a heading error hides in a
+    rotation-translation trade-off that the neighbouring frames cannot resolve, the two disagree. Pairs the
+    two-view fit sees as a pure rotation say nothing of the heading and are skipped. ``frame_tracks`` are the
+    front end's ``FrameTracks`` of every frame, ``focal_px`` per frame at the tracks' ``size`` (w, h)."""
+    from services.camera.twoview import relative_motion
+
+    w, h = size
+    angles = []
+    for i in range(0, len(frame_tracks) - span, max(1, span // 2)):
+        a, b = frame_tracks[i], frame_tracks[i + span]
+        if a.segment != b.segment:
+            continue
+        _, ia, ib = np.intersect1d(a.ids, b.ids, return_indices=True)
+        motion = relative_motion(a.xy[ia], b.xy[ib], float(focal_px[i]), w / 2.0, h / 2.0)
+        _, t = relative_pose(c2w[i], c2w[i + span])
+        if motion is None or motion.rotation_only or np.linalg.norm(t) == 0 or np.linalg.norm(motion.t) == 0:
+            continue
+        cos = abs(float(np.dot(t, motion.t))) / (np.linalg.norm(t) * np.linalg.norm(motion.t))
+        angles.append(float(np.degrees(np.arccos(min(cos, 1.0)))))
+    return float(np.median(angles)) if len(angles) >= min_pairs else None
+
+
 def track_evidence(track, focal_given: bool = False, min_rotation_deg: float = 1.0, fps: float | None = None,
-                   label_factor: float = 1.2) -> TrackEvidence:
+                   label_factor: float = 1.2, heading_span_s: float = 0.5) -> TrackEvidence:
     """From a ``services.camera.track.CameraTrack``; ``focal_given``: the user gave the field of view
     (``camera.known_hfov_deg``), so a focal the clip did not estimate is still known."""
     c2w = track.c2w
@@ -112,8 +142,15 @@ def track_evidence(track, focal_given: bool = False, min_rotation_deg: float = 1
     p10 = float(np.percentile(inl, 10)) if inl is not None and len(inl) else None
     labels = label_sensitivity(c2w, fps, track.frame_indices, track.segments, label_factor) \
         if fps and len(c2w) else None
+    heading = None
+    frame_tracks = getattr(track, "frame_tracks", None)
+    if frame_tracks and fps and len(frame_tracks) == len(c2w):
+        size = getattr(track, "working_size", None)
+        if size:
+            heading = heading_disagreement(frame_tracks, c2w, track.intrinsics[:, 0] * size[0], size,
+                                           max(2, int(round(fps * heading_span_s))))
     return TrackEvidence(bool(track.success), not focal_given and not all(track.focal_estimated), moves, p10,
-                         [tuple(int(x) for x in s) for s in track.segments], labels)
+                         [tuple(int(x) for x in s) for s in track.segments], labels, heading)
 
 
 @dataclass
