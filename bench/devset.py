@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from samples import bench_cases_dir  # noqa: E402
+from services.dataset.formats import parse_indexes  # noqa: E402
 from tracking import label_frames  # noqa: E402  (bench/tracking.py: the labels read the same way in both benches)
 
 OUT = REPO / "bench" / "output" / "devset"
@@ -128,7 +129,7 @@ def verdict_from_saved_evidence(case: Path) -> dict | None:
     track = TrackEvidence.from_json(data["track"])
     # the labels' sensitivity again from the cached poses, at the current threshold factor
     ann = OUT / case.name / "run" / "annotations" / case.name
-    fids = np.array([int(t) for t in (ann / "indexes.txt").read_text().split()])
+    fids = parse_indexes((ann / "indexes.txt").read_text())
     fps = json.loads((case / "meta.json").read_text())["fps"]
     track.label_sensitivity = label_sensitivity(np.load(ann / "c2w.npy"), fps, fids, track.segments,
                                                 settings.quality.label_threshold_factor)
@@ -159,7 +160,7 @@ def recompute_verdict(case: Path) -> dict | None:
     c2w = np.load(ann / "c2w.npy")
     evidence_path = ann / EVIDENCE_FILE
     track = track_from_json(evidence_path.read_bytes()) if evidence_path.exists() else None
-    if track is None:
+    if track is None or track.heading_disagreement_deg is None:  # saved before the heading check: track again
         size = working_size(info.width, info.height, settings.camera.working_max_side)
         with one_blas_thread():
             tracked = track_camera(read_frames(case / "video.mp4", size=size), info.fps, settings.camera)
@@ -168,7 +169,7 @@ def recompute_verdict(case: Path) -> dict | None:
         track = track_evidence(tracked, focal_given=bool(settings.camera.known_hfov_deg), fps=info.fps,
                                label_factor=settings.quality.label_threshold_factor)
     # from the cached poses with the current settings (evidence written before them may hold another factor)
-    fids = np.array([int(t) for t in (ann / "indexes.txt").read_text().split()])
+    fids = parse_indexes((ann / "indexes.txt").read_text())
     track.label_sensitivity = label_sensitivity(c2w, info.fps, fids, track.segments,
                                                 settings.quality.label_threshold_factor)
     K = np.stack([intrinsics_from_normalised(r, info.width, info.height) for r in np.load(ann / "intrinsics.npy")])
@@ -179,7 +180,10 @@ def recompute_verdict(case: Path) -> dict | None:
         pass
     q = settings.quality
     cpu = time.process_time()
-    views = view_evidence(small, c2w, K, depth, masks, track.segments, info.width, q.pair_offset, q.pair_every)
+    saved = np.load(ann / "depth.npz")
+    confidence = saved["confidence"] if "confidence" in saved.files else None
+    views = view_evidence(small, c2w, K, depth, masks, track.segments, info.width, q.pair_offset, q.pair_every,
+                          q.long_pair_offset, q.long_pair_every, confidence)
     verdict = clip_verdict(track, views, q)
     cpu = time.process_time() - cpu
     (OUT / case.name / "verdict_cpu_s.json").write_text(json.dumps(dict(cpu_s=cpu, frames=len(c2w))))
@@ -264,7 +268,7 @@ def score_case(case: Path, recompute: str = "") -> CaseResult:
         return res
     res.ok_run = True
     c2w = np.load(ann / "c2w.npy")
-    fids = np.array([int(t) for t in (ann / "indexes.txt").read_text().split()])
+    fids = parse_indexes((ann / "indexes.txt").read_text())
     gt = np.load(case / "gt_poses.npy")
     shots = [(s["start"], s["end"]) for s in meta["shots"]]
     pose, _ = EV.pose_metrics(gt, c2w, fids, shots)

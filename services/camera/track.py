@@ -41,6 +41,9 @@ class CameraTrack:
     focal_source: list[str] = field(default_factory=list)
     hfov_deg: list[float] = field(default_factory=list)
     inliers: np.ndarray | None = None  # (N,) inlier tracks per frame
+    # The front end's tracks of every frame (for the quality verdict's independent checks; not published).
+    frame_tracks: list[FrameTracks] = field(default_factory=list)
+    working_size: tuple[int, int] | None = None  # (w, h) of the tracks' pixels
     notes: list[str] = field(default_factory=list)
 
 
@@ -136,6 +139,7 @@ def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTr
         result.focal_source.append(source)
         result.hfov_deg.append(focal_to_hfov(K.f, Ww))
     result.inliers = inliers
+    result.frame_tracks, result.working_size = tracks, (Ww, Hw)
     if len(result.segments) > 1:
         cuts = ", ".join(str(s[0]) for s in result.segments[1:])
         result.notes.append(f"hard cut at frame {cuts}: tracked as {len(result.segments)} segments chained end to start; "

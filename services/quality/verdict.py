@@ -61,7 +61,8 @@ class _Concern:
 
 
 # Pose checks about the geometry (what depth and masks are built on), as opposed to the labels read from it.
-GEOMETRY = ("tracking-failed", "focal-unconstrained", "few-inliers", "high-reprojection-error")
+GEOMETRY = ("tracking-failed", "focal-unconstrained", "few-inliers", "high-reprojection-error",
+            "heading-uncertain")
 
 
 def clip_verdict(track: TrackEvidence | None, views: ViewEvidence | None, cfg: QualitySettings) -> Verdict:
@@ -75,6 +76,8 @@ def clip_verdict(track: TrackEvidence | None, views: ViewEvidence | None, cfg: Q
             pose.check("focal-unconstrained", cfg.unconstrained_focal_quality)
         if track.label_sensitivity is not None:
             pose.check("labels-ambiguous", worse_above(track.label_sensitivity, cfg.label_sensitivity))
+        if track.heading_disagreement_deg is not None:
+            pose.check("heading-uncertain", worse_above(track.heading_disagreement_deg, cfg.heading_disagreement_deg))
         if track.inlier_tracks_p10 is not None and track.camera_moves:
             pose.check("few-inliers", worse_below(track.inlier_tracks_p10, cfg.min_inlier_tracks))
     verdict = Verdict(flags=flags)
@@ -95,6 +98,8 @@ def clip_verdict(track: TrackEvidence | None, views: ViewEvidence | None, cfg: Q
     if s["depth_photometric_excess"] is not None:
         depth.check("photometric-error", worse_above(max(s["depth_photometric_excess"], 0.0),
                                                      cfg.depth_photometric_excess))
+    if s.get("depth_consistency") is not None:
+        depth.check("inconsistent", worse_above(s["depth_consistency"], cfg.depth_consistency))
     if views.shots_with_depth > 1:  # each shot's depth has its own unit (its near depth): no scale across the cut
         depth.check("scale-drift", 0.5)
     masks = _Concern("masks", flags)

@@ -163,7 +163,8 @@ class DepthStage(PerClipStage):
         rows = [(int(np.searchsorted(indexes, a)), int(np.searchsorted(indexes, b)))
                 for a, b in pose_evidence.segments] if pose_evidence else [(0, n)]
         qc = ctx.settings.quality
-        views = view_evidence(small, c2w, K, depth, masks, rows, W, qc.pair_offset, qc.pair_every)
+        views = view_evidence(small, c2w, K, depth, masks, rows, W, qc.pair_offset, qc.pair_every,
+                              qc.long_pair_offset, qc.long_pair_every, extra.get("confidence"))
         verdict = clip_verdict(pose_evidence, views, qc)
         ctx.store.put_bytes(evidence_key, evidence_json(pose_evidence, views, verdict))
         artifacts.append(evidence_key)

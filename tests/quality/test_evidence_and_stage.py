@@ -42,11 +42,12 @@ def yaw_drift(c2w: np.ndarray, deg_per_frame: float) -> np.ndarray:
 
 
 def gt_evidence(c2w=None, depth_factor=1.0):
+    """``depth_factor``: a number, or one per frame."""
     d = shared_case()
     frames = read_case_frames(d, count=FRAMES)
     gt_c2w = np.load(d / "gt_poses.npy")[:FRAMES]
     K = np.tile(np.load(d / "gt_intrinsics.npy"), (FRAMES, 1, 1))
-    depth = np.load(d / "gt_depth.npz")["depth"][:FRAMES] * depth_factor
+    depth = np.load(d / "gt_depth.npz")["depth"][:FRAMES] * np.reshape(depth_factor, (-1, 1, 1))
     masks = np.zeros((FRAMES, 360, 640), bool)
     return view_evidence(frames, gt_c2w if c2w is None else c2w, K, depth, masks, [(0, FRAMES)], 640)
 
@@ -72,6 +73,15 @@ def test_rotation_error_and_wrong_depth_are_flagged():
     # depth 40% too far for the poses: the parallax it predicts is 40% short
     far = clip_verdict(TRACK, gt_evidence(depth_factor=1.4), QualitySettings())
     assert any(f.startswith("depth:") for f in far.flags) and not any(f.startswith("pose:") for f in far.flags)
+
+
+def test_depth_whose_scale_drifts_along_the_clip_is_flagged():
+    assert gt_evidence().summary()["depth_consistency"] < 0.5 * QualitySettings().depth_consistency
+    # the depth's scale creeping up 2% a frame: frames 16 apart disagree by 37%
+    creeping = gt_evidence(depth_factor=1.02 ** np.arange(FRAMES))
+    verdict = clip_verdict(TRACK, creeping, QualitySettings())
+    assert "depth:inconsistent" in verdict.flags
+    assert creeping.summary()["depth_consistency"] > 0.3
 
 
 def test_stages_write_the_verdict_columns_and_the_depth_confidence(tmp_path):

@@ -40,6 +40,8 @@ def test_each_check_flags_its_own_concern():
         "depth:high-transfer-error": (good_track(), good_views(depth_transfer_px=[2.5] * 10)),
         "depth:photometric-error": (good_track(), good_views(depth_photometric_excess=[9.0] * 10)),
         "depth:scale-drift": (good_track(), good_views(shots_with_depth=2)),
+        "pose:heading-uncertain": (good_track(heading_disagreement_deg=9.0), good_views()),
+        "depth:inconsistent": (good_track(), good_views(depth_consistency=[0.25] * 10)),
         "masks:noisy-flow": (good_track(), good_views(flow_noise_px=[1.6] * 10)),
         "masks:low-contrast": (good_track(), good_views(contrast=[8.0] * 10)),
         "masks:unstable": (good_track(), good_views(mask_instability=0.8)),
@@ -109,3 +111,37 @@ def test_labels_resting_on_a_threshold_are_flagged():
     assert label_sensitivity(slow, fps, np.arange(n), [(0, n)]) > CFG.label_sensitivity
     v = clip_verdict(good_track(label_sensitivity=0.3), good_views(), CFG)
     assert v.flags == ["pose:labels-ambiguous"]
+
+
+def _tracks_of_a_truck(heading_error_deg: float):
+    """Front-end tracks of a camera trucking right past random points 4-12 units away, and poses whose direction
+    of travel is turned by ``heading_error_deg`` about the vertical axis."""
+    from scipy.spatial.transform import Rotation
+
+    from services.camera.frontend import FrameTracks
+
+    rng = np.random.default_rng(3)
+    points = np.column_stack([rng.uniform(-6, 6, 400), rng.uniform(-3, 3, 400), rng.uniform(4, 12, 400)])
+    f, w, h, n = 500.0, 640, 360, 30
+    turn = Rotation.from_euler("y", heading_error_deg, degrees=True).as_matrix()
+    frames, c2w = [], np.tile(np.eye(4), (n, 1, 1))
+    for k in range(n):
+        centre = np.array([0.05 * k, 0.0, 0.0])
+        cam = points - centre
+        xy = np.column_stack([f * cam[:, 0] / cam[:, 2] + w / 2, f * cam[:, 1] / cam[:, 2] + h / 2])
+        xy += rng.normal(0, 0.3, xy.shape)  # tracking noise
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+        frames.append(FrameTracks(k, 0, np.flatnonzero(inside).astype(np.int64), xy[inside].astype(np.float32)))
+        c2w[k, :3, 3] = turn @ centre
+    return frames, c2w, np.full(n, f), (w, h)
+
+
+def test_heading_disagreement_measures_a_turned_direction_of_travel():
+    from services.quality.evidence import heading_disagreement
+
+    right = heading_disagreement(*_tracks_of_a_truck(0.0), span=12)
+    turned = heading_disagreement(*_tracks_of_a_truck(10.0), span=12)
+    assert right < 0.5 * CFG.heading_disagreement_deg
+    assert abs(turned - 10.0) < 2.0
+    assert clip_verdict(good_track(heading_disagreement_deg=turned), good_views(), CFG).flags[0] == \
+        "pose:heading-uncertain"
