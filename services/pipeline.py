@@ -27,6 +27,7 @@ from services.stages.base import ClipStage, StageContext, VideoOutcome
 from services.stages.clip import ingest_stage
 from services.stages.registry import build_stage
 from services.storage.local import LocalStore
+from services.video.shared import DecodedClips, decode_groups
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,9 @@ class EmbeddedPipeline:
         self.summary.videos_in = len(videos)
         ctx = StageContext(settings=self.settings, store=self.store, workdir=self.store.root)
         clips = self._clip_videos(videos, ctx)
-        for name in self.stage_names:
-            if name == "clip":
-                continue
-            clips = self._run_clip_stage(build_stage(name), clips, ctx)
+        stages = [build_stage(name) for name in self.stage_names if name != "clip"]
+        for group in decode_groups(stages, self.settings.video.share_decode):
+            clips = self._run_clip_stages(group, clips, ctx)
         self._finish(clips)
         return self.summary
 
@@ -148,30 +148,44 @@ class EmbeddedPipeline:
             key = f"clip: {reason}"
             self.summary.dropped[key] = self.summary.dropped.get(key, 0) + n
 
-    def _run_clip_stage(self, stage: ClipStage, clips: list[ClipRecord], ctx: StageContext) -> list[ClipRecord]:
-        position = self.stage_names.index(stage.name)
-        prerequisites = [n for n in self.stage_names[:position] if n != "clip"]
-        fingerprint = stage.fingerprint(self.settings)
-        todo = [c for c in clips if needs_run(stage, c, fingerprint, prerequisites, self.force)]
-        started = time.perf_counter()
-        updated = {c.id: c for c in clips}
-        if todo:
-            stage.setup(ctx)
+    def _run_clip_stages(self, stages: list[ClipStage], clips: list[ClipRecord], ctx: StageContext) -> list[ClipRecord]:
+        """Run ``stages`` (consecutive in the pipeline) clip by clip: a clip goes through all of them before the
+        next one, so that one decode of it serves every stage that reads its frames."""
+        names = [s.name for s in stages]
+        earlier = [n for n in self.stage_names[:self.stage_names.index(names[0])] if n != "clip"]
+        fingerprints = {s.name: s.fingerprint(self.settings) for s in stages}
+        decoded = DecodedClips(self.settings.video, self.settings.video.share_decode_max_mb << 20)
+        ctx.decoded = decoded if len(stages) > 1 else None
+        updated, ready, skipped = {c.id: c for c in clips}, set(), Counter()
         with self._progress() as progress:
-            task = progress.add_task(stage.name, total=len(todo), item="")
-            for clip in todo:
+            task = progress.add_task("+".join(names), total=len(clips), item="")
+            for clip in clips:
                 progress.update(task, item=clip.id)
-                result = run_clip_stage(stage, clip, ctx, fingerprint)
-                self.book.save_clip(result)
-                updated[clip.id] = result
+                todo = [s for s in stages if needs_run(s, clip, fingerprints[s.name], earlier, self.force)]
+                wanted = [r for s in todo for r in s.frame_requests(clip, self.settings)] if ctx.decoded else []
+                with decoded.open(self.store, clip, wanted):
+                    for stage in stages:
+                        prerequisites = earlier + names[:names.index(stage.name)]
+                        if not needs_run(stage, clip, fingerprints[stage.name], prerequisites, self.force):
+                            skipped[stage.name] += clip.is_done(stage.name)
+                            continue
+                        if stage.name not in ready:
+                            stage.setup(ctx)
+                            ready.add(stage.name)
+                        started = time.perf_counter()
+                        clip = run_clip_stage(stage, clip, ctx, fingerprints[stage.name])
+                        self.book.save_clip(clip)
+                        self.summary.stage_seconds[stage.name] = (self.summary.stage_seconds.get(stage.name, 0.0)
+                                                                  + time.perf_counter() - started)
+                        self.summary.stage_items[stage.name] = self.summary.stage_items.get(stage.name, 0) + 1
+                updated[clip.id] = clip
                 progress.advance(task)
-        self.summary.stage_seconds[stage.name] = time.perf_counter() - started
-        self.summary.stage_items[stage.name] = len(todo)
-        skipped = len([c for c in clips if c.is_done(stage.name)]) - len(
-            [c for c in todo if c.is_done(stage.name)]
-        )
-        if skipped > 0:
-            self.summary.notes.append(f"{stage.name}: {skipped} clip(s) already done, skipped (use --force to redo)")
+        ctx.decoded = None
+        for name in names:
+            self.summary.stage_seconds.setdefault(name, 0.0)
+            self.summary.stage_items.setdefault(name, 0)
+            if skipped[name]:
+                self.summary.notes.append(f"{name}: {skipped[name]} clip(s) already done, skipped (use --force to redo)")
         return [updated[c.id] for c in clips]
 
     # -- output -----------------------------------------------------------

@@ -56,6 +56,12 @@ class VideoSettings(Section):
     ffmpeg: str = ""
     ffprobe: str = ""
     decode_threads: int = 2
+    # Decode each clip once for all the stages of a process that read its frames (services/video/shared.py);
+    # off, each stage decodes it on its own: the same frames for more CPU time.
+    share_decode: bool = True
+    # The shared decode holds a clip's frames in memory while its stages run (a 720p frame for depth plus a
+    # 640-wide one for the camera: 3.5 MB; 15 s at 30 fps: 1.6 GB); a clip needing more is decoded by each stage.
+    share_decode_max_mb: int = Field(2048, ge=0)
 
 
 class ClipSettings(Section):

@@ -24,7 +24,9 @@ from services.quality.record import EVIDENCE_FILE, evidence_json, provenance as 
 from services.quality.verdict import clip_verdict
 from services.records import ClipRecord
 from services.stages.base import ClipFailed, ClipOutcome, ClipStage, StageContext
-from services.video.decode import DecodeError, read_frames
+from services.settings import Settings
+from services.video.decode import DecodeError, FrameRequest
+from services.video.shared import clip_frames
 
 ARTIFACTS = ("poses.npy", "c2w.npy", "intrinsics.npy", "indexes.txt", "instructions.json", EVIDENCE_FILE)
 
@@ -38,6 +40,11 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 class CameraStage(ClipStage):
     name = "camera"
     config_sections = ("camera", "annotate", "quality")
+    reads_frames = True
+
+    def frame_requests(self, clip: ClipRecord, settings: Settings) -> tuple[FrameRequest, ...]:
+        # straight at the tracker's working size (ffmpeg scales; intrinsics are normalised)
+        return (FrameRequest(size=working_size(clip.width, clip.height, settings.camera.working_max_side)),)
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.camera
@@ -45,14 +52,12 @@ class CameraStage(ClipStage):
             raise ClipFailed(f"camera backend {settings.backend!r} is not available (only 'geometric')")
         if not ctx.store.exists(clip.clip_key):
             raise ClipFailed(f"clip file {clip.clip_key} is missing")
-        with ctx.store.local_path(clip.clip_key) as path:
-            try:
-                # decode straight at the tracker's working size (ffmpeg scales; intrinsics are normalised)
-                size = working_size(clip.width, clip.height, settings.working_max_side)
-                frames = read_frames(path, size=size, settings=ctx.settings.video)
+        request, = self.frame_requests(clip, ctx.settings)
+        try:
+            with clip_frames(ctx, clip, request) as frames:
                 track = track_camera(frames, clip.fps, settings)
-            except DecodeError as exc:
-                raise ClipFailed(str(exc)) from None
+        except DecodeError as exc:
+            raise ClipFailed(str(exc)) from None
         if len(track.c2w) == 0:
             raise ClipFailed(track.reason or "no poses")
         stats = trajectory_stats(track.c2w, clip.fps)
