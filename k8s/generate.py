@@ -18,12 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "k8s" / "base" / "workers.yaml"
 
 # Per queue: resources, how long a task may run before the pod is killed, and
-# how far KEDA may scale. The gpu overlay adds GPUs to the annotate_* queues.
+# how far KEDA may scale. The gpu overlay adds GPUs to the annotate queues.
 PROFILES: dict[str, dict] = {
     "ingest": {"cpu": "2", "memory": "4Gi", "grace": 900, "max": 8, "min": 1, "list_length": 2},
     "score": {"cpu": "2", "memory": "4Gi", "grace": 300, "max": 16, "min": 1, "list_length": 8},
     "annotate_camera": {"cpu": "4", "memory": "8Gi", "grace": 1200, "max": 16, "min": 0, "list_length": 4},
     "annotate_depth": {"cpu": "4", "memory": "8Gi", "grace": 1200, "max": 16, "min": 0, "list_length": 4},
+    # camera and depth of a clip in one task (workers.annotate_together): the two stages' time per task
+    "annotate": {"cpu": "4", "memory": "8Gi", "grace": 2400, "max": 16, "min": 0, "list_length": 4},
     "caption": {"cpu": "1", "memory": "2Gi", "grace": 300, "max": 8, "min": 0, "list_length": 16},
     "finalize": {"cpu": "1", "memory": "2Gi", "grace": 300, "max": 2, "min": 1, "list_length": 4},
 }

@@ -369,6 +369,15 @@ class RedisSettings(Section):
     job_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
 
 
+class WorkerSettings(Section):
+    """How the Celery workers split a clip's stages into tasks (workers/routing.py)."""
+
+    # Camera and depth of a clip as one task on the ``annotate`` queue, so that one decode of the clip serves both;
+    # off: a task each on annotate_camera and annotate_depth, whose workers scale apart (depth on GPU nodes, say).
+    # The deployment must run workers for the queues it uses.
+    annotate_together: bool = False
+
+
 class TenantSettings(Section):
     """What the operator grants one API key's owner beyond its own jobs."""
 
@@ -462,6 +471,7 @@ class Settings(BaseSettings):
     kernels: KernelSettings = Field(default_factory=KernelSettings)
     triton: TritonSettings = Field(default_factory=TritonSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
     stack: StackSettings = Field(default_factory=StackSettings)

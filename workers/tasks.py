@@ -47,7 +47,8 @@ from workers import state as st
 from workers import watchdog
 from workers.app import app
 from workers.lease import message_lease
-from workers.routing import CLIP_STAGES, FINALIZE_TASK, INGEST_TASK, QUEUES, stage_task
+from workers.routing import (ANNOTATE_STAGES, ANNOTATE_TASK, CLIP_STAGES, FINALIZE_TASK, INGEST_TASK, QUEUES,
+                             next_task, stage_task)
 from workers.runtime import JobSpec, Runtime, runtime
 from workers.transient import is_transient
 
@@ -159,7 +160,8 @@ def _advance(rt: Runtime, job: JobSpec, book: RecordBook, clip: ClipRecord, afte
     if clip.active and position < len(stages):
         nxt = stages[position]
         rt.redis.hset(st.Keys(job.id).clipstate, clip.id, f"queued:{nxt}")
-        _send(rt, stage_task(nxt), [job.id, clip.id], QUEUES[nxt])
+        task, queue = next_task(stages, nxt, rt.settings.workers.annotate_together)
+        _send(rt, task, [job.id, clip.id], queue)
     else:
         _finish_clip(rt, job, book, clip)
 
@@ -377,7 +379,7 @@ def _make_stage_task(stage_name: str):
     return run_stage
 
 
-def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries: int) -> None:
+def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries: int, advance: bool = True) -> None:
     job = rt.job(job_id)
     if job is None or job.state in st.TERMINAL:
         if job is not None and job.state is st.JobState.cancelled:
@@ -401,7 +403,8 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
         return
     settings = rt.job_settings(job)
     # run_clip_stage gives the run its own scratch folder; setup() writes nothing there
-    ctx = StageContext(settings=settings, store=store, workdir=Path(tempfile.gettempdir()), cache=rt.cache)
+    ctx = StageContext(settings=settings, store=store, workdir=Path(tempfile.gettempdir()), cache=rt.cache,
+                       decoded=rt.decoded)
     stage = rt.stage(stage_name, ctx)
     position = job.stages.index(stage_name)
     prerequisites = [n for n in job.stages[:position] if n != "clip"]
@@ -421,7 +424,8 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
             # Cancelled while this stage ran: its work counts (Redis has its record), so finalize
             # writes the tables and job.json again to say so too.
             _send(rt, FINALIZE_TASK, [job_id], QUEUES["finalize"])
-    _advance(rt, job, book, clip, stage_name)
+    if advance:
+        _advance(rt, job, book, clip, stage_name)
 
 
 def _state(rt: Runtime, keys: st.Keys) -> st.JobState | None:
@@ -448,6 +452,36 @@ def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: 
 
 
 STAGE_TASKS = {name: _make_stage_task(name) for name in CLIP_STAGES}
+
+
+@app.task(name=ANNOTATE_TASK, **TASK_OPTIONS)
+def annotate(self: Task, job_id: str, clip_id: str) -> None:
+    """Camera then depth on one clip, both fed by one decode of it (the ``annotate`` queue)."""
+    rt = runtime()
+    running = [ANNOTATE_STAGES[0]]
+    try:
+        with _lease(self, rt):
+            _annotate(rt, job_id, clip_id, self.request.retries, running)
+    except Exception as exc:
+        reason = _give_up_reason(self, rt, job_id, exc)
+        if reason is None:
+            _retry_or_raise(self, exc)
+        _record_failure(self, lambda: _fail_clip(rt, job_id, clip_id, running[0], reason))
+
+
+def _annotate(rt: Runtime, job_id: str, clip_id: str, retries: int, running: list[str]) -> None:
+    job = rt.job(job_id)
+    store = rt.store(job_id)[0] if job is not None else None
+    clip = _load_clip(rt, RecordBook(store), st.Keys(job_id), clip_id) if store is not None else None
+    wanted = []
+    if clip is not None and rt.settings.video.share_decode:
+        ctx = StageContext(settings=rt.job_settings(job), store=store, workdir=Path(tempfile.gettempdir()),
+                           cache=rt.cache)
+        wanted = [r for name in ANNOTATE_STAGES for r in rt.stage(name, ctx).frame_requests(clip, ctx.settings)]
+    with rt.decoded.open(store, clip, wanted):
+        for name in ANNOTATE_STAGES:
+            running[0] = name
+            _run_stage(rt, name, job_id, clip_id, retries, advance=name == ANNOTATE_STAGES[-1])
 
 
 # -- finalize -----------------------------------------------------------------------
