@@ -8,6 +8,8 @@ is decided in ``services/orchestration``; this module only moves records.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -18,13 +20,14 @@ from services.orchestration import accounting, ingest
 from services.orchestration.accounting import RunSummary
 from services.orchestration.outputs import finish_outputs
 from services.orchestration.plan import CLIPPING, Plan
-from services.progress import timed_items
+from services.progress import progress_items, timed_items
 from services.recordbook import RecordBook
 from services.records import ClipRecord, VideoRecord
 from services.settings import Settings
 from services.stages.base import PerClipStage, StageContext
 from services.stages.registry import build_stage
 from services.storage.local import LocalStore
+from services.video.shared import DecodedClips, decode_groups
 
 
 class EmbeddedPipeline:
@@ -48,8 +51,10 @@ class EmbeddedPipeline:
         label = CLIPPING if self.plan.clipping else "ingest"
         clips = [c for item in self._each(label, CLIPPING, videos, lambda v: v.path.name)
                  for c in self._ingest(stage, item, ctx, fingerprint)]
-        for name in self.plan.clip_stages:
-            clips = self._run_clip_stage(build_stage(name), clips, ctx)
+        stages = [build_stage(name) for name in self.plan.clip_stages]
+        for group in decode_groups(stages, self.settings.video.share_decode):
+            clips = self._run_clip_stage(group[0], clips, ctx) if len(group) == 1 \
+                else self._run_clip_stages(group, clips, ctx)
         finish_outputs(self.store, self.book, self.summary, clips)
         return self.summary
 
@@ -90,4 +95,39 @@ class EmbeddedPipeline:
         note = accounting.resume_note(stage.name, clips, todo)
         if note:
             self.summary.notes.append(note)
+        return [updated[c.id] for c in clips]
+
+    def _run_clip_stages(self, stages: list[PerClipStage], clips: list[ClipRecord], ctx: StageContext) -> list[ClipRecord]:
+        """Run ``stages`` (consecutive in the plan, all reading frames) clip by clip: a clip goes through all of
+        them before the next one, so that one decode of it serves every stage that reads its frames."""
+        fingerprints = {s.name: s.fingerprint(self.settings) for s in stages}
+        ran: dict[str, list[ClipRecord]] = {s.name: [] for s in stages}
+        seconds: Counter[str] = Counter()
+        ready: set[str] = set()
+        updated = {c.id: c for c in clips}
+        decoded = DecodedClips(self.settings.video, self.settings.video.share_decode_max_mb << 20)
+        ctx.decoded = decoded
+        for clip in progress_items(self.console, "+".join(fingerprints), clips, lambda c: c.id):
+            wanted = [r for s in stages if self.plan.may_run(s, clip, fingerprints[s.name])
+                      for r in s.frame_requests(clip, self.settings)]
+            with decoded.open(self.store, clip, wanted):
+                for stage in stages:  # the clip's record after the earlier stages: their prerequisites are met
+                    if not self.plan.needs_run(stage, clip, fingerprints[stage.name]):
+                        continue
+                    if stage.name not in ready:
+                        stage.setup(ctx)
+                        ready.add(stage.name)
+                    ran[stage.name].append(clip)
+                    started = time.perf_counter()
+                    clip = run_clip_stage(stage, clip, ctx, fingerprints[stage.name])
+                    self.book.save_clip(clip)
+                    seconds[stage.name] += time.perf_counter() - started
+            updated[clip.id] = clip
+        ctx.decoded = None
+        for name, done in ran.items():
+            self.summary.stage_seconds[name] = seconds[name]
+            self.summary.stage_items[name] = len(done)
+            note = accounting.resume_note(name, clips, done)
+            if note:
+                self.summary.notes.append(note)
         return [updated[c.id] for c in clips]

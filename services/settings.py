@@ -58,6 +58,12 @@ class VideoSettings(Section):
     ffmpeg: str = ""
     ffprobe: str = ""
     decode_threads: int = 2
+    # Decode each clip once for all the stages of a process that read its frames (services/video/shared.py);
+    # off, each stage decodes it on its own: the same frames for more CPU time.
+    share_decode: bool = True
+    # The shared decode holds a clip's frames in memory while its stages run (a 720p frame for depth plus a
+    # 640-wide one for the camera: 3.5 MB; 15 s at 30 fps: 1.6 GB); a clip needing more is decoded by each stage.
+    share_decode_max_mb: int = Field(2048, ge=0)
 
 
 class ClipSettings(Section):
@@ -247,6 +253,15 @@ class RedisSettings(Section):
     job_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
 
 
+class WorkerSettings(Section):
+    """How the Celery workers split a clip's stages into tasks (workers/routing.py)."""
+
+    # Camera and depth of a clip as one task on the ``annotate`` queue, so that one decode of the clip serves both;
+    # off: a task each on annotate_camera and annotate_depth, whose workers scale apart (depth on GPU nodes, say).
+    # The deployment must run workers for the queues it uses.
+    annotate_together: bool = False
+
+
 class TenantSettings(Section):
     """What the operator grants one API key's owner beyond its own jobs."""
 
@@ -340,6 +355,7 @@ class Settings(BaseSettings):
     kernels: KernelSettings = Field(default_factory=KernelSettings)
     triton: TritonSettings = Field(default_factory=TritonSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
     stack: StackSettings = Field(default_factory=StackSettings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from services.stages.registry import STAGES
+from services.stages.registry import ALIASES, STAGES
 
 
 @dataclass(frozen=True)
@@ -34,18 +34,24 @@ WORKERS: dict[str, Workers] = {
     "score": Workers(grace_s=300, max_replicas=16, list_length=8),
     "annotate_camera": Workers(gpu=True, cpu="4", memory="8Gi", grace_s=1200, max_replicas=16, min_replicas=0),
     "annotate_depth": Workers(gpu=True, cpu="4", memory="8Gi", grace_s=1200, max_replicas=16, min_replicas=0),
+    # camera and depth of one clip in one task (workers.annotate_together): the two stages' time per task
+    "annotate": Workers(gpu=True, cpu="4", memory="8Gi", grace_s=2400, max_replicas=16, min_replicas=0),
     # Waits on the VLM/LLM endpoints rather than computing: two tasks per compose worker.
     "caption": Workers(host_concurrency=2, cpu="1", memory="2Gi", grace_s=300, min_replicas=0, list_length=16),
     "finalize": Workers(cpu="1", memory="2Gi", grace_s=300, max_replicas=2),
 }
 
-# stage -> queue. Clipping runs on ``ingest``; the filter is cheap and rides on ``score``.
+# stage -> queue. Clipping runs on ``ingest``; the filter is cheap and rides on ``score``. ``annotate`` (the
+# stage list's name for camera and depth) runs both on one clip in one task, so that one decode of the clip serves
+# them (services/video/shared.py): a deployment sends them there instead of to annotate_camera and annotate_depth
+# when workers.annotate_together is on; the separate queues stay, for workers that scale apart.
 QUEUES: dict[str, str] = {
     "clip": "ingest",
     "score": "score",
     "filter": "score",
     "camera": "annotate_camera",
     "depth": "annotate_depth",
+    "annotate": "annotate",
     "caption": "caption",
     "finalize": "finalize",
 }
@@ -57,6 +63,8 @@ GPU_QUEUES: tuple[str, ...] = tuple(name for name, workers in WORKERS.items() if
 INGEST_TASK = "spatialvid.ingest"
 EXPAND_TASK = "spatialvid.expand"  # lists a prefix or manifest page by page (rides on the ingest queue)
 FINALIZE_TASK = "spatialvid.finalize"
+ANNOTATE_TASK = "spatialvid.annotate"
+ANNOTATE_STAGES: tuple[str, ...] = ALIASES["annotate"]
 
 # The stages that run per clip (everything after clipping).
 CLIP_STAGES: tuple[str, ...] = tuple(name for name in STAGES if name != "clip")
@@ -67,9 +75,18 @@ def stage_task(stage: str) -> str:
     return f"spatialvid.stage.{stage}"
 
 
+def next_task(stages: list[str], stage: str, annotate_together: bool) -> tuple[str, str]:
+    """(task, queue) that runs ``stage``, the next of the job's clip ``stages``: the ``annotate`` task when camera
+    and depth follow each other there and the deployment puts them together."""
+    at = stages.index(stage)
+    if annotate_together and tuple(stages[at:at + len(ANNOTATE_STAGES)]) == ANNOTATE_STAGES:
+        return ANNOTATE_TASK, QUEUES["annotate"]
+    return stage_task(stage), QUEUES[stage]
+
+
 def task_routes() -> dict[str, dict[str, str]]:
     routes = {INGEST_TASK: {"queue": QUEUES["clip"]}, EXPAND_TASK: {"queue": QUEUES["clip"]},
-              FINALIZE_TASK: {"queue": QUEUES["finalize"]}}
+              FINALIZE_TASK: {"queue": QUEUES["finalize"]}, ANNOTATE_TASK: {"queue": QUEUES["annotate"]}}
     routes.update({stage_task(stage): {"queue": QUEUES[stage]} for stage in CLIP_STAGES})
     return routes
 

@@ -19,6 +19,7 @@ from services.settings import Settings, check_job_overrides, load_settings
 from services.stages.base import Stage, StageContext
 from services.stages.registry import build_stage
 from services.storage.s3 import S3Store, make_client
+from services.video.shared import DecodedClips
 from workers.state import JobState, Keys
 from workers.transient import TransientRecorder
 
@@ -65,6 +66,8 @@ class Runtime:
         self.redis = redis.Redis.from_url(settings.redis.url)
         self.minio: Minio = make_client(settings.s3)
         self.cache: dict[str, object] = {}  # StageContext.cache: models loaded by setup()
+        # StageContext.decoded: one decode of a clip for the stages of one task (the annotate queue)
+        self.decoded = DecodedClips(settings.video, settings.video.share_decode_max_mb << 20)
         self._stages: dict[str, Stage] = {}
         self._build_stage = _stage_builder(settings)
         self._set_up: set[tuple[str, str]] = set()

@@ -36,7 +36,8 @@ from workers.app import app
 from workers.delivery import TASK_OPTIONS, lease, retry_or_raise, run_or_fail, send
 from workers.fetch import InputFailed, fetch_input
 from workers.ledger import JobLedger
-from workers.routing import CLIP_STAGES, FINALIZE_TASK, INGEST_TASK, QUEUES, stage_task
+from workers.routing import (ANNOTATE_STAGES, ANNOTATE_TASK, CLIP_STAGES, FINALIZE_TASK, INGEST_TASK, QUEUES,
+                             next_task, stage_task)
 from workers.runtime import JobSpec, Runtime, runtime
 from workers.transient import is_transient
 
@@ -51,7 +52,7 @@ def advance(ledger: JobLedger, job: JobSpec, clip: ClipRecord, after: str | None
         finalize_if(ledger.finish_clip(clip), job.id)
     else:
         ledger.mark(clip.id, f"queued:{nxt}")
-        send(stage_task(nxt), [job.id, clip.id], QUEUES[nxt])
+        send(*next_task(job.plan.clip_stages, nxt, ledger.rt.settings.workers.annotate_together), [job.id, clip.id])
 
 
 def finalize_if(complete: bool, job_id: str) -> None:
@@ -144,7 +145,8 @@ def _make_stage_task(stage_name: str):
     return run_stage
 
 
-def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries: int) -> None:
+def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries: int,
+               then_advance: bool = True) -> None:
     job = rt.job(job_id)
     if job is None or job.state in st.TERMINAL:
         if job is not None and job.state is st.JobState.cancelled:
@@ -163,7 +165,8 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
         return
     settings = rt.job_settings(job)
     # run_clip_stage gives the run its own scratch folder; setup() writes nothing there
-    ctx = StageContext(settings=settings, store=ledger.store, workdir=Path(tempfile.gettempdir()), cache=rt.cache)
+    ctx = StageContext(settings=settings, store=ledger.store, workdir=Path(tempfile.gettempdir()), cache=rt.cache,
+                       decoded=rt.decoded)
     stage = rt.stage(stage_name, ctx)
     fingerprint = stage.fingerprint(settings)
     if job.plan.needs_run(stage, clip, fingerprint):
@@ -178,7 +181,8 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
         # Cancelled while this stage ran: its work counts (Redis has its record), so finalize writes the
         # tables and job.json again to say so too.
         finalize_if(ledger.state() is st.JobState.cancelled, job_id)
-    advance(ledger, job, clip, stage_name)
+    if then_advance:
+        advance(ledger, job, clip, stage_name)
 
 
 def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: str) -> None:
@@ -196,6 +200,29 @@ def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: 
 
 
 STAGE_TASKS = {name: _make_stage_task(name) for name in CLIP_STAGES}
+
+
+@app.task(name=ANNOTATE_TASK, **TASK_OPTIONS)
+def annotate(self: Task, job_id: str, clip_id: str) -> None:
+    """Camera then depth on one clip, both fed by one decode of it (the ``annotate`` queue)."""
+    running = [ANNOTATE_STAGES[0]]  # the stage a failure is charged to
+    run_or_fail(self, job_id, lambda rt: _annotate(rt, job_id, clip_id, self.request.retries, running),
+                lambda rt, reason: _fail_clip(rt, job_id, clip_id, running[0], reason))
+
+
+def _annotate(rt: Runtime, job_id: str, clip_id: str, retries: int, running: list[str]) -> None:
+    job = rt.job(job_id)
+    ledger = JobLedger(rt, job_id) if job is not None else None
+    clip = ledger.load_clip(clip_id) if ledger is not None else None
+    wanted = []
+    if clip is not None and rt.settings.video.share_decode:
+        ctx = StageContext(settings=rt.job_settings(job), store=ledger.store, workdir=Path(tempfile.gettempdir()),
+                           cache=rt.cache)
+        wanted = [r for name in ANNOTATE_STAGES for r in rt.stage(name, ctx).frame_requests(clip, ctx.settings)]
+    with rt.decoded.open(ledger.store if ledger else None, clip, wanted):
+        for name in ANNOTATE_STAGES:
+            running[0] = name
+            _run_stage(rt, name, job_id, clip_id, retries, then_advance=name == ANNOTATE_STAGES[-1])
 
 
 # -- finalize ---------------------------------------------------------------------------------------

@@ -41,9 +41,14 @@ class Plan:
 
     def needs_run(self, stage: PerClipStage, clip: ClipRecord, fingerprint: str) -> bool:
         """Whether ``stage`` should run on ``clip`` in this run."""
-        if clip.filtered_by and stage.name != FILTERING:
-            return False
         if any(not clip.is_done(name) for name in self.prerequisites(stage.name)):
+            return False
+        return self.may_run(stage, clip, fingerprint)
+
+    def may_run(self, stage: PerClipStage, clip: ClipRecord, fingerprint: str) -> bool:
+        """Whether ``stage`` will run on ``clip`` once its prerequisites are done (what a decode shared by
+        consecutive stages must provide for)."""
+        if clip.filtered_by and stage.name != FILTERING:
             return False
         if self.force:
             return True

@@ -24,6 +24,8 @@ from pydantic import BaseModel, Field
 from services.records import ClipRecord, Scalar, VideoRecord
 from services.settings import Settings
 from services.storage.base import ArtifactStore
+from services.video.decode import FrameRequest
+from services.video.shared import DecodedClips
 
 
 class ClipFailed(Exception):
@@ -44,6 +46,8 @@ class StageContext:
     progress: Callable[[float], None] | None = None
     # Models and other heavy state loaded once by setup(), keyed by stage.
     cache: dict[str, object] = field(default_factory=dict)
+    # The process's shared decode of the clip being worked on; None: each stage decodes what it reads alone.
+    decoded: DecodedClips | None = None
 
 
 class ClipOutcome(BaseModel):
@@ -104,8 +108,16 @@ class Stage(ABC):
 
 
 class PerClipStage(Stage):
+    # Whether run() reads the clip's decoded frames (then frame_requests says which).
+    reads_frames: ClassVar[bool] = False
+
     @abstractmethod
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome: ...
+
+    def frame_requests(self, clip: ClipRecord, settings: Settings) -> tuple[FrameRequest, ...]:
+        """The decoded frames ``run`` will read, so that one decode of the clip can serve every stage of the
+        process that reads it. Default: none."""
+        return ()
 
 
 class VideoStage(Stage):

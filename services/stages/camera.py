@@ -25,8 +25,10 @@ from services.quality.record import evidence_json, provenance as verdict_provena
 from services.quality.verdict import clip_verdict
 from services.kernels.config import configured
 from services.records import ClipRecord
+from services.settings import Settings
 from services.stages.base import ClipFailed, ClipOutcome, Files, PerClipStage, StageContext
-from services.video.decode import DecodeError, read_frames
+from services.video.decode import DecodeError, FrameRequest
+from services.video.shared import clip_frames
 
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
@@ -37,6 +39,11 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 class CameraStage(PerClipStage):
     name = "camera"
     config_sections = ("camera", "annotate", "quality")
+    reads_frames = True
+
+    def frame_requests(self, clip: ClipRecord, settings: Settings) -> tuple[FrameRequest, ...]:
+        # straight at the tracker's working size (ffmpeg scales; intrinsics are normalised)
+        return (FrameRequest(size=working_size(clip.width, clip.height, settings.camera.working_max_side)),)
 
     def inputs(self, settings) -> Files:
         return Files(required=(CLIP_VIDEO,))
@@ -53,14 +60,12 @@ class CameraStage(PerClipStage):
         settings = ctx.settings.camera
         if settings.backend != "geometric":
             raise ClipFailed(f"camera backend {settings.backend!r} is not available (only 'geometric')")
-        with ctx.store.local_path(clip.clip_key) as path:
-            try:
-                # decode straight at the tracker's working size (ffmpeg scales; intrinsics are normalised)
-                size = working_size(clip.width, clip.height, settings.working_max_side)
-                frames = read_frames(path, size=size, settings=ctx.settings.video)
+        request, = self.frame_requests(clip, ctx.settings)
+        try:
+            with clip_frames(ctx, clip, request) as frames:
                 track = track_camera(frames, clip.fps, settings)
-            except DecodeError as exc:
-                raise ClipFailed(str(exc)) from None
+        except DecodeError as exc:
+            raise ClipFailed(str(exc)) from None
         if len(track.c2w) == 0:
             raise ClipFailed(track.reason or "no poses")
         stats = trajectory_stats(track.c2w, clip.fps)

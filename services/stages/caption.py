@@ -28,7 +28,8 @@ from services.records import ClipRecord
 from services.settings import CaptionSettings, Settings
 from services.stages.base import ClipFailed, ClipOutcome, Files, PerClipStage, StageContext
 from services.storage.base import ArtifactStore
-from services.video.decode import DecodeError, read_frames
+from services.video.decode import DecodeError, FrameRequest
+from services.video.shared import clip_frames
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def load_context(clip: ClipRecord, store: ArtifactStore) -> ClipContext:
 
 class CaptionStage(PerClipStage):
     name: ClassVar[str] = "caption"
+    reads_frames = True
 
     def inputs(self, settings: Settings) -> Files:
         # camera labels and poses when the camera stage ran; the clip's frames for the VLM or luminance
@@ -107,6 +109,11 @@ class CaptionStage(PerClipStage):
                 raise ClipFailed(f"caption backend 'openai' is not configured: {exc}") from None
             ctx.cache[cache_key] = captioner
         return captioner
+
+    def frame_requests(self, clip: ClipRecord, settings: Settings) -> tuple[FrameRequest, ...]:
+        if settings.caption.backend != "annotations":
+            return (_vlm_frames(clip, settings.caption),)
+        return (_luma_frames(clip),) if clip.columns.get("luminance_mean") is None else ()
 
     def setup(self, ctx: StageContext) -> None:
         if ctx.settings.caption.backend == "openai":
@@ -141,13 +148,10 @@ class CaptionStage(PerClipStage):
 
     # -- frames ------------------------------------------------------------
     def _frames(self, clip: ClipRecord, settings: CaptionSettings, ctx: StageContext) -> list[str]:
-        step, count = sampling(clip.num_frames, clip.fps, settings.frames_per_second, settings.max_frames)
-        size = fit_size(clip.width, clip.height, settings.frame_width, settings.frame_height)
         if not ctx.store.exists(clip.clip_key):
             raise ClipFailed(f"{clip.clip_key} is missing; the VLM has nothing to look at")
         try:
-            with ctx.store.local_path(clip.clip_key) as path:
-                frames = read_frames(path, size=size, step=step, count=count, settings=ctx.settings.video)
+            with clip_frames(ctx, clip, _vlm_frames(clip, settings)) as frames:
                 return [jpeg_data_url(frame, settings.jpeg_quality) for frame in frames]
         except DecodeError as exc:
             raise ClipFailed(f"cannot decode {clip.clip_key}: {exc}") from None
@@ -156,13 +160,23 @@ class CaptionStage(PerClipStage):
         """Rec.709 luma of a few frames, when the score stage has not measured it."""
         if not ctx.store.exists(clip.clip_key):
             return
-        step = max(1, clip.num_frames // _LUMA_FRAMES)
         try:
-            with ctx.store.local_path(clip.clip_key) as path:
-                frames = np.stack(list(read_frames(path, size=(160, 90), step=step, count=_LUMA_FRAMES,
-                                                   settings=ctx.settings.video)))
+            with clip_frames(ctx, clip, _luma_frames(clip)) as decoded:
+                frames = np.stack(list(decoded))
         except DecodeError:
             return
         luma = frames.reshape(len(frames), -1, 3).mean(axis=1) @ np.array([0.2126, 0.7152, 0.0722])
         context.columns["luminance_mean"] = float(luma.mean())
         context.sources.append("luminance (measured by the caption stage)")
+
+
+def _vlm_frames(clip: ClipRecord, settings: CaptionSettings) -> FrameRequest:
+    """The frames the VLM is shown: spread over the clip at the configured rate, fitted to the frame size."""
+    step, count = sampling(clip.num_frames, clip.fps, settings.frames_per_second, settings.max_frames)
+    return FrameRequest(size=fit_size(clip.width, clip.height, settings.frame_width, settings.frame_height),
+                        step=step, count=count)
+
+
+def _luma_frames(clip: ClipRecord) -> FrameRequest:
+    """A few small frames spread over the clip, to measure luminance."""
+    return FrameRequest(size=(160, 90), step=max(1, clip.num_frames // _LUMA_FRAMES), count=_LUMA_FRAMES)

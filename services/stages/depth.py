@@ -28,8 +28,10 @@ from services.quality.verdict import clip_verdict
 from services.kernels.config import configured
 from services.records import ClipRecord
 from services.scoring.ocr import build_text_detector
+from services.settings import Settings
 from services.stages.base import ClipFailed, ClipOutcome, Files, PerClipStage, StageContext
-from services.video.decode import read_frames
+from services.video.decode import FrameRequest
+from services.video.shared import clip_frames
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
@@ -52,6 +54,7 @@ def select_frames(frames: Iterator[np.ndarray], indexes: np.ndarray) -> Iterator
 class DepthStage(PerClipStage):
     name = "depth"
     config_sections = ("depth", "annotate", "quality")
+    reads_frames = True
 
     def __init__(self) -> None:
         # weight-based backends' model clients (services.depth.learned), made on first use, kept for later clips
@@ -76,6 +79,11 @@ class DepthStage(PerClipStage):
             self._text_detectors[where] = build_text_detector(settings)
         return OverlayText(self._text_detectors[where], settings.depth.overlay_text_every)
 
+    def frame_requests(self, clip: ClipRecord, settings: Settings) -> tuple[FrameRequest, ...]:
+        # the working size: the clip's, scaled down to depth.working_max_side (intrinsics are normalised)
+        size = working_size(clip.width, clip.height, settings.depth.working_max_side)
+        return (FrameRequest(size=None if size == (clip.width, clip.height) else size),)
+
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         with configured(ctx.settings.kernels):  # the run's kernels section picks the operators' device
             return self._run(clip, ctx)
@@ -91,9 +99,8 @@ class DepthStage(PerClipStage):
             raise ClipFailed(f"camera outputs disagree: {len(c2w)} poses, {len(intr)} intrinsics, {len(indexes)} indexes")
         if np.any(np.diff(indexes) < 0):
             raise ClipFailed("indexes.txt is not in ascending order")
-        # the working size: the clip's, scaled down to settings.working_max_side (intrinsics are normalised)
-        W, H = working_size(clip.width, clip.height, settings.working_max_side)
-        size = None if (W, H) == (clip.width, clip.height) else (W, H)
+        request, = self.frame_requests(clip, ctx.settings)
+        W, H = request.size or (clip.width, clip.height)
         K = np.stack([intrinsics_from_normalised(row, W, H) for row in intr])
         dense_key = clip.annotation_key(DENSE_TRACK)
         sparse = getattr(backend, "takes_refs", False) and ctx.store.exists(dense_key)
@@ -110,8 +117,7 @@ class DepthStage(PerClipStage):
         depth = np.zeros((n, gh, gw), np.float16)
         masks = np.zeros((n, H, W), bool)
         small: list[np.ndarray] = []  # grey copies at the verdict's working size (services.quality)
-        with ctx.store.local_path(clip.clip_key) as path:
-            decoded = read_frames(path, size=size, settings=ctx.settings.video)
+        with clip_frames(ctx, clip, request) as decoded:
             # the geometric backend says per pixel whether its depth was triangulated, carried or filled
             confidence: list[np.ndarray] | None = [] if isinstance(backend, GeometricDepthAndMasks) else None
             more = {} if confidence is None else {"confidence": confidence}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,36 @@ _CHANNELS = {"rgb24": 3, "bgr24": 3, "gray": 1}
 
 class DecodeError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """Which frames of a clip a reader wants, on the clip's frame grid: every ``step``-th from the first (at
+    most ``count``), scaled inside ffmpeg to ``size`` (width, height; None: as decoded), as ``pix_fmt``."""
+
+    size: tuple[int, int] | None = None
+    pix_fmt: str = "rgb24"
+    step: int = 1
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.pix_fmt not in _CHANNELS:
+            raise ValueError(f"unsupported pix_fmt {self.pix_fmt}")
+
+    def filters(self) -> list[str]:
+        """ffmpeg filters after the frame grid is set (frames are picked, then scaled)."""
+        picked = [f"select=not(mod(n\\,{self.step}))"] if self.step > 1 else []
+        return picked + ([f"scale={self.size[0]}:{self.size[1]}:flags=area"] if self.size is not None else [])
+
+    def output_args(self) -> list[str]:
+        """ffmpeg's options for this reader's raw output (before the output's name)."""
+        frames = ["-frames:v", str(self.count)] if self.count is not None else []
+        return ["-fps_mode", "passthrough", *frames, "-pix_fmt", self.pix_fmt, "-f", "rawvideo"]
+
+    def shape(self, width: int, height: int) -> tuple[int, ...]:
+        """One frame's array shape, given the decoded (width, height) when ``size`` is None."""
+        width, height = self.size or (width, height)
+        return (height, width) if self.pix_fmt == "gray" else (height, width, 3)
 
 
 def read_frames(
@@ -42,10 +73,8 @@ def read_frames(
     a constant rate first (how VFR input is put on a fixed frame grid); frame
     numbers then count on that grid. Pass the video's probed fps for CFR input.
     """
-    if pix_fmt not in _CHANNELS:
-        raise ValueError(f"unsupported pix_fmt {pix_fmt}")
+    request = FrameRequest(size=size, pix_fmt=pix_fmt, step=step, count=count)
     info = probe(path, settings) if (size is None or fps is None) else None
-    width, height = size or (info.width, info.height)
     rate = fps or info.fps
     filters = []
     resample = info is None or info.variable_frame_rate
@@ -55,13 +84,9 @@ def read_frames(
             # Where the fps filter's grid starts after a seek differs between ffmpeg
             # versions: put the whole input on the grid and trim by frame instead.
             filters.append(f"trim=start_frame={start}")
-    if step > 1:
-        filters.append(f"select=not(mod(n\\,{step}))")
-    if size is not None:
-        filters.append(f"scale={width}:{height}:flags=area")
+    filters += request.filters()
     cmd = [ffmpeg_path(settings), "-nostdin", "-v", "error"]
-    threads = settings.decode_threads if settings else 2
-    cmd += ["-threads", str(threads)]
+    cmd += ["-threads", str(decode_threads(settings))]
     if start > 0 and not resample:
         # Input seeking is frame-accurate when decoding (ffmpeg's accurate_seek drops
         # frames before the point); half a frame early so rounding never drops frame `start`.
@@ -70,12 +95,9 @@ def read_frames(
     cmd += ["-i", str(path), "-an", "-sn"]
     if filters:
         cmd += ["-vf", ",".join(filters)]
-    cmd += ["-fps_mode", "passthrough"]
-    if count is not None:
-        cmd += ["-frames:v", str(count)]
-    cmd += ["-pix_fmt", pix_fmt, "-f", "rawvideo", "pipe:1"]
-    frame_bytes = width * height * _CHANNELS[pix_fmt]
-    shape = (height, width) if pix_fmt == "gray" else (height, width, 3)
+    cmd += [*request.output_args(), "pipe:1"]
+    shape = request.shape(info.width, info.height) if info is not None else request.shape(*size)
+    frame_bytes = int(np.prod(shape))
     pipe = FramePipe(cmd, frame_bytes)
     yielded = 0
     for buf in pipe:
@@ -83,6 +105,10 @@ def read_frames(
         yielded += 1
     if yielded == 0:
         raise DecodeError(f"no frames decoded from {path}" + (f": {pipe.last_error}" if pipe.last_error else ""))
+
+
+def decode_threads(settings: VideoSettings | None) -> int:
+    return settings.decode_threads if settings else 2
 
 
 class FramePipe:

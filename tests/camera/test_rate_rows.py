@@ -9,6 +9,7 @@ import numpy as np
 from services.dataset.formats import parse_indexes
 
 import services.stages.camera as camera_stage
+import services.video.shared as clip_decoding
 from services.artifacts import DENSE_TRACK
 from services.camera.track import CameraTrack
 from services.records import ClipRecord
@@ -25,7 +26,7 @@ def _dolly(n: int) -> CameraTrack:
 
 
 def _run(tmp_path, monkeypatch, rate_hz):
-    monkeypatch.setattr(camera_stage, "read_frames", lambda *a, **k: iter(()))
+    monkeypatch.setattr(clip_decoding, "read_frames", lambda *a, **k: iter(()))
     monkeypatch.setattr(camera_stage, "track_camera", lambda frames, fps, settings: _dolly(60))
     store = LocalStore(tmp_path / "store")
     clip = ClipRecord(id="c_0", source="x", source_id="c", num_frames=60, height=360, width=640, fps=30.0,

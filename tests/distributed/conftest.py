@@ -4,6 +4,8 @@ worker per queue, started by ``services.stack`` on free loopback ports."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,14 +54,21 @@ def distributed_settings(folder: Path) -> Settings:
     })
 
 
-@pytest.fixture(scope="session")
-def stack(stack_settings):
-    stack = Stack(stack_settings)
+@contextmanager
+def running_stack(settings: Settings) -> Iterator[tuple[Stack, StackInfo]]:
+    """A stack up for the duration, down afterwards whatever happened."""
+    stack = Stack(settings)
     info = stack.up()
     try:
         yield stack, info
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings):
+    with running_stack(stack_settings) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from samples import bikes_path, vtest_path
 from services.settings import load_settings
 from services.stack import settings_env
 from services.stages.registry import STAGES
-from workers.routing import CLIP_STAGES, QUEUE_NAMES, QUEUES, stage_task, task_routes
+from workers.routing import ANNOTATE_TASK, CLIP_STAGES, QUEUE_NAMES, QUEUES, next_task, stage_task, task_routes
 
 
 def test_sniffing_knows_real_containers_and_refuses_text():
@@ -60,6 +60,16 @@ def test_every_stage_has_a_queue_and_a_route():
     assert set(STAGES) <= set(QUEUES)
     for stage in CLIP_STAGES:
         assert routes[stage_task(stage)]["queue"] == QUEUES[stage]
+
+
+def test_camera_and_depth_go_to_the_annotate_task_only_together_and_when_set():
+    stages = ["score", "filter", "camera", "depth", "caption"]
+    assert next_task(stages, "camera", True) == (ANNOTATE_TASK, QUEUES["annotate"])
+    assert task_routes()[ANNOTATE_TASK]["queue"] == QUEUES["annotate"] in QUEUE_NAMES
+    assert next_task(stages, "camera", False) == (stage_task("camera"), QUEUES["camera"])
+    assert next_task(["camera", "caption"], "camera", True) == (stage_task("camera"), QUEUES["camera"])
+    assert next_task(["depth", "caption"], "depth", True) == (stage_task("depth"), QUEUES["depth"])
+    assert next_task(stages, "caption", True) == (stage_task("caption"), QUEUES["caption"])
 
 
 def test_settings_travel_to_child_processes_as_environment():
