@@ -52,7 +52,8 @@ def advance(ledger: JobLedger, job: JobSpec, clip: ClipRecord, after: str | None
         finalize_if(ledger.finish_clip(clip), job.id)
     else:
         ledger.mark(clip.id, f"queued:{nxt}")
-        send(*next_task(job.plan.clip_stages, nxt, ledger.rt.settings.workers.annotate_together), [job.id, clip.id])
+        task, queue = next_task(job.plan.clip_stages, nxt, ledger.rt.settings.workers.annotate_together)
+        send(task, [job.id, clip.id], queue)
 
 
 def finalize_if(complete: bool, job_id: str) -> None:
