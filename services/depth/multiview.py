@@ -60,7 +60,7 @@ import numpy as np
 from services.depth.confidence import confidence_map
 from services.depth.fill import carry_points, depth_to_points, fill_small_holes, median_clean
 from services.depth.geometry import DIVISION_FLOOR, epipolar_terms, rigid_flow, rotation_flow, scale_intrinsics
-from services.depth.motion import (accumulate_evidence, carry_along_flow, clean_mask, motion_score,
+from services.depth.motion import (MaskEvidence, accumulate_evidence, carry_along_flow, clean_mask, motion_score,
                                   multiview_inconsistency, photometric_evidence, track_mask, weak_evidence)
 from services.depth.params import DepthSettings
 from services.depth.segments import colour_segments, held_segments, trim_to_segments
@@ -398,11 +398,12 @@ class DepthMaskStream:
         keep_out = self._keep_out(i, overlay)
         persistent = self._persistent(score, photo, ref, carrying, i, since)
         previous = self.memory.mask
-        small = clean_mask(score, p, previous, photo, exclude=keep_out, contrast=float(ref.std()),
-                           tracked=track_mask(previous, carrying, i, since) if previous is not None else None,
-                           screen_fixed=overlay,
-                           trusted=np.any([v.usable for v in views], axis=0) if views else None,
-                           hovering=hovering, persistent=persistent)
+        evidence = MaskEvidence(
+            score, photo, contrast=float(ref.std()),
+            tracked=track_mask(previous, carrying, i, since) if previous is not None else None,
+            screen_fixed=overlay, trusted=np.any([v.usable for v in views], axis=0) if views else None,
+            hovering=hovering, persistent=persistent, exclude=keep_out)
+        small = clean_mask(evidence, p, previous)
         if p.mask_segment_trim:
             small = trim_to_segments(small, labels, p.mask_trim_cover, p.mask_trim_region_share)
         return small
