@@ -9,6 +9,8 @@ shot reduces to "which pixels move at all".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -214,69 +216,95 @@ def accumulate_evidence(evidence: np.ndarray, memory: np.ndarray | None, views: 
     return (memory > params.mask_persistence_level) & (evidence > 0), memory
 
 
-def clean_mask(score: np.ndarray, params: DepthSettings, previous: np.ndarray | None,
-               photo: np.ndarray | None = None, exclude: np.ndarray | None = None,
-               contrast: float | None = None, tracked: np.ndarray | None = None,
-               screen_fixed: np.ndarray | None = None, trusted: np.ndarray | None = None,
-               hovering: np.ndarray | None = None, persistent: np.ndarray | None = None) -> np.ndarray:
+@dataclass
+class MaskEvidence:
+    """What clean_mask weighs for one frame, on the depth grid (bool maps unless said otherwise)."""
+
+    score: np.ndarray  # (h, w) float: normalised flow residual against the rigid flow (motion_score)
+    photo: np.ndarray | None = None  # rigid-warp photometric residual (photometric_evidence)
+    contrast: float | None = None  # the frame's grey-level std (scales the photometric noise floor)
+    tracked: np.ndarray | None = None  # last frame's mask carried along the flow (track_mask)
+    screen_fixed: np.ndarray | None = None  # pixels that stay put on the screen (never carried on by tracking)
+    trusted: np.ndarray | None = None  # pixels with a forward-backward consistent flow in some view
+    hovering: np.ndarray | None = None  # segments the gravity prior finds hanging over far ground or sunk below it
+    persistent: np.ndarray | None = None  # weak evidence that followed the objects' flow (accumulate_evidence)
+    exclude: np.ndarray | None = None  # pixels never marked
+
+
+def clean_mask(evidence: MaskEvidence, params: DepthSettings, previous: np.ndarray | None = None) -> np.ndarray:
     """Hysteresis on the score, then connected regions: keep those big enough that contain a strong seed,
     or that overlap last frame's mask (temporal consistency lets a slowing object keep its mask).
 
-    photo: rigid-warp photometric residual (photometric_evidence); contrast: the frame's grey-level std;
-    tracked: last frame's mask carried along the flow (track_mask); screen_fixed: pixels that stay put on
-    the screen (never carried on by tracking); hovering: segments the gravity prior finds hanging over far
-    ground or sunk below it (support.ungrounded_segments), and persistent: weak evidence that followed the
-    objects' flow over recent frames (accumulate_evidence), both evidence and seed of their own; exclude:
-    pixels never marked."""
-    h, w = score.shape
-    weak = score > params.mask_threshold
-    strong = score > 2 * params.mask_threshold
-    if photo is not None:
+    The image evidence confirms the flow's, or stands on its own where it is dense and backed by some flow
+    residual; ``hovering`` (support.ungrounded_segments) and ``persistent`` are evidence and seed of their own."""
+    weak, strong = _weak_and_strong(evidence, params)
+    mask = _kept_regions(weak, strong, previous, params)
+    if mask is None:
+        return np.zeros(evidence.score.shape, bool)
+    mask |= _enclosed_holes(mask)
+    if mask.mean() > params.mask_max_share:
+        return np.zeros(evidence.score.shape, bool)
+    return mask
+
+
+def _weak_and_strong(evidence: MaskEvidence, params: DepthSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w) bool: pixels with enough evidence of motion to belong to a region, and those that seed one."""
+    weak = evidence.score > params.mask_threshold
+    strong = evidence.score > 2 * params.mask_threshold
+    if evidence.photo is not None:
         # keep flow-residual pixels that are also photometrically inconsistent under the rigid warp
         # (noise level from the frame itself), then close to recover textureless object insides
-        finite = np.isfinite(photo)
-        noise, floor = photo_noise_and_floor(photo, contrast, params)
-        weak &= photo > max(floor, params.mask_photo_noise_factor * noise)
+        finite = np.isfinite(evidence.photo)
+        noise, floor = photo_noise_and_floor(evidence.photo, evidence.contrast, params)
+        weak &= evidence.photo > max(floor, params.mask_photo_noise_factor * noise)
         # Overwhelming flow evidence needs only a little image support: a dark or low-contrast object has
         # no large image error to show (a few grey levels against a noise near one), while its flow is many
         # times what camera motion and any depth explain. Textureless areas
         # whose flow is guesswork (sky) show no image error at all and stay out; half the absolute floor
         # stays, because a still, clean frame has a noise near zero (the flow smeared around a moving
         # object on a tripod shot would otherwise be taken in).
-        alone = (score > params.mask_flow_alone_factor * params.mask_threshold) & (
-            photo > max(0.5 * floor, params.mask_flow_alone_photo * noise))
-        weak |= alone if trusted is None else alone & trusted
+        alone = (evidence.score > params.mask_flow_alone_factor * params.mask_threshold) & (
+            evidence.photo > max(0.5 * floor, params.mask_flow_alone_photo * noise))
+        weak |= alone if evidence.trusted is None else alone & evidence.trusted
         # A textured object moving along its epipolar lines fits the flow with a wrong depth but not the
         # image: a dense (box-averaged) rigid-warp error well above the frame's noise is evidence on its own,
         # given some flow support. Thin errors along depth edges average away in the box.
-        dense = cv2.blur(np.where(finite, photo, 0).astype(np.float32),
+        dense = cv2.blur(np.where(finite, evidence.photo, 0).astype(np.float32),
                          (params.mask_photo_blob_px, params.mask_photo_blob_px))
-        backed = score > params.mask_photo_flow_support
+        backed = evidence.score > params.mask_photo_flow_support
         weak |= backed & (dense > max(floor, params.mask_photo_blob_factor * noise))
         strong |= backed & (dense > max(floor, params.mask_photo_seed_factor * noise))
-        if tracked is not None:
+        if evidence.tracked is not None:
             # where last frame's object lies after following its own flow, the image evidence alone goes on:
             # an object can move along its epipolar lines for a while (flow explained by a wrong depth)
             # (not for what stays put on the screen: an overlay would otherwise be carried on for ever)
-            carried_on = tracked & (dense > max(floor, params.mask_photo_blob_factor * noise))
-            weak |= carried_on if screen_fixed is None else carried_on & ~screen_fixed
-    if hovering is not None:
+            carried_on = evidence.tracked & (dense > max(floor, params.mask_photo_blob_factor * noise))
+            weak |= carried_on if evidence.screen_fixed is None else carried_on & ~evidence.screen_fixed
+    if evidence.hovering is not None:
         # an object moving along its epipolar lines fits both flow and image with its wrong depth; that
         # depth makes it hover, which static things below the horizon do not
-        weak |= hovering
-        strong |= hovering
-    if persistent is not None:
-        weak |= persistent
-        strong |= persistent
-    if exclude is not None:
-        weak &= ~exclude
-        strong &= ~exclude
+        weak |= evidence.hovering
+        strong |= evidence.hovering
+    if evidence.persistent is not None:
+        weak |= evidence.persistent
+        strong |= evidence.persistent
+    if evidence.exclude is not None:
+        weak &= ~evidence.exclude
+        strong &= ~evidence.exclude
+    return weak, strong
+
+
+def _kept_regions(weak: np.ndarray, strong: np.ndarray, previous: np.ndarray | None,
+                  params: DepthSettings) -> np.ndarray | None:
+    """The connected regions of ``weak`` big enough and seeded by ``strong``, or following ``previous``; None
+    without any region."""
+    h, w = weak.shape
     weak = weak.astype(np.uint8)
     weak = cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones(SPECKLE_OPEN, np.uint8))
     weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, np.ones(GAP_CLOSE, np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=REGION_CONNECTIVITY)
     if count <= 1:
-        return np.zeros((h, w), bool)
+        return None
     min_area = params.mask_min_share * h * w
     seeds = np.bincount(labels[strong], minlength=count)
     keep = (stats[:, cv2.CC_STAT_AREA] >= min_area) & (seeds >= MIN_SEED_SHARE * stats[:, cv2.CC_STAT_AREA])
@@ -285,14 +313,13 @@ def clean_mask(score: np.ndarray, params: DepthSettings, previous: np.ndarray | 
         keep |= (stats[:, cv2.CC_STAT_AREA] >= min_area / FOLLOWED_AREA_DIVISOR) & (
         overlap >= MIN_FOLLOWED_SHARE * stats[:, cv2.CC_STAT_AREA])
     keep[0] = False
-    mask = keep[labels]
-    # fill holes inside objects (textureless insides give small flow)
+    return keep[labels]
+
+
+def _enclosed_holes(mask: np.ndarray) -> np.ndarray:
+    """Pixels outside ``mask`` enclosed by it (an object's textureless inside gives small flow)."""
     inv = (~mask).astype(np.uint8)
-    n2, lab2, st2, _ = cv2.connectedComponentsWithStats(inv, connectivity=HOLE_CONNECTIVITY)
+    n2, lab2, _, _ = cv2.connectedComponentsWithStats(inv, connectivity=HOLE_CONNECTIVITY)
     border = np.zeros(n2, bool)
     border[np.unique(np.concatenate([lab2[0], lab2[-1], lab2[:, 0], lab2[:, -1]]))] = True
-    holes = ~border[lab2] & (lab2 > 0)
-    mask |= holes
-    if mask.mean() > params.mask_max_share:
-        return np.zeros((h, w), bool)
-    return mask
+    return ~border[lab2] & (lab2 > 0)

@@ -49,8 +49,10 @@ Memory: a window of 2 * max_offset + 1 prepared frames, independent of clip leng
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -58,7 +60,7 @@ import numpy as np
 from services.depth.confidence import confidence_map
 from services.depth.fill import carry_points, depth_to_points, fill_small_holes, median_clean
 from services.depth.geometry import DIVISION_FLOOR, epipolar_terms, rigid_flow, rotation_flow, scale_intrinsics
-from services.depth.motion import (accumulate_evidence, carry_along_flow, clean_mask, motion_score,
+from services.depth.motion import (MaskEvidence, accumulate_evidence, carry_along_flow, clean_mask, motion_score,
                                   multiview_inconsistency, photometric_evidence, track_mask, weak_evidence)
 from services.depth.params import DepthSettings
 from services.depth.segments import colour_segments, held_segments, trim_to_segments
@@ -217,6 +219,245 @@ def _gravity(tri, published: np.ndarray, labels: np.ndarray, K: np.ndarray, view
     return fresh | held, np.maximum(fresh.astype(np.float32), carried)
 
 
+@dataclass
+class StreamMemory:
+    """What one output frame hands on to the next: everything the stream remembers between steps."""
+
+    last_index: int | None = None  # the previous output frame
+    depth: np.ndarray | None = None  # its published map (judges whether a view's translation is measurable)
+    points: np.ndarray | None = None  # world points of that map, carried into the next frame
+    mask: np.ndarray | None = None  # its mask on the depth grid, tracked along the flow into the next one
+    gravity: np.ndarray | None = None  # the fading marks of the gravity prior (_gravity)
+    evidence: np.ndarray | None = None  # weak motion evidence summed along the flow (accumulate_evidence)
+
+    def frames_since(self, index: int) -> int:
+        """Input frames from the previous output frame to ``index`` (1 for the first one)."""
+        return 1 if self.last_index is None else index - self.last_index
+
+
+@dataclass
+class FrameDepth:
+    """One frame's depth on the grid and how each pixel came to be (what confidence and carrying need)."""
+
+    depth: np.ndarray
+    tri: object | None = None  # the triangulation, None with given depth or without views
+    measured: np.ndarray | None = None  # triangulated pixels (estimated depth only)
+    carried_points: np.ndarray | None = None  # world points carried from the previous frame
+    from_carry: np.ndarray | None = None  # pixels whose depth was carried, not measured
+
+
+class _Clock:
+    """Seconds spent per phase of a step, summed into ``totals`` (the caller's timings)."""
+
+    def __init__(self, totals: dict[str, float] | None) -> None:
+        self.totals = totals if totals is not None else {}
+        self.start = time.perf_counter()
+
+    def restart(self) -> None:
+        self.start = time.perf_counter()
+
+    def lap(self, key: str) -> None:
+        now = time.perf_counter()
+        self.totals[key] = self.totals.get(key, 0.0) + now - self.start
+        self.start = now
+
+
+class _LazyExclusions:
+    """Per-frame exclusion maps, one per input frame, read in order only as far as the frame asked for (those of
+    frames not output are skipped): the maps may be produced while the frames are read."""
+
+    def __init__(self, maps: Iterable[np.ndarray | None]) -> None:
+        self._maps = iter(maps)
+        self._read = 0
+        self._current = None
+
+    def at(self, index: int) -> np.ndarray | None:
+        while self._read <= index:
+            self._current = next(self._maps, None)
+            self._read += 1
+        return self._current
+
+
+class DepthMaskStream:
+    """The depth-and-mask stream over one clip: ``step(i)`` gives output frame i's (depth, mask); what carries
+    from one output frame to the next lives in ``memory``. Output frames must be asked for in ascending order."""
+
+    def __init__(self, frames: Iterator[np.ndarray], first: np.ndarray, c2w: np.ndarray, K: np.ndarray,
+                 params: DepthSettings, depth: Iterable[np.ndarray] | None = None, want_masks: bool = True,
+                 timings: dict[str, float] | None = None, exclude: Iterable[np.ndarray | None] | None = None,
+                 confidence: list[np.ndarray] | None = None) -> None:
+        self.params = params
+        self.c2w = c2w
+        self.count = len(c2w)
+        self.frame_size = first.shape[1], first.shape[0]  # (W, H)
+        self.size = depth_grid_size(*self.frame_size, params.depth_scale)
+        self.Ks = np.asarray(K, np.float64)
+        self.per_frame_K = self.Ks.ndim == 3
+        self.window = FrameWindow(itertools.chain([first], frames), params.max_offset,
+                                  lambda f: prepare_frame(f, self.size))
+        self.given = iter(depth) if depth is not None else None
+        self.exclusions = _LazyExclusions(exclude) if exclude is not None else None
+        self.want_masks = want_masks
+        self.confidence = confidence
+        self.clock = _Clock(timings)
+        self.hole_area = int(params.hole_max_share * self.size[0] * self.size[1])
+        self.selector: ViewSelector | None = None
+        self.memory = StreamMemory()
+
+    def step(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(depth (h, w) float32, mask (H, W) bool or None) of output frame ``i``."""
+        since = self.memory.frames_since(i)
+        self.memory.last_index = i
+        self.clock.restart()
+        Kd = self._load(i)
+        self.clock.lap("decode_prepare")
+        views = self._views(i, Kd)
+        self.clock.lap("flow")
+        est = self._estimate_depth(i, Kd, views)
+        self.clock.lap("depth")
+        mask = None
+        if self.want_masks:
+            small = self._small_mask(i, Kd, views, est, since)
+            self.memory.mask = small
+            mask = self._upscale(small)
+            self.clock.lap("masks")
+            if self.given is None:
+                est.depth = self._without_moving(est.depth, small)
+        self._hand_on(i, Kd, est)
+        return est.depth, mask
+
+    # --- views -------------------------------------------------------------------------------------------------
+
+    def _posed(self, i: int) -> bool:
+        return bool(np.isfinite(self.c2w[i]).all())
+
+    def _load(self, i: int) -> np.ndarray:
+        """Reads the frames up to i + max_offset; returns K on the depth grid, keeping the selector in step."""
+        if not self.window.advance_to(i):
+            raise ValueError(f"{self.count} poses but only {self.window.loaded} frames")
+        W, H = self.frame_size
+        Kd = scale_intrinsics(self.Ks[i] if self.per_frame_K else self.Ks, self.size[0] / W, self.size[1] / H)
+        if self.selector is None or self.per_frame_K:
+            offset = self.selector.offset if self.selector else 1
+            self.selector = ViewSelector(self.c2w, Kd, self.params)
+            self.selector.offset = offset
+        return Kd
+
+    def _views(self, i: int, Kd: np.ndarray) -> list:
+        """Frame i's source views, a translation too small to measure taken as none."""
+        views = self.selector.views_for(self.window, i, self.count) if self._posed(i) else []
+        return without_negligible_translation(views, Kd, self.memory.depth, self.params)
+
+    # --- depth -------------------------------------------------------------------------------------------------
+
+    def _estimate_depth(self, i: int, Kd: np.ndarray, views: list) -> FrameDepth:
+        if self.given is not None:
+            return FrameDepth(self._given_depth())
+        tri = triangulate_views(Kd, views) if views else None
+        d = _measured_depth(tri, self.params) if tri is not None else np.zeros(self.size[::-1], np.float32)
+        est = FrameDepth(median_clean(d), tri, measured=d > 0)
+        if self.params.propagate and self.memory.points is not None and self._posed(i):
+            self._carry_into(est, i, Kd, views)
+        est.depth = fill_small_holes(est.depth, self.hole_area)
+        return est
+
+    def _given_depth(self) -> np.ndarray:
+        d = np.asarray(next(self.given), np.float32)
+        if d.shape != (self.size[1], self.size[0]):
+            d = cv2.resize(d, self.size, interpolation=cv2.INTER_NEAREST)
+        return d
+
+    def _carry_into(self, est: FrameDepth, i: int, Kd: np.ndarray, views: list) -> None:
+        """Fills ``est``'s unmeasured pixels with the previous map's points, where this frame does not refuse them."""
+        carried, est.carried_points = carry_points(self.memory.points, Kd, self.c2w[i])
+        carried = reject_contradicted(carried, Kd, views, self.params)
+        if est.tri is not None:
+            carried = np.where(_refuses_carry(est.tri, self.params), 0.0, carried)
+        est.from_carry = (est.depth == 0) & (carried > 0)
+        est.depth = np.where(est.depth > 0, est.depth, carried)
+
+    @staticmethod
+    def _without_moving(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """A moving object's triangulated depth is wrong (it assumed a static point): not published, and not
+        carried into the next frame as static structure."""
+        return np.where(cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, 0, depth)
+
+    # --- masks -------------------------------------------------------------------------------------------------
+
+    def _small_mask(self, i: int, Kd: np.ndarray, views: list, est: FrameDepth, since: int) -> np.ndarray:
+        """Frame i's motion mask on the depth grid, updating the gravity and evidence memories."""
+        p = self.params
+        # memories are carried along the flow back one frame, which needs a view back
+        carrying = self.selector.with_view_back(self.window, i, views) if views and i > 0 else views
+        score = self._motion_score(Kd, views, est)
+        labels = colour_segments(self.window.get(i).colour) if p.mask_gravity_prior or p.mask_segment_trim else None
+        hovering = self._hovering(est, labels, Kd, carrying, i, since) if p.mask_gravity_prior else None
+        ref = self.window.get(i).grey
+        sources = [self.window.get(v.source_index).grey for v in views]
+        photo, overlay = photometric_evidence(ref, sources, Kd, views, est.depth) if views else (None, None)
+        keep_out = self._keep_out(i, overlay)
+        persistent = self._persistent(score, photo, ref, carrying, i, since)
+        previous = self.memory.mask
+        evidence = MaskEvidence(
+            score, photo, contrast=float(ref.std()),
+            tracked=track_mask(previous, carrying, i, since) if previous is not None else None,
+            screen_fixed=overlay, trusted=np.any([v.usable for v in views], axis=0) if views else None,
+            hovering=hovering, persistent=persistent, exclude=keep_out)
+        small = clean_mask(evidence, p, previous)
+        if p.mask_segment_trim:
+            small = trim_to_segments(small, labels, p.mask_trim_cover, p.mask_trim_region_share)
+        return small
+
+    def _motion_score(self, Kd: np.ndarray, views: list, est: FrameDepth) -> np.ndarray:
+        """Flow residual against the rigid flow, raised where the views disagree about one static point."""
+        score = motion_score(Kd, views, est.depth, self.params)
+        if est.tri is not None:
+            score = np.maximum(score, multiview_inconsistency(est.tri, self.params))
+        return score
+
+    def _hovering(self, est: FrameDepth, labels: np.ndarray, Kd: np.ndarray, carrying: list, i: int,
+                  since: int) -> np.ndarray | None:
+        """The gravity prior's segments for this frame, updating its memory."""
+        hovering, self.memory.gravity = _gravity(est.tri, est.depth, labels, Kd, carrying, i, self.memory.gravity,
+                                                 self.params, since)
+        return hovering
+
+    def _keep_out(self, i: int, overlay: np.ndarray | None) -> np.ndarray | None:
+        """Pixels never marked: the caller's exclusion map, and what stays put on the screen."""
+        keep_out = _excluded_pixels(self.exclusions.at(i) if self.exclusions is not None else None, self.size)
+        if self.params.mask_drop_screen_fixed and overlay is not None:
+            keep_out = overlay if keep_out is None else keep_out | overlay
+        return keep_out
+
+    def _persistent(self, score: np.ndarray, photo: np.ndarray | None, ref: np.ndarray, carrying: list, i: int,
+                    since: int) -> np.ndarray | None:
+        """Weak evidence that followed the objects' flow over recent frames, updating its memory."""
+        if not (self.params.mask_persistence and photo is not None):
+            self.memory.evidence = None  # no view of this frame: nothing to carry the memory by
+            return None
+        persistent, self.memory.evidence = accumulate_evidence(
+            weak_evidence(score, photo, ref, self.params), self.memory.evidence, carrying, i, self.params, since)
+        return persistent
+
+    def _upscale(self, small: np.ndarray) -> np.ndarray:
+        """The mask at the frames' size: scaled up as a grey image and cut at mid-grey (smooth outlines, not
+        blocky ones)."""
+        return cv2.resize(small.astype(np.uint8) * MASK_WHITE, self.frame_size,
+                          interpolation=cv2.INTER_LINEAR) > MASK_MID_GREY
+
+    # --- what the next frame gets ------------------------------------------------------------------------------
+
+    def _hand_on(self, i: int, Kd: np.ndarray, est: FrameDepth) -> None:
+        """Records the published map, its confidence, and the world points the next frame carries."""
+        estimated = self.given is None
+        self.memory.depth = est.depth
+        if self.confidence is not None and estimated:
+            self.confidence.append(confidence_map(est.depth, est.measured, est.from_carry))
+        carry_on = estimated and self.params.propagate and self._posed(i)
+        self.memory.points = _points_to_carry(est.depth, Kd, self.c2w[i], est.carried_points,
+                                              est.from_carry) if carry_on else None
+
+
 def iter_depth_and_masks(
     frames: Iterable[np.ndarray],
     c2w: np.ndarray,
@@ -242,129 +483,12 @@ def iter_depth_and_masks(
     remember is carried from one output frame to the next over the frames between them.
     A ``confidence`` list gets, per yielded frame (before it is yielded), how each estimated depth pixel came to be
     (services.depth.confidence: triangulated, carried or filled); nothing when ``depth`` is given."""
-    import time
-
     c2w = np.asarray(c2w, np.float64)
-    count = len(c2w)
     frames_iter = iter(frames)
     try:
         first = next(frames_iter)
     except StopIteration:
         return
-    H, W = first.shape[:2]
-    size = depth_grid_size(W, H, params.depth_scale)
-    Ks = np.asarray(K, np.float64)
-    per_frame_K = Ks.ndim == 3
-
-    def chain():
-        yield first
-        yield from frames_iter
-
-    window = FrameWindow(chain(), params.max_offset, lambda f: prepare_frame(f, size))
-    given = iter(depth) if depth is not None else None
-    excluded = iter(exclude) if exclude is not None else None
-    clock = timings if timings is not None else {}
-
-    def tick(key: str, start: float) -> float:
-        now = time.perf_counter()
-        clock[key] = clock.get(key, 0.0) + now - start
-        return now
-
-    selector: ViewSelector | None = None
-    previous_depth: np.ndarray | None = None
-    previous_points: np.ndarray | None = None  # world points of the last depth map, carried into the next frame
-    previous_mask: np.ndarray | None = None
-    gravity_memory: np.ndarray | None = None
-    evidence_memory: np.ndarray | None = None
-    hole_area = int(params.hole_max_share * size[0] * size[1])
-    exclusions_read = 0
-    current_exclusion = None
-
-    def exclusion_at(i: int):
-        nonlocal exclusions_read, current_exclusion
-        while exclusions_read <= i:  # one per frame, in order: skip those of frames not output
-            current_exclusion = next(excluded, None)
-            exclusions_read += 1
-        return current_exclusion
-
-    last = None  # the previous output frame
-    for i in (range(count) if refs is None else [int(r) for r in refs]):
-        since = 1 if last is None else i - last
-        last = i
-        t0 = time.perf_counter()
-        if not window.advance_to(i):
-            raise ValueError(f"{count} poses but only {window.loaded} frames")
-        Kd = scale_intrinsics(Ks[i] if per_frame_K else Ks, size[0] / W, size[1] / H)
-        if selector is None or per_frame_K:
-            offset = selector.offset if selector else 1
-            selector = ViewSelector(c2w, Kd, params)
-            selector.offset = offset
-        t0 = tick("decode_prepare", t0)
-        views = selector.views_for(window, i, count) if np.isfinite(c2w[i]).all() else []
-        views = without_negligible_translation(views, Kd, previous_depth, params)
-        t0 = tick("flow", t0)
-        tri = None
-        carried_points = from_carry = None
-        if given is not None:
-            d = np.asarray(next(given), np.float32)
-            if d.shape != (size[1], size[0]):
-                d = cv2.resize(d, size, interpolation=cv2.INTER_NEAREST)
-        else:
-            tri = triangulate_views(Kd, views) if views else None
-            d = _measured_depth(tri, params) if tri is not None else np.zeros(size[::-1], np.float32)
-            measured = d > 0
-            d = median_clean(d)
-            if params.propagate and previous_points is not None and np.isfinite(c2w[i]).all():
-                carried, carried_points = carry_points(previous_points, Kd, c2w[i])
-                carried = reject_contradicted(carried, Kd, views, params)
-                if tri is not None:
-                    carried = np.where(_refuses_carry(tri, params), 0.0, carried)
-                from_carry = (d == 0) & (carried > 0)
-                d = np.where(d > 0, d, carried)
-            d = fill_small_holes(d, hole_area)
-        t0 = tick("depth", t0)
-        mask = None
-        if want_masks:
-            # memories are carried along the flow back one frame, which needs a view back
-            carrying = selector.with_view_back(window, i, views) if views and i > 0 else views
-            score = motion_score(Kd, views, d, params)
-            hovering = None
-            if tri is not None:
-                score = np.maximum(score, multiview_inconsistency(tri, params))
-            labels = colour_segments(window.get(i).colour) if params.mask_gravity_prior or params.mask_segment_trim \
-                else None
-            if params.mask_gravity_prior:
-                hovering, gravity_memory = _gravity(tri, d, labels, Kd, carrying, i, gravity_memory, params, since)
-            sources = [window.get(v.source_index).grey for v in views]
-            photo, overlay = photometric_evidence(window.get(i).grey, sources, Kd, views, d) if views else (None, None)
-            ref = window.get(i).grey
-            keep_out = _excluded_pixels(exclusion_at(i) if excluded is not None else None, size)
-            if params.mask_drop_screen_fixed and overlay is not None:
-                keep_out = overlay if keep_out is None else keep_out | overlay
-            persistent = None
-            if params.mask_persistence and photo is not None:
-                persistent, evidence_memory = accumulate_evidence(
-                    weak_evidence(score, photo, ref, params), evidence_memory, carrying, i, params, since)
-            else:
-                evidence_memory = None  # no view of this frame: nothing to carry the memory by
-            small = clean_mask(score, params, previous_mask, photo, exclude=keep_out, contrast=float(ref.std()),
-                               tracked=track_mask(previous_mask, carrying, i, since) if previous_mask is not None else None,
-                               screen_fixed=overlay,
-                               trusted=np.any([v.usable for v in views], axis=0) if views else None,
-                               hovering=hovering, persistent=persistent)
-            if params.mask_segment_trim:
-                small = trim_to_segments(small, labels, params.mask_trim_cover, params.mask_trim_region_share)
-            previous_mask = small
-            # the mask is scaled up as a grey image and cut at mid-grey: smooth outlines, not blocky ones
-            mask = cv2.resize(small.astype(np.uint8) * MASK_WHITE, (W, H), interpolation=cv2.INTER_LINEAR) > MASK_MID_GREY
-            t0 = tick("masks", t0)
-        if given is None and mask is not None:
-            # a moving object's triangulated depth is wrong (it assumed a static point): not published,
-            # and not carried into the next frame as static structure
-            d = np.where(cv2.dilate(previous_mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, 0, d)
-        previous_depth = d
-        if confidence is not None and given is None:
-            confidence.append(confidence_map(d, measured, from_carry))
-        carry_on = given is None and params.propagate and np.isfinite(c2w[i]).all()
-        previous_points = _points_to_carry(d, Kd, c2w[i], carried_points, from_carry) if carry_on else None
-        yield d, mask
+    stream = DepthMaskStream(frames_iter, first, c2w, K, params, depth, want_masks, timings, exclude, confidence)
+    for i in (range(len(c2w)) if refs is None else [int(r) for r in refs]):
+        yield stream.step(i)

@@ -4,7 +4,7 @@ dark-frame photometric floors."""
 import numpy as np
 
 from services.depth.geometry import relative_pose, rigid_flow
-from services.depth.motion import clean_mask, multiview_inconsistency
+from services.depth.motion import MaskEvidence, clean_mask, multiview_inconsistency
 from services.depth.multiview import reject_contradicted
 from services.depth.params import DepthSettings as GeometricParams
 from services.depth.triangulate import ViewFlow, triangulate_inverse_depth
@@ -59,8 +59,8 @@ def test_dark_frames_lower_the_photometric_floor_only():
     score[OBJECT] = 3.0  # clear flow evidence
     photo = np.full((H, W), 0.5, np.float32)
     photo[OBJECT] = 3.0  # but only 3 grey levels of rigid-warp error: little for a normal frame
-    assert not clean_mask(score, params, None, photo, contrast=40.0).any()
-    dark = clean_mask(score, params, None, photo, contrast=6.0)  # the same error in a dark, flat frame
+    assert not clean_mask(MaskEvidence(score, photo, contrast=40.0), params, None).any()
+    dark = clean_mask(MaskEvidence(score, photo, contrast=6.0), params, None)  # the same error in a dark, flat frame
     assert dark[OBJECT].mean() > 0.9 and dark.sum() <= 1.2 * score[OBJECT].size
 
 
@@ -92,13 +92,13 @@ def test_overwhelming_trusted_flow_evidence_needs_only_a_little_image_error():
     score[sky] = 20.0
     photo[sky] = 0.0
     trusted = np.ones((H, W), bool)
-    mask = clean_mask(score, params, None, photo, contrast=12.0, trusted=trusted)
+    mask = clean_mask(MaskEvidence(score, photo, contrast=12.0, trusted=trusted), params, None)
     assert mask[OBJECT].mean() > 0.9
     assert not mask[sky].any()
     weaker = score.copy()
     weaker[OBJECT] = 3.0  # clear, but not overwhelming flow evidence: the usual photometric bar holds
-    assert not clean_mask(weaker, params, None, photo, contrast=12.0, trusted=trusted)[OBJECT].any()
-    assert not clean_mask(score, params, None, photo, contrast=12.0, trusted=~trusted)[OBJECT].any()
+    assert not clean_mask(MaskEvidence(weaker, photo, contrast=12.0, trusted=trusted), params, None)[OBJECT].any()
+    assert not clean_mask(MaskEvidence(score, photo, contrast=12.0, trusted=~trusted), params, None)[OBJECT].any()
 
 
 def test_nothing_is_carried_without_an_earlier_neighbour():
@@ -152,8 +152,9 @@ def test_weak_evidence_that_follows_an_object_is_marked_and_noise_is_not():
     elsewhere[obj] = False
     assert persistent[elsewhere].mean() < 0.01
     # on its own, frame by frame, the object is below every bar
-    assert not clean_mask(score, params, None, photo, contrast=8.0, trusted=np.ones((H, W), bool))[obj].any()
-    mask = clean_mask(score, params, None, photo, contrast=8.0, persistent=persistent)
+    assert not clean_mask(MaskEvidence(score, photo, contrast=8.0, trusted=np.ones((H, W), bool)), params,
+                          None)[obj].any()
+    mask = clean_mask(MaskEvidence(score, photo, contrast=8.0, persistent=persistent), params, None)
     assert mask[obj].mean() > 0.9
     assert not mask[30:42, 20:x0 - 2].any()  # the object's trail (a fading memory, noise on a few pixels)
     assert mask[elsewhere].mean() < 0.001
