@@ -15,9 +15,12 @@ KEYFRAME_RATE_HZ = 8.0  # keyframes per second: enough baseline between keyframe
 WORKING_MAX_SIDE = 640  # long side (px) frames are tracked at: corners stay sharp, KLT stays cheap
 MAX_TRACKS = 600  # tracks kept alive at once: enough to survive movers and occlusion, few enough for the BA
 BA_WINDOW = 8  # keyframes per sliding-window bundle adjustment of the odometry
-# Second bundle-adjustment pass over overlapping windows of this many keyframes (0: off): sharper relative poses
-# for the depth stage, for 6-33% more tracking time.
-REFINE_WINDOW = 16
+# Second bundle-adjustment pass over overlapping windows of this many keyframes (0: off). Long enough for one window
+# to hold a whole clip (the clip stage's 15 s at 8 keyframes/s is 121 keyframes): points tracked across the clip
+# then tie every heading to the same scene, where short windows let the rotation/translation trade-off of a slow
+# or narrow-lens translation drift from window to window (a tilted path). Longer inputs get overlapping windows,
+# so time and memory stay linear in their length.
+REFINE_WINDOW = 128
 
 
 class CameraSettings(Section):

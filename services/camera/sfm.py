@@ -50,8 +50,8 @@ class SfmConfig:
     max_ba_points: int = 300  # points per window BA (evenly sampled track ids)
     prior_new: float = 0.02  # rho prior weight (px^2 per 100% change) for a fresh point
     prior_per_old_obs: float = 0.5  # extra weight per keyframe observation that left the window
-    # After odometry, bundle-adjust longer overlapping windows of keyframes with every point they share
-    # (0: off). Memory and time stay linear in clip length, unlike one global adjustment.
+    # After odometry, bundle-adjust long overlapping windows of keyframes with every point they share
+    # (0: off): a whole clip at the default; memory and time stay linear in the length of longer inputs.
     refine_window: int = REFINE_WINDOW  # the camera section's ``refine_window``
     refine_overlap: int = 8
     refine_points: int = 1200
@@ -385,7 +385,9 @@ def refine_keyframes(vo: KeyframeOdometry, cfg: SfmConfig) -> None:
     The odometry's 8-keyframe window with 300 points leaves relative poses that disagree a little with
     points tracked for longer; the depth stage triangulates against exactly these relative poses, where
     0.03 deg of rotation or 0.3 deg of heading near the focus of expansion is a visible depth error.
-    Each window holds its first two keyframes (already refined by the previous window; the first window
+    A window that holds the whole clip also keeps the direction of travel consistent along it: the headings
+    of separate short windows can each settle a little differently in the rotation/translation trade-off,
+    which bends the path against the orientations. Each window holds its first two keyframes (already refined by the previous window; the first window
     only keyframe 0) so gauge and scale carry over from window to window.
     """
     size = cfg.refine_window

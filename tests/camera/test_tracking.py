@@ -91,7 +91,7 @@ def _relative_errors(c2w: np.ndarray, gt: np.ndarray, shots, gap: int = 8) -> tu
 
 
 def test_windowed_refinement_sharpens_the_relative_poses():
-    """The second bundle-adjustment pass (16-keyframe windows, every shared point) against the odometry alone,
+    """The second bundle-adjustment pass (one window over the clip, every shared point) against the odometry alone,
     on street_dyn3: the 8-frame relative rotations come out markedly closer to the truth (0.020 -> 0.014 deg
     when measured) and the heading no worse."""
     from services.camera.track import track_camera
