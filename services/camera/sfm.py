@@ -54,7 +54,9 @@ class SfmConfig:
     # (0: off): a whole clip at the default; memory and time stay linear in the length of longer inputs.
     refine_window: int = REFINE_WINDOW  # the camera section's ``refine_window``
     refine_overlap: int = 8
-    refine_points: int = 1200
+    # points per keyframe of a refinement window (evenly sampled track ids): a clip-long window samples as densely
+    # as a short one, which the relative poses the depth stage triangulates against need
+    refine_points_per_keyframe: int = 75
     refine_iterations: int = 8
 
 
@@ -362,7 +364,9 @@ class KeyframeOdometry:
         than the odometry's: points seen over many keyframes tie the poses together). Every observation of the
         window is in the problem: the priors that stand in for observations which left the odometry's window
         would count them twice."""
-        self._adjust(list(range(first, last + 1)), fixed, self.cfg.refine_points, self.cfg.refine_iterations,
+        keyframes = last - first + 1
+        self._adjust(list(range(first, last + 1)), fixed, self.cfg.refine_points_per_keyframe * keyframes,
+                     self.cfg.refine_iterations,
                      min_observations=2, old_obs_prior=False)
 
     def pose_frame(self, ft: FrameTracks, R0: np.ndarray, C0: np.ndarray, lock_centre: bool = False):
