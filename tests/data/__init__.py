@@ -20,6 +20,7 @@ from samples import bikes_path, vtest_path
 
 DATA = Path(__file__).resolve().parent
 CASES = DATA / "cases"
+DEVSET = DATA / "devset"  # a few devset cases (video, poses, intrinsics, metadata): see its README
 
 
 def require(path: Path, provider: str) -> Path:
@@ -32,6 +33,11 @@ def require(path: Path, provider: str) -> Path:
 def case_dir(name: str) -> Path:
     """A ground-truth case's folder (video.mp4, gt_*.npy/npz, meta.json)."""
     return require(CASES / name / "video.mp4", "the repository: tests/data/cases").parent
+
+
+def devset_case_dir(name: str) -> Path:
+    """A copied devset case's folder (video.mp4, gt_poses.npy, gt_intrinsics.npy, meta.json)."""
+    return require(DEVSET / name / "video.mp4", "the repository: tests/data/devset").parent
 
 
 def bikes() -> Path:
