@@ -459,13 +459,14 @@ def main() -> int:
             results["chain_job"] = one_job(bench, "chain", args.chain_clips, min(100, args.chain_clips), STAGES,
                                            args.timeout_s)
         if "big" not in skip:
-            results["big_job"] = big = one_job(bench, "big", args.clips, args.clips_per_video, args.big_stages,
+            results["big_job"] = one_job(bench, "big", args.clips, args.clips_per_video, args.big_stages,
                                                args.timeout_s)
         if "many" not in skip:
             results["many_jobs"] = many_jobs(bench, args.jobs, args.job_clips, args.many_stages, args.pollers,
                                              args.timeout_s)
-        if "big" not in skip and "ttl" not in skip:
-            results["after_ttl"] = after_ttl(bench, big["job_id"], before)
+        if "ttl" not in skip and ("big_job" in results or "chain_job" in results):
+            last = results.get("big_job") or results["chain_job"]
+            results["after_ttl"] = after_ttl(bench, last["job_id"], before)
         if "scaling" not in skip:
             workers = [int(w) for w in args.workers.split(",")]
             results["scaling"] = scaling(bench, workers, args.scale_sleep_s, args.scale_clips_per_worker,

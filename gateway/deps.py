@@ -73,7 +73,12 @@ class Services:
         loop = asyncio.get_running_loop()
         client = self._redis.get(loop)
         if client is None:
-            client = self._redis[loop] = aioredis.Redis.from_url(self.settings.redis.url, max_connections=256)
+            # A request that finds every connection busy waits for one (a burst of pollers queues briefly)
+            # instead of failing: the plain pool raises "Too many connections", which reads as Redis down (503).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.settings.redis.url, max_connections=self.settings.gateway.redis_connections,
+                timeout=self.settings.gateway.redis_connection_wait_s)
+            client = self._redis[loop] = aioredis.Redis(connection_pool=pool)
         return client
 
     @property
