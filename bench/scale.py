@@ -20,17 +20,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
+import random
+import re
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlparse
 
-import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -45,6 +48,7 @@ from workers.state import Keys  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = "clip,score,filter,camera,depth,caption"
+INPUTS_PREFIX = "bench-inputs/"
 TTL_S = 60  # the smallest job TTL the settings allow
 # A minimal MP4 head (ftyp box) the gateway's sniffing accepts; the stub clip stage never decodes it.
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
@@ -72,6 +76,9 @@ class Bench:
             "redis": {"job_ttl_s": TTL_S},
             "gateway": {"allow_private_sources": True},
         })
+        # The stack's development key ("dev") may name the bench's inputs (a grant, as an operator gives one).
+        inputs = f"s3://{self.settings.s3.bucket}/{INPUTS_PREFIX}"
+        self.settings = self.settings.with_overrides({"gateway": {"tenants": {"dev": {"s3_prefixes": [inputs]}}}})
         self.stack = Stack(self.settings)
         self.info: StackInfo | None = None
         self.redis: redis.Redis | None = None
@@ -90,7 +97,11 @@ class Bench:
         self.redis = redis.Redis.from_url(self.info.redis_url)
         s3 = self.settings.s3.model_copy(update={"endpoint": self.info.s3_endpoint, "secure": False})
         self.minio = make_client(s3)
-        self.warm_up()
+        try:
+            self.warm_up()
+        except BaseException:
+            self.stack.down()  # __exit__ does not run when __enter__ fails
+            raise
         return self
 
     def warm_up(self) -> None:
@@ -110,7 +121,7 @@ class Bench:
     def inputs(self, tag: str, n: int) -> list[str]:
         """``n`` distinct tiny objects (the job dedups equal content) named as videos."""
         def put(i: int) -> str:
-            key = f"bench-inputs/{tag}/{i:05d}.mp4"
+            key = f"{INPUTS_PREFIX}{tag}/{i:05d}.mp4"
             data = MP4_HEAD + f"{tag}-{i}".encode()
             import io
 
@@ -161,11 +172,22 @@ class Bench:
                     lines.append(row)
         return lines
 
+    def gateway_cpu_s(self) -> float:
+        """CPU seconds the gateway's process has used so far (user + system, from /proc)."""
+        pid = next(p.pid for p in self.info.processes if p.name == "gateway")
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def add_workers(self, per_queue: int, queues: list[str]) -> None:
         """One at a time: the stack records each worker in its state file (``stack down`` stops those)."""
         for queue in queues:
             while len(self.extra_workers[queue]) < per_queue - 1:
                 self.extra_workers[queue].append(self.stack.start_worker(queue))
+
+
+def _orchestration_cpu(rows: list[dict]) -> float:
+    """The worker's CPU per task outside the stub (the stub's CPU is its object-store writes)."""
+    return round(1000 * statistics.fmean(r["cpu"] - r.get("stub_cpu", 0.0) for r in rows), 2)
 
 
 def overhead(lines: list[dict]) -> dict:
@@ -178,6 +200,7 @@ def overhead(lines: list[dict]) -> dict:
         rest = [1000 * (r["end"] - r["start"] - r["stub"]) for r in rows]
         out[name] = {"tasks": len(rows), "overhead_ms_mean": round(statistics.fmean(rest), 2),
                      "worker_cpu_ms_mean": round(1000 * statistics.fmean(r["cpu"] for r in rows), 2),
+                     "orchestration_cpu_ms_mean": _orchestration_cpu(rows),
                      "overhead_ms_p50": round(pct(rest, 0.5), 2), "overhead_ms_p99": round(pct(rest, 0.99), 2),
                      "stub_ms_mean": round(1000 * statistics.fmean(r["stub"] for r in rows), 2)}
     clip_rows = [r for r in lines if r["task"].startswith("spatialvid.stage.")]
@@ -185,6 +208,7 @@ def overhead(lines: list[dict]) -> dict:
         rest = [1000 * (r["end"] - r["start"] - r["stub"]) for r in clip_rows]
         out["clip_stage_all"] = {"tasks": len(rest), "overhead_ms_mean": round(statistics.fmean(rest), 2),
                                  "worker_cpu_ms_mean": round(1000 * statistics.fmean(r["cpu"] for r in clip_rows), 2),
+                                 "orchestration_cpu_ms_mean": _orchestration_cpu(clip_rows),
                                  "overhead_ms_p50": round(pct(rest, 0.5), 2),
                                  "overhead_ms_p99": round(pct(rest, 0.99), 2)}
         # Hand-over: from one stage's task end to the next stage's task start, same clip (broker hop + queueing).
@@ -257,25 +281,54 @@ def after_ttl(bench: Bench, job_id: str, before_jobs: int) -> dict:
     return result
 
 
-async def _poll(url: str, key: str, job_ids: list[str], pollers: int, stop: asyncio.Event,
+async def _poll(url: str, key: str, job_ids: list[str], pollers: int, stop: "multiprocessing.synchronize.Event",
                 latencies: list[float], errors: list[str]) -> None:
-    limits = httpx.Limits(max_connections=pollers, max_keepalive_connections=pollers)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
-                                 timeout=60) as http:
-        async def poller(i: int) -> None:
-            job_id = job_ids[i % len(job_ids)]
-            while not stop.is_set():
-                started = time.perf_counter()
-                try:
-                    response = await http.get(f"/v1/jobs/{job_id}")
-                    if response.status_code != 200:
-                        errors.append(str(response.status_code))
-                except httpx.HTTPError as exc:
-                    errors.append(type(exc).__name__)
-                latencies.append(time.perf_counter() - started)
-                await asyncio.sleep(1.0)  # a client polling once a second, as `spatialvid wait` does
+    """``pollers`` clients, each on its own keep-alive connection, GET a job's status once a second.
 
-        await asyncio.gather(*(poller(i) for i in range(pollers)))
+    A plain HTTP/1.1 exchange on asyncio streams: what is timed is the gateway's answer, not a client
+    library's connection pool (see bench/results/scale_pollers.log for what httpx's cost)."""
+    parsed = urlparse(url)
+    host, port = parsed.hostname, parsed.port
+
+    async def poller(i: int) -> None:
+        request = (f"GET /v1/jobs/{job_ids[i % len(job_ids)]} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                   f"Authorization: Bearer {key}\r\n\r\n").encode()
+        await asyncio.sleep(random.random())  # clients do not all start in the same instant
+        reader = writer = None
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                code = int(head.split(b" ", 2)[1])
+                if code != 200:
+                    errors.append(str(code))
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+                errors.append(type(exc).__name__)
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(1.0)  # a client polling once a second, as `spatialvid wait` does
+        if writer is not None:
+            writer.close()
+
+    await asyncio.gather(*(poller(i) for i in range(pollers)))
+
+
+def _poller_process(url: str, key: str, job_ids: list[str], pollers: int, stop, results) -> None:
+    """The pollers in a process of their own (not sharing the bench's interpreter): latencies and its CPU."""
+    import uvloop
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    cpu = time.process_time()
+    uvloop.run(_poll(url, key, job_ids, pollers, stop, latencies, errors))
+    results.put({"latencies": latencies, "errors": errors, "cpu_s": time.process_time() - cpu})
 
 
 def many_jobs(bench: Bench, jobs: int, job_clips: int, stages: str, pollers: int, timeout_s: float) -> dict:
@@ -288,14 +341,13 @@ def many_jobs(bench: Bench, jobs: int, job_clips: int, stages: str, pollers: int
         job_ids = list(pool.map(lambda part: bench.submit(part, stages),
                                 [sources[i * per_job:(i + 1) * per_job] for i in range(jobs)]))
     submit_s = time.time() - started
-    latencies: list[float] = []
-    errors: list[str] = []
-    stop = asyncio.Event()
-    loop = asyncio.new_event_loop()
-    poll_thread = threading.Thread(target=lambda: loop.run_until_complete(
-        _poll(bench.info.api_url, bench.info.api_key, job_ids, pollers, stop, latencies, errors)), daemon=True)
+    gateway_cpu_before = bench.gateway_cpu_s()
+    spawn = multiprocessing.get_context("spawn")
+    stop, polled = spawn.Event(), spawn.Queue()
+    poll_process = spawn.Process(target=_poller_process, args=(bench.info.api_url, bench.info.api_key, job_ids,
+                                                                pollers, stop, polled), daemon=True)
     if pollers:
-        poll_thread.start()
+        poll_process.start()
     memory = []
     deadline = time.monotonic() + timeout_s
     statuses = {}
@@ -308,9 +360,13 @@ def many_jobs(bench: Bench, jobs: int, job_clips: int, stages: str, pollers: int
             memory.append(sum(bench.job_memory(sample).values()))
             time.sleep(2.0)
     ended = time.time()
+    polls = {"latencies": [], "errors": [], "cpu_s": 0.0}
     if pollers:
-        loop.call_soon_threadsafe(stop.set)
-        poll_thread.join(timeout=30)
+        stop.set()
+        polls = polled.get(timeout=120)
+        poll_process.join(timeout=30)
+    latencies, errors = polls["latencies"], polls["errors"]
+    gateway_cpu_s = bench.gateway_cpu_s() - gateway_cpu_before
     lines = bench.task_lines(started)
     finalize = [r["end"] - r["start"] for r in lines if r["task"].endswith("finalize")]
     result = {
@@ -326,6 +382,10 @@ def many_jobs(bench: Bench, jobs: int, job_clips: int, stages: str, pollers: int
         "poll_latency_ms_p50": round(1000 * pct(latencies, 0.5), 1),
         "poll_latency_ms_p99": round(1000 * pct(latencies, 0.99), 1),
         "polls_per_s": round(len(latencies) / (ended - started), 1),
+        "poll_errors_by_kind": dict(Counter(errors)),
+        "poller_client_cpu_ms_per_poll": round(1000 * polls["cpu_s"] / max(1, len(latencies)), 3),
+        # the gateway's CPU over the run, per request answered (polls and the bench's own status reads)
+        "gateway_cpu_ms_per_poll": round(1000 * gateway_cpu_s / max(1, len(latencies)), 3),
     }
     print(json.dumps(result, indent=1), flush=True)
     return result
@@ -399,13 +459,14 @@ def main() -> int:
             results["chain_job"] = one_job(bench, "chain", args.chain_clips, min(100, args.chain_clips), STAGES,
                                            args.timeout_s)
         if "big" not in skip:
-            results["big_job"] = big = one_job(bench, "big", args.clips, args.clips_per_video, args.big_stages,
+            results["big_job"] = one_job(bench, "big", args.clips, args.clips_per_video, args.big_stages,
                                                args.timeout_s)
         if "many" not in skip:
             results["many_jobs"] = many_jobs(bench, args.jobs, args.job_clips, args.many_stages, args.pollers,
                                              args.timeout_s)
-        if "big" not in skip and "ttl" not in skip:
-            results["after_ttl"] = after_ttl(bench, big["job_id"], before)
+        if "ttl" not in skip and ("big_job" in results or "chain_job" in results):
+            last = results.get("big_job") or results["chain_job"]
+            results["after_ttl"] = after_ttl(bench, last["job_id"], before)
         if "scaling" not in skip:
             workers = [int(w) for w in args.workers.split(",")]
             results["scaling"] = scaling(bench, workers, args.scale_sleep_s, args.scale_clips_per_worker,

@@ -100,13 +100,15 @@ class StubPlan:
 
 
 class _Timings:
-    """Per task: when it started and ended, and how long the stub held it (the rest is orchestration)."""
+    """Per task: when it started and ended, how long the stub held it and the CPU it took (the rest is
+    orchestration)."""
 
     def __init__(self, folder: str, profile: bool) -> None:
         self.path = Path(folder) / f"{os.getpid()}.jsonl" if folder else None
         self.task_started = 0.0
         self.cpu_started = 0.0
         self.stub_s = 0.0
+        self.stub_cpu_s = 0.0
         self._handle = None
         self._profile = None
         self._profiled = 0
@@ -119,6 +121,7 @@ class _Timings:
         self.task_started = time.time()
         self.cpu_started = time.process_time()
         self.stub_s = 0.0
+        self.stub_cpu_s = 0.0
         if self._profile is not None:
             self._profile.enable()
 
@@ -129,7 +132,7 @@ class _Timings:
             self.path = self.path.with_name(f"{os.getpid()}.jsonl")
             self._handle = open(self.path, "a", buffering=1)
         line = {"task": task, "start": self.task_started, "end": time.time(), "stub": self.stub_s,
-                "cpu": time.process_time() - self.cpu_started, "clip": args[1] if len(args) > 1 else None}
+                "cpu": time.process_time() - self.cpu_started, "stub_cpu": self.stub_cpu_s, "clip": args[1] if len(args) > 1 else None}
         if self._profile is not None:
             self._profile.disable()
             self._profiled += 1
@@ -143,12 +146,13 @@ _timings: _Timings | None = None
 
 
 def _stub_work(plan: StubPlan, stage: str, ctx: StageContext, keys: dict[str, str]) -> None:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     time.sleep(plan.sleep_s.get(stage, 0.0))
     for name, key in keys.items():
         ctx.store.put_bytes(key, os.urandom(max(1, int(REAL_SIZES[stage][name] * plan.size_scale))))
     if _timings is not None:
         _timings.stub_s += time.perf_counter() - started
+        _timings.stub_cpu_s += time.process_time() - cpu
 
 
 class _PlanFile:
@@ -207,12 +211,13 @@ class StubVideoStage(VideoStage):
                 num_frames=REF_FRAMES, height=REF_H, width=REF_W, fps=REF_FPS,
                 timestamp_start=index * seconds, timestamp_end=(index + 1) * seconds,
                 frame_start=index * REF_FRAMES, frame_end=(index + 1) * REF_FRAMES))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         time.sleep(self.plan.sleep_s.get("clip", 0.0))
         for clip in clips:
             ctx.store.put_bytes(clip.clip_key, os.urandom(max(1, int(_CLIP_BYTES * self.plan.size_scale))))
         if _timings is not None:
             _timings.stub_s += time.perf_counter() - started
+            _timings.stub_cpu_s += time.process_time() - cpu
         described = video.model_copy(update={"fps": REF_FPS, "width": REF_W, "height": REF_H,
                                              "num_frames": REF_FRAMES * len(clips),
                                              "duration": seconds * len(clips), "num_shots": len(clips)})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import redis.asyncio as aioredis
 from celery import Celery
@@ -16,7 +18,40 @@ from gateway.auth import KeyRing
 from gateway.errors import ApiError
 from services.settings import S3Settings, Settings
 from services.storage.s3 import S3Store, make_client
-from workers.state import READ_STATUS
+from workers.state import READ_STATUS, TERMINAL, JobStatus
+
+
+@dataclass(frozen=True)
+class EndedJob:
+    owner: str
+    status: dict  # job.json without its owner
+
+    @cached_property
+    def text(self) -> str:
+        return JobStatus.model_validate(self.status).model_dump_json()
+
+
+class EndedJobs:
+    """Ended jobs' job.json, the most recently read ``size`` of them. Only what Redis has forgotten comes
+    here, and finalize writes job.json while Redis still holds the job: the bucket's copy is final."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._jobs: OrderedDict[str, EndedJob] = OrderedDict()
+
+    def get(self, job_id: str) -> EndedJob | None:
+        found = self._jobs.get(job_id)
+        if found is not None:
+            self._jobs.move_to_end(job_id)
+        return found
+
+    def put(self, job_id: str, job: EndedJob) -> None:
+        if self.size == 0 or job.status.get("state") not in {state.value for state in TERMINAL}:
+            return
+        self._jobs[job_id] = job
+        self._jobs.move_to_end(job_id)
+        while len(self._jobs) > self.size:
+            self._jobs.popitem(last=False)
 
 
 @dataclass
@@ -26,6 +61,7 @@ class Services:
     presigner: Minio  # signs URLs for the endpoint clients reach
     celery: Celery
     keyring: KeyRing
+    ended: EndedJobs  # what job.json says of ended jobs Redis has forgotten
     _redis: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = field(
         default_factory=weakref.WeakKeyDictionary)
     _scripts: "weakref.WeakKeyDictionary[aioredis.Redis, object]" = field(default_factory=weakref.WeakKeyDictionary)
@@ -37,7 +73,12 @@ class Services:
         loop = asyncio.get_running_loop()
         client = self._redis.get(loop)
         if client is None:
-            client = self._redis[loop] = aioredis.Redis.from_url(self.settings.redis.url, max_connections=256)
+            # A request that finds every connection busy waits for one (a burst of pollers queues briefly)
+            # instead of failing: the plain pool raises "Too many connections", which reads as Redis down (503).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.settings.redis.url, max_connections=self.settings.gateway.redis_connections,
+                timeout=self.settings.gateway.redis_connection_wait_s)
+            client = self._redis[loop] = aioredis.Redis(connection_pool=pool)
         return client
 
     @property
@@ -61,6 +102,7 @@ class Services:
             presigner=make_client(presign_settings),
             celery=make_celery(settings),
             keyring=KeyRing(settings.gateway.api_keys),
+            ended=EndedJobs(settings.gateway.ended_status_cache),
         )
 
     def job_store(self, job_id: str) -> S3Store:

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 from minio.error import S3Error
 from pydantic import ValidationError
 
-from gateway.deps import Services
+from gateway.deps import EndedJob, Services
 from gateway.errors import ApiError
 from services.artifacts import JOB
 from services.inputs import assign_ids
@@ -217,7 +217,7 @@ async def job_owner(svc: Services, job_id: str) -> str | None:
         return owner.decode()
     stored = await _bucket_status(svc, job_id)
     if stored is not None:
-        return stored[0]
+        return stored.owner
     submitted = await _bucket_json(svc, submitted_key(job_id))
     return submitted.get("owner") if submitted else None
 
@@ -230,12 +230,18 @@ async def _bucket_json(svc: Services, key: str) -> dict | None:
     return raw if isinstance(raw, dict) else None
 
 
-async def _bucket_status(svc: Services, job_id: str) -> tuple[str, dict] | None:
-    """The final state written by finalize, once Redis has forgotten the job."""
+async def _bucket_status(svc: Services, job_id: str) -> EndedJob | None:
+    """The final state written by finalize, once Redis has forgotten the job (kept in memory once read)."""
     if not _plausible_id(job_id):
         return None
-    raw = await _bucket_json(svc, f"jobs/{job_id}/{JOB}")
-    return (raw.pop("owner", ""), raw) if raw is not None else None
+    found = svc.ended.get(job_id)
+    if found is None:
+        raw = await _bucket_json(svc, f"jobs/{job_id}/{JOB}")
+        if raw is None:
+            return None
+        found = EndedJob(owner=raw.pop("owner", ""), status=raw)
+        svc.ended.put(job_id, found)
+    return found
 
 
 def not_found(job_id: str) -> ApiError:
@@ -267,8 +273,8 @@ async def read_status(svc: Services, job_id: str, owner: str) -> str:
             raise not_found(job_id)
         return found[1].model_dump_json()
     stored = await _bucket_status(svc, job_id)
-    if stored is not None and stored[0] == owner:
-        return st.JobStatus.model_validate(stored[1]).model_dump_json()
+    if stored is not None and stored.owner == owner:
+        return stored.text
     if stored is None and await job_owner(svc, job_id) == owner:
         raise state_lost(job_id)  # submitted (the bucket says so), yet neither Redis nor job.json knows it
     raise not_found(job_id)

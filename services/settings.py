@@ -298,6 +298,13 @@ class GatewaySettings(Section):
     source_page_size: int = Field(default=1000, ge=1, le=10_000)
     # At most this many inputs per listed job: a mistyped prefix should not queue a whole bucket.
     max_listed_sources: int = Field(default=100_000, ge=1)
+    # Statuses of ended jobs Redis has forgotten, kept in memory: job.json no longer changes then, and
+    # reading it from the bucket on every poll costs a bucket request each (entries, LRU; a few KB each).
+    ended_status_cache: int = Field(default=4096, ge=0)
+    # Redis connections per gateway process, and how long a request waits for one when all are busy (a burst
+    # of requests beyond the pool queues rather than failing; past the wait it is a 503 with Retry-After).
+    redis_connections: int = Field(default=256, ge=1)
+    redis_connection_wait_s: float = Field(default=20.0, gt=0)
 
 
 def _env_or(name: str, default: str = "") -> str:

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -64,7 +65,9 @@ class StackInfo:
 
     def save(self) -> None:
         path = Path(self.dir) / STATE_FILE
-        tmp = path.with_suffix(".tmp")
+        # A temporary file of this writer's own: two savers at once (threads, or `stack add-worker` beside
+        # `stack restart`) must not rename each other's file away. The last rename wins whole.
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2))
         tmp.chmod(0o600)  # holds the development key and the object store's secret
         tmp.replace(path)

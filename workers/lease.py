@@ -30,23 +30,70 @@ def message_lease(client: redis.Redis, delivery_tag: str | None, every_s: float)
     if not delivery_tag:
         yield
         return
-    stop = threading.Event()
-    parent = os.getppid()
-
-    def renew() -> None:
-        while not stop.wait(every_s):
-            # A prefork child whose worker was killed must not keep the message hidden.
-            if os.getppid() != parent:
-                return
-            try:
-                # XX: only while it is still unacked (never re-adds an acked message).
-                client.zadd(UNACKED_INDEX, {delivery_tag: time.time()}, xx=True)
-            except redis.RedisError as exc:
-                log.warning("could not renew the lease of %s: %s", delivery_tag, exc)
-
-    thread = threading.Thread(target=renew, name="message-lease", daemon=True)
-    thread.start()
+    renewer = _renewer()
+    renewer.hold(delivery_tag, client, every_s)
     try:
         yield
     finally:
-        stop.set()
+        renewer.release(delivery_tag)
+
+
+class _Renewer:
+    """One thread per process renews every lease its running tasks hold (a thread per task would cost
+    each task a thread start, which waits for the scheduler on a busy machine)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._parent = os.getppid()
+        self._leases: dict[str, tuple[redis.Redis, float, float]] = {}  # tag -> (client, every_s, next renewal)
+        self._changed = threading.Condition()
+        threading.Thread(target=self._run, name="message-lease", daemon=True).start()
+
+    def hold(self, tag: str, client: redis.Redis, every_s: float) -> None:
+        with self._changed:
+            self._leases[tag] = (client, every_s, time.monotonic() + every_s)
+            self._changed.notify()
+
+    def release(self, tag: str) -> None:
+        with self._changed:
+            self._leases.pop(tag, None)
+
+    def _due(self) -> list[tuple[str, redis.Redis]]:
+        """The leases to renew now (their next renewal set), after waiting for the first of them."""
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                due = [(tag, client) for tag, (client, _, at) in self._leases.items() if at <= now]
+                if due:
+                    for tag, _ in due:
+                        client, every_s, _ = self._leases[tag]
+                        self._leases[tag] = (client, every_s, now + every_s)
+                    return due
+                first = min((at for _, _, at in self._leases.values()), default=now + 3600.0)
+                self._changed.wait(first - now)
+
+    def _run(self) -> None:
+        while True:
+            due = self._due()
+            # A prefork child whose worker was killed must not keep its messages hidden.
+            if os.getppid() != self._parent:
+                return
+            for tag, client in due:
+                try:
+                    # XX: only while it is still unacked (never re-adds an acked message).
+                    client.zadd(UNACKED_INDEX, {tag: time.time()}, xx=True)
+                except redis.RedisError as exc:
+                    log.warning("could not renew the lease of %s: %s", tag, exc)
+
+
+_instance: _Renewer | None = None
+_instance_lock = threading.Lock()
+
+
+def _renewer() -> _Renewer:
+    """This process's renewer (a forked child starts its own: threads do not survive a fork)."""
+    global _instance
+    with _instance_lock:
+        if _instance is None or _instance.pid != os.getpid():
+            _instance = _Renewer()
+        return _instance

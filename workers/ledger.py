@@ -48,10 +48,6 @@ class JobLedger:
         return RecordBook(self.store)
 
     # -- the job -------------------------------------------------------------------------------------
-    def state(self) -> st.JobState | None:
-        raw = self.redis.hget(self.keys.job, "state")
-        return st.JobState(raw.decode()) if raw else None
-
     def error(self) -> str | None:
         raw = self.redis.hget(self.keys.job, "error")
         return raw.decode() if raw else None
@@ -79,16 +75,7 @@ class JobLedger:
 
     def observe_latency(self, stage: str, seconds: float, pipe=None) -> None:
         """Count one stage run into its latency histogram (on the caller's pipeline if given)."""
-        key = st.stage_histogram_key(stage)
-        own = pipe is None
-        pipe = self.redis.pipeline(transaction=False) if own else pipe
-        for bound in st.LATENCY_BUCKETS:
-            if seconds <= bound:
-                pipe.hincrby(key, f"le:{bound}", 1)
-        pipe.hincrby(key, "count", 1)
-        pipe.hincrbyfloat(key, "sum", seconds)
-        if own:
-            pipe.execute()
+        (pipe or self.redis).eval(*st.observe_latency_args(stage, seconds))
 
     # -- videos --------------------------------------------------------------------------------------
     def ingested(self, source_id: str) -> bool:
@@ -141,18 +128,24 @@ class JobLedger:
         """The clip's record from Redis's copy, else from the bucket."""
         return st.unpack_record(raw) if raw else self.book.load_clip(clip_id)
 
-    def deliver(self, clip_id: str, attempt: str) -> tuple[int, bytes | None]:
-        """Count a stage's delivery on the clip and read its record, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(self.keys.attempts, attempt, 1)
-        pipe.hget(self.keys.records, clip_id)
-        deliveries, raw = pipe.execute()
-        return deliveries, raw
+    def begin_stage(self, clip_id: str, attempt: str, stage: str) -> tuple[list, int | None, bytes | None]:
+        """A clip-stage task's first round trip: the job's fields (``st.JOB_FIELDS``), and while the job is
+        active the delivery counted, the clip's record read and the clip marked as running ``stage``."""
+        fields, deliveries, raw = self.redis.eval(*st.begin_stage_args(self.keys, clip_id, attempt,
+                                                                       f"running:{stage}"))
+        return fields, deliveries, raw
 
-    def save_clip(self, clip: ClipRecord, stage: str | None, attempt: str | None = None) -> None:
+    def save_clip(self, clip: ClipRecord, stage: str | None, attempt: str | None = None, *,
+                  then: str | None = None, finish: bool = False) -> tuple[st.JobState | None, bool]:
         """The record into Redis, with the stage's counts, in one transaction. Redis holds the clip's
         state while its chain runs (the broker's messages live there too); the bucket gets the record
-        when the chain ends (``finish_clip``) or the job is finalized: one write per clip, not per stage."""
+        when the chain ends or the job is finalized: one write per clip, not per stage.
+
+        In the same transaction: the clip marked as queued for ``then`` (the stage it goes to next), or
+        with ``finish`` its chain ended (``finish_clip``); and the job's state read. Returns (the job's
+        state, whether this completed the job)."""
+        if finish:
+            self.book.save_clip(clip)  # the lasting copy first: a crash before the count redelivers the task
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(k.records, clip.id, st.pack_record(clip))
@@ -167,15 +160,27 @@ class JobLedger:
                 self.observe_latency(stage, status.seconds, pipe)
         if attempt is not None:  # the delivery count matters only while the stage runs
             pipe.hdel(k.attempts, attempt)
-        pipe.execute()
+        if then is not None:
+            pipe.hset(k.clipstate, clip.id, f"queued:{then}")
+        if finish:
+            self._queue_finish(pipe, clip)
+        pipe.hget(k.job, "state")
+        replies = pipe.execute()
+        state = replies[-1]
+        complete = bool(replies[-2]) if finish else False
+        return (st.JobState(state.decode()) if state else None), complete
 
     def finish_clip(self, clip: ClipRecord) -> bool:
         """End the clip's chain: its final record to the bucket (the lasting copy), then count it in
         Redis; True when that completed the job."""
         self.book.save_clip(clip)
+        pipe = self.redis.pipeline(transaction=False)
+        self._queue_finish(pipe, clip)
+        return bool(pipe.execute()[0])
+
+    def _queue_finish(self, pipe, clip: ClipRecord) -> None:
         k = self.keys
-        return bool(self.redis.eval(st.FINISH_CLIP, 5, k.job, k.ingested, k.clips, k.finished, k.clipstate,
-                                    clip.id, end_state(clip)))
+        pipe.eval(st.FINISH_CLIP, 5, k.job, k.ingested, k.clips, k.finished, k.clipstate, clip.id, end_state(clip))
 
 
 def _video_status(video: VideoRecord) -> st.VideoStatus:

@@ -20,7 +20,7 @@ from services.stages.base import Stage, StageContext
 from services.stages.registry import build_stage
 from services.storage.s3 import S3Store, make_client
 from services.video.shared import DecodedClips
-from workers.state import JobState, Keys
+from workers.state import JOB_FIELDS, JobState, Keys
 from workers.transient import TransientRecorder
 
 
@@ -77,14 +77,16 @@ class Runtime:
     def job(self, job_id: str) -> JobSpec | None:
         """The job as every task needs it: one small read (the input list, which can be long, is read
         once per process and job: it never changes)."""
-        key = Keys(job_id).job
-        owner, state, stages, overrides, n_videos = self.redis.hmget(
-            key, "owner", "state", "stages", "overrides", "n_videos")
+        return self.job_from(job_id, self.redis.hmget(Keys(job_id).job, *JOB_FIELDS))
+
+    def job_from(self, job_id: str, fields: list[bytes | None]) -> JobSpec | None:
+        """The job from its ``JOB_FIELDS`` values as read (here or by a task's own first read)."""
+        owner, state, stages, overrides, n_videos = fields
         if owner is None or state is None or stages is None:
             return None  # unknown, expired, or lost (a Redis restart without persistence)
         inputs = self._inputs.get(job_id)
         if inputs is None:
-            raw = self.redis.hget(key, "inputs")
+            raw = self.redis.hget(Keys(job_id).job, "inputs")
             inputs = [JobInput(**{"position": n, **item}) for n, item in enumerate(json.loads(raw or "[]"))]
             if len(self._inputs) >= JOBS_REMEMBERED:
                 self._inputs.clear()

@@ -90,6 +90,23 @@ def stage_histogram_key(stage: str) -> str:
     return f"{PREFIX}:metrics:stage:{stage}"
 
 
+# One observation into a stage's latency histogram (cumulative ``le:`` buckets, count, sum) as one command.
+# KEYS: the histogram. ARGV: seconds, then the bucket bounds.
+OBSERVE_LATENCY = """
+local seconds = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  if seconds <= tonumber(ARGV[i]) then redis.call('HINCRBY', KEYS[1], 'le:' .. ARGV[i], 1) end
+end
+redis.call('HINCRBY', KEYS[1], 'count', 1)
+redis.call('HINCRBYFLOAT', KEYS[1], 'sum', ARGV[1])
+return 1
+"""
+
+
+def observe_latency_args(stage: str, seconds: float) -> tuple:
+    return (OBSERVE_LATENCY, 1, stage_histogram_key(stage), repr(float(seconds)), *map(str, LATENCY_BUCKETS))
+
+
 # -- Lua ----------------------------------------------------------------------
 # Complete = every video clipped and every registered clip finished. Returned
 # to the caller, who then sends ``finalize`` (idempotent, so at-least-once is fine).
@@ -136,6 +153,31 @@ redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
 return complete(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 """
+
+# A clip-stage task's opening reads, in one round trip: the job's fields (``JOB_FIELDS``); while the job is active,
+# the delivery counted (by attempt) and the clip's record, and where the record is in Redis the clip marked as
+# running the stage (a task that then finds nothing to run marks the clip again when it sends it on).
+# KEYS: job, attempts, records, clipstate. ARGV: attempt, clip_id, running mark, ",active,states,", then JOB_FIELDS
+# (owner, state and stages first). Returns {job fields (false where missing), deliveries or false, record or false}.
+BEGIN_STAGE = """
+local fields = redis.call('HMGET', KEYS[1], unpack(ARGV, 5))
+local state = fields[2]
+if not fields[1] or not state or not fields[3] or not string.find(ARGV[4], ',' .. state .. ',', 1, true) then
+  return {fields, false, false}
+end
+local deliveries = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+local raw = redis.call('HGET', KEYS[3], ARGV[2])
+if raw then redis.call('HSET', KEYS[4], ARGV[2], ARGV[3]) end
+return {fields, deliveries, raw}
+"""
+# What a task reads of the job hash (Runtime.job_from takes them in this order).
+JOB_FIELDS = ("owner", "state", "stages", "overrides", "n_videos")
+
+
+def begin_stage_args(keys: Keys, clip_id: str, attempt: str, running: str) -> tuple:
+    active = "," + ",".join(s.value for s in ACTIVE) + ","
+    return (BEGIN_STAGE, 4, keys.job, keys.attempts, keys.records, keys.clipstate, attempt, clip_id, running,
+            active, *JOB_FIELDS)
 
 # One page of a listed job's inputs, registered once (a redelivered page gets the same ids back).
 # KEYS: job, pages, stems, inputs, ingested, clips, finished.

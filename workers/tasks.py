@@ -148,14 +148,14 @@ def _make_stage_task(stage_name: str):
 
 def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries: int,
                then_advance: bool = True) -> None:
-    job = rt.job(job_id)
-    if job is None or job.state in st.TERMINAL:
-        if job is not None and job.state is st.JobState.cancelled:
-            JobLedger(rt, job_id).mark(clip_id, "cancelled")
-        return  # cancelled (queued work is dropped) or a stale duplicate of a finished job
     ledger = JobLedger(rt, job_id)
     attempt = f"{clip_id}:{stage_name}:{retries}"
-    deliveries, raw = ledger.deliver(clip_id, attempt)
+    fields, deliveries, raw = ledger.begin_stage(clip_id, attempt, stage_name)
+    job = rt.job_from(job_id, fields)
+    if job is None or job.state in st.TERMINAL:
+        if job is not None and job.state is st.JobState.cancelled:
+            ledger.mark(clip_id, "cancelled")
+        return  # cancelled (queued work is dropped) or a stale duplicate of a finished job
     if deliveries > rt.settings.redis.max_deliveries:
         _fail_clip(rt, job_id, clip_id, stage_name,
                    f"its worker was lost {deliveries - 1} times while running {stage_name} on this clip")
@@ -170,20 +170,28 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
                        decoded=rt.decoded)
     stage = rt.stage(stage_name, ctx)
     fingerprint = stage.fingerprint(settings)
-    if job.plan.needs_run(stage, clip, fingerprint):
+    if not job.plan.needs_run(stage, clip, fingerprint):
+        if then_advance:
+            advance(ledger, job, clip, stage_name)
+        return
+    if raw is None:  # the record came from the bucket: begin_stage marked nothing
         ledger.mark(clip_id, f"running:{stage_name}")
-        clip = run_clip_stage(stage, clip, ctx, fingerprint)
-        if clip.failed_stage == stage_name:
-            if ledger.recorder.errors:
-                raise ledger.recorder.errors[-1]  # the store failed, not the clip: retry
-            ledger.log("WARNING", f"clip {clip_id} failed in {stage_name}: {clip.stages[stage_name].error}")
-        # a first delivery's count is forgotten once it ran; a redelivered one's stays, as the record of it
-        ledger.save_clip(clip, stage_name, attempt if deliveries == 1 else None)
-        # Cancelled while this stage ran: its work counts (Redis has its record), so finalize writes the
-        # tables and job.json again to say so too.
-        finalize_if(ledger.state() is st.JobState.cancelled, job_id)
-    if then_advance:
-        advance(ledger, job, clip, stage_name)
+    clip = run_clip_stage(stage, clip, ctx, fingerprint)
+    if clip.failed_stage == stage_name:
+        if ledger.recorder.errors:
+            raise ledger.recorder.errors[-1]  # the store failed, not the clip: retry
+        ledger.log("WARNING", f"clip {clip_id} failed in {stage_name}: {clip.stages[stage_name].error}")
+    nxt = job.plan.next_stage(clip, stage_name) if then_advance else None
+    # One transaction: the record and counts, the clip queued for its next stage or its chain ended, the job's
+    # state read. A first delivery's count is forgotten once it ran; a redelivered one's stays, as the record of it.
+    state, complete = ledger.save_clip(clip, stage_name, attempt if deliveries == 1 else None,
+                                       then=nxt, finish=then_advance and nxt is None)
+    # Cancelled while this stage ran: its work counts (Redis has its record), so finalize writes the
+    # tables and job.json again to say so too.
+    finalize_if(complete or state is st.JobState.cancelled, job_id)
+    if nxt is not None:
+        task, queue = next_task(job.plan.clip_stages, nxt, rt.settings.workers.annotate_together)
+        send(task, [job_id, clip_id], queue)
 
 
 def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: str) -> None:
@@ -195,9 +203,8 @@ def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: 
     if clip is None:
         return
     clip = accounting.failed_in(clip, stage_name, reason)
-    ledger.save_clip(clip, stage_name)
     ledger.log("WARNING", f"clip {clip_id} failed in {stage_name}: {reason}")
-    finalize_if(ledger.finish_clip(clip), job_id)
+    finalize_if(ledger.save_clip(clip, stage_name, finish=True)[1], job_id)
 
 
 STAGE_TASKS = {name: _make_stage_task(name) for name in CLIP_STAGES}
