@@ -301,6 +301,7 @@ def main() -> None:
     ap.add_argument("--reuse", type=Path, action="append", default=[],
                     help="a pieces.json whose pieces count instead of running again (may repeat)")
     ap.add_argument("--only", help="run only these pieces (comma-separated names; their results go to pieces.json)")
+    ap.add_argument("--note", help="a line for the log's header (how the reused pieces were run)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench/output/pipeline")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/pipeline")
     ap.add_argument("--capacity", action="store_true", help="print the capacity model from the saved JSON")
@@ -324,6 +325,8 @@ def main() -> None:
               f"start {os.getloadavg()[0]:.1f} (nice {os.nice(0)}), {args.parallel} child(ren) at a time"
               f"{', each run split into pieces by round and source' if args.split else ''}; CPU seconds "
               f"are user+sys of the run and its ffmpeg children")
+    if args.note:
+        header += f"\n# {args.note}"
     log = [header]
     print(header, flush=True)
     labels = args.runs.split(",")
