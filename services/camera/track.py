@@ -73,7 +73,7 @@ def _segment_focal(seg: list[FrameTracks], stride: int, vanishing: list[float | 
 
 def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTrack:
     """Track every frame; ``settings`` is the camera section, ``CameraSettings`` (services/camera/params.py)."""
-    fe = FrontEndConfig(max_side=settings.working_max_side, max_tracks=settings.max_tracks)
+    fe = FrontEndConfig(camera=settings)
     tracker = KLTTracker(fe)
     tracks: list[FrameTracks] = []
     vp_cfg, rng = VanishingConfig(), np.random.default_rng(0)
@@ -90,7 +90,7 @@ def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTr
     if n == 0:
         return CameraTrack(np.zeros((0, 4, 4)), np.zeros((0, 4)), np.zeros(0, int), False, "no frames", BACKEND)
     Ww, Hw = tracker.size
-    cfg = SfmConfig(window=settings.window, refine_window=settings.refine_window)
+    cfg = SfmConfig(camera=settings)
     stride = max(1, int(round(fps / settings.keyframe_rate_hz)))
     f_prior = hfov_to_focal(settings.prior_hfov_deg, Ww)
     prior_label = f"hfov {settings.prior_hfov_deg:g} deg"
