@@ -120,7 +120,7 @@ def build_suite(settings: Settings) -> ScoringSuite:
     if remote_aesthetic:  # the weights are the server's concern
         from services.scoring.aesthetic import RemoteAestheticScorer
 
-        scorers.append(RemoteAestheticScorer(TritonClient("aesthetic", settings)))
+        scorers.append(RemoteAestheticScorer(TritonClient("aesthetic", settings.triton)))
     elif cfg.quality_backend != "brisque" and weights is not None:
         import torch
 

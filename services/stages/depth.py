@@ -91,7 +91,8 @@ class DepthStage(PerClipStage):
     def _run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         settings = ctx.settings.depth
         # geometric by default; weight-based backends fail the clip here when their model cannot be had
-        backend = build_backend(ctx.settings, self.model_clients, self._overlay_text(ctx.settings))
+        backend = build_backend(settings, self.model_clients.bound(ctx.settings.models, ctx.settings.triton),
+                                self._overlay_text(ctx.settings))
         c2w = np.load(io.BytesIO(ctx.store.get_bytes(clip.annotation_key(C2W))))
         intr = np.load(io.BytesIO(ctx.store.get_bytes(clip.annotation_key(INTRINSICS))))
         indexes = parse_indexes(ctx.store.get_bytes(clip.annotation_key(INDEXES)).decode())
