@@ -45,7 +45,8 @@ def test_exactly_max_length_is_one_clip_and_limits_hold():
 
 
 def test_lower_minimum_keeps_short_shots():
-    plan = plan_spans([(0, 30), (30, 76), (242, 250)], fps=25.0, lengths=ClipSettings(trim_seconds=0.0, min_seconds=0.3))
+    plan = plan_spans([(0, 30), (30, 76), (242, 250)], fps=25.0,
+                      lengths=ClipSettings(trim_seconds=0.0, min_seconds=0.3))
     assert plan.spans == [Span(0, 30, 0), Span(30, 76, 1), Span(242, 250, 2)]
 
 
