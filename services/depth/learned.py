@@ -33,7 +33,7 @@ from services.depth.backends import DEPTH_BACKENDS, MASK_BACKENDS, GeometricDept
 from services.depth.params import DepthSettings
 from services.depth.sam2_refine import motion_map, refine_masks, sam2_prompts
 from services.models.client import ModelClient, get_model_client
-from services.settings import ModelSettings, TritonSettings
+from services.models.params import ModelSettings, TritonSettings
 from services.stages.base import ClipFailed
 
 POSE_UNITS = "pose units (up to scale, as c2w.npy); 0 = invalid"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from services.settings import ModelSettings, TritonSettings
+    from services.models.params import ModelSettings, TritonSettings
 
 
 @runtime_checkable

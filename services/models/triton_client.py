@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from services.retry import backoff_delay
-from services.settings import TritonSettings
+from services.models.params import TritonSettings
 from services.stages.base import ClipFailed
 
 log = logging.getLogger(__name__)
