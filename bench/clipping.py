@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO))
 from samples import bigbuckbunny_path, bikes_path, megamind_path, vtest_path  # noqa: E402
 from services.video.decode import read_frames  # noqa: E402
 from services.video.probe import probe  # noqa: E402
-from services.video.shots import ShotParams, analysis_size, detect_shots  # noqa: E402
+from services.settings import ClipSettings  # noqa: E402
+from services.video.shots import analysis_size, detect_shots  # noqa: E402
 from services.video.tools import ffmpeg_path  # noqa: E402
 
 OUTPUT = REPO / "bench" / "output"
@@ -82,7 +83,7 @@ def decode_only(path: Path, size, fps) -> int:
 
 
 def ours(path: Path, size, fps, step: int):
-    return detect_shots(read_frames(path, size=size, pix_fmt="bgr24", fps=fps), ShotParams(frame_step=step))
+    return detect_shots(read_frames(path, size=size, pix_fmt="bgr24", fps=fps), ClipSettings(frame_step=step))
 
 
 def pyscenedetect(path: Path, frame_skip: int) -> list[int]:

@@ -101,7 +101,7 @@ def main() -> int:
     with TritonServer(settings, log_path=workdir / "tritonserver.log") as server:
         local = PPOCRDetector(threads=args.threads)
         # Each caller its own client, as separate workers would have.
-        clients = [TritonModelClient("ocr_det", settings) for _ in range(4)]
+        clients = [TritonModelClient("ocr_det", settings.triton) for _ in range(4)]
         remotes = [PPOCRDetector(remote=c) for c in clients]
         turn = iter(range(10**9))
 

@@ -108,8 +108,7 @@ class EmbeddedPipeline:
         decoded = DecodedClips(self.settings.video, self.settings.video.share_decode_max_mb << 20)
         ctx.decoded = decoded
         for clip in progress_items(self.console, "+".join(fingerprints), clips, lambda c: c.id):
-            wanted = [r for s in stages if self.plan.may_run(s, clip, fingerprints[s.name])
-                      for r in s.frame_requests(clip, self.settings)]
+            wanted = self.plan.shared_frames(stages, clip, self.settings, fingerprints)
             with decoded.open(self.store, clip, wanted):
                 for stage in stages:  # the clip's record after the earlier stages: their prerequisites are met
                     if not self.plan.needs_run(stage, clip, fingerprints[stage.name]):

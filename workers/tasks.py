@@ -223,10 +223,11 @@ def _annotate(rt: Runtime, job_id: str, clip_id: str, retries: int, running: lis
     ledger = JobLedger(rt, job_id) if job is not None else None
     clip = ledger.load_clip(clip_id) if ledger is not None else None
     wanted = []
-    if clip is not None and rt.settings.video.share_decode:
+    if clip is not None:
         ctx = StageContext(settings=rt.job_settings(job), store=ledger.store, workdir=Path(tempfile.gettempdir()),
                            cache=rt.cache)
-        wanted = [r for name in ANNOTATE_STAGES for r in rt.stage(name, ctx).frame_requests(clip, ctx.settings)]
+        stages = [rt.stage(name, ctx) for name in ANNOTATE_STAGES]
+        wanted = job.plan.shared_frames(stages, clip, ctx.settings)  # the video section is the operator's alone
     with rt.decoded.open(ledger.store if ledger else None, clip, wanted):
         for name in ANNOTATE_STAGES:
             running[0] = name

@@ -10,12 +10,12 @@ it starts a new segment whose tracks are all new.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from services.camera.params import MAX_TRACKS, WORKING_MAX_SIDE
+from services.camera.params import CameraSettings
 from services.kernels.klt_ops import LKParams
 from services.kernels.klt_ops import forward_backward as klt_forward_backward
 
@@ -33,8 +33,10 @@ class FrameTracks:
 
 @dataclass
 class FrontEndConfig:
-    max_side: int = WORKING_MAX_SIDE  # the camera section's ``working_max_side`` (services/camera/params.py)
-    max_tracks: int = MAX_TRACKS  # the camera section's ``max_tracks``
+    """The front end's fixed tuning; the working size and track budget are the camera section's
+    (``camera.working_max_side``, ``camera.max_tracks``), passed down as is."""
+
+    camera: CameraSettings = field(default_factory=CameraSettings)
     min_distance: int = 12
     quality: float = 0.005
     fb_threshold_px: float = 0.7
@@ -88,8 +90,9 @@ class KLTTracker:
         self.screen_fixed = np.zeros(0, bool)
 
     def _detect(self, gray: np.ndarray) -> None:
-        need = self.cfg.max_tracks - len(self.pts)
-        if need < self.cfg.max_tracks // self.cfg.refill_divisor:
+        max_tracks = self.cfg.camera.max_tracks
+        need = max_tracks - len(self.pts)
+        if need < max_tracks // self.cfg.refill_divisor:
             return
         mask = np.full(gray.shape, MASK_OPEN, np.uint8)
         for x, y in self.pts.astype(int):
@@ -136,7 +139,7 @@ class KLTTracker:
     def push(self, index: int, rgb: np.ndarray) -> FrameTracks:
         H, W = rgb.shape[:2]
         if self.size is None:
-            self.size = working_size(W, H, self.cfg.max_side)
+            self.size = working_size(W, H, self.cfg.camera.working_max_side)
             self.scale = self.size[0] / W
         small = rgb if (W, H) == self.size else cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)

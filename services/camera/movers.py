@@ -72,7 +72,8 @@ def only(ft: FrameTracks, ids: np.ndarray, keep: bool = True) -> FrameTracks:
 
 
 def _rotation_errors(keyframes: list[FrameTracks], K: Intrinsics, cfg: SfmConfig) -> tuple[np.ndarray, np.ndarray]:
-    vo = KeyframeOdometry(K, replace(cfg, rotation_only=True, refine_window=0, ba_iterations=ROTATION_BA_ITERATIONS,
+    vo = KeyframeOdometry(K, replace(cfg, camera=cfg.camera.model_copy(update={"refine_window": 0}), rotation_only=True,
+                                     ba_iterations=ROTATION_BA_ITERATIONS,
                                      max_ba_points=ROTATION_BA_POINTS))
     for ft in keyframes:
         vo.add_keyframe(ft)

@@ -17,7 +17,7 @@ import numpy as np
 from services.camera import bundle
 from services.camera.frontend import FrameTracks
 from services.camera.geometry import slerp_pose
-from services.camera.params import BA_WINDOW, REFINE_WINDOW
+from services.camera.params import CameraSettings
 from services.camera.twoview import relative_motion
 
 INITIAL_POINT_CAPACITY = 4096  # track ids the point map holds before it grows (a few seconds of tracking)
@@ -35,7 +35,10 @@ NEAR_INVERSE_DEPTH_PERCENTILE = 90
 
 @dataclass
 class SfmConfig:
-    window: int = BA_WINDOW  # the camera section's ``window`` (services/camera/params.py)
+    """The solver's fixed tuning; the tunable windows are the camera section's (``camera.window``,
+    ``camera.refine_window``), passed down as is."""
+
+    camera: CameraSettings = field(default_factory=CameraSettings)
     ba_iterations: int = 6
     pose_iterations: int = 6
     loss_scale_px: float = 1.0
@@ -50,9 +53,8 @@ class SfmConfig:
     max_ba_points: int = 300  # points per window BA (evenly sampled track ids)
     prior_new: float = 0.02  # rho prior weight (px^2 per 100% change) for a fresh point
     prior_per_old_obs: float = 0.5  # extra weight per keyframe observation that left the window
-    # After odometry, bundle-adjust long overlapping windows of keyframes with every point they share
-    # (0: off): a whole clip at the default; memory and time stay linear in the length of longer inputs.
-    refine_window: int = REFINE_WINDOW  # the camera section's ``refine_window``
+    # After odometry, bundle-adjust long overlapping windows of ``camera.refine_window`` keyframes with every point
+    # they share (a whole clip at the default; memory and time stay linear in the length of longer inputs).
     refine_overlap: int = 8
     # points per keyframe of a refinement window (evenly sampled track ids): a clip-long window samples as densely
     # as a short one, which the relative poses the depth stage triangulates against need
@@ -345,12 +347,12 @@ class KeyframeOdometry:
 
     def _window_ba(self, k: int) -> None:
         cfg, m = self.cfg, self.map
-        first = max(0, k - cfg.window + 1)
+        first = max(0, k - cfg.camera.window + 1)
         ids_win = self._adjust(list(range(first, k + 1)), 1 if first == 0 else 2, cfg.max_ba_points, cfg.ba_iterations)
         if ids_win is None:
             return
         # keyframes about to leave the window hand their observations to the points' priors
-        leaving = k - cfg.window + 1
+        leaving = k - cfg.camera.window + 1
         if leaving >= 0:
             lids = self.obs[leaving][0]
             m.old_obs[lids] += 1
@@ -384,17 +386,17 @@ def keyframe_positions(n: int, stride: int) -> np.ndarray:
 
 
 def refine_keyframes(vo: KeyframeOdometry, cfg: SfmConfig) -> None:
-    """Second pass over the finished odometry in windows of ``cfg.refine_window`` keyframes.
+    """Second pass over the finished odometry in windows of ``cfg.camera.refine_window`` keyframes.
 
     The odometry's 8-keyframe window with 300 points leaves relative poses that disagree a little with
     points tracked for longer; the depth stage triangulates against exactly these relative poses, where
     0.03 deg of rotation or 0.3 deg of heading near the focus of expansion is a visible depth error.
     A window that holds the whole clip also keeps the direction of travel consistent along it: the headings
     of separate short windows can each settle a little differently in the rotation/translation trade-off,
-    which bends the path against the orientations. Each window holds its first two keyframes (already refined by the previous window; the first window
-    only keyframe 0) so gauge and scale carry over from window to window.
+    which bends the path against the orientations. Each window holds its first two keyframes (already refined by
+    the previous window; the first window only keyframe 0) so gauge and scale carry over from window to window.
     """
-    size = cfg.refine_window
+    size = cfg.camera.refine_window
     count = len(vo.R)
     if size < 2 or count < 2:
         return

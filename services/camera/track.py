@@ -21,7 +21,7 @@ from services.camera.frontend import FrameTracks, FrontEndConfig, KLTTracker
 from services.camera.geometry import c2w_matrices
 from services.camera.intrinsics import estimate_focal, focal_to_hfov, hfov_to_focal
 from services.camera.movers import only, translation_from_movers
-from services.camera.sfm import Intrinsics, SfmConfig, keyframe_positions, run_segment
+from services.camera.sfm import Intrinsics, SfmConfig, SfmResult, keyframe_positions, run_segment
 from services.camera.vanishing import VanishingConfig, combine, frame_focal
 
 BACKEND = "geometric-klt-ba/1"
@@ -73,73 +73,20 @@ def _segment_focal(seg: list[FrameTracks], stride: int, vanishing: list[float | 
 
 def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTrack:
     """Track every frame; ``settings`` is the camera section, ``CameraSettings`` (services/camera/params.py)."""
-    fe = FrontEndConfig(max_side=settings.working_max_side, max_tracks=settings.max_tracks)
-    tracker = KLTTracker(fe)
-    tracks: list[FrameTracks] = []
-    vp_cfg, rng = VanishingConfig(), np.random.default_rng(0)
-    vanishing: dict[int, list[float | None]] = {}  # segment -> per-sampled-frame focal (working pixels)
-    width = height = 0
-    for index, rgb in enumerate(frames):
-        ft = tracker.push(index, rgb)
-        tracks.append(ft)
-        height, width = rgb.shape[:2]
-        if settings.vanishing_every and not settings.known_hfov_deg and index % settings.vanishing_every == 0:
-            # only a few numbers per frame are kept: memory stays flat with clip length
-            vanishing.setdefault(ft.segment, []).append(frame_focal(tracker.prev_gray, vp_cfg, rng))
-    n = len(tracks)
+    vp_cfg = VanishingConfig()
+    streamed = _stream_tracks(frames, settings, vp_cfg)
+    n = len(streamed.tracks)
     if n == 0:
         return CameraTrack(np.zeros((0, 4, 4)), np.zeros((0, 4)), np.zeros(0, int), False, "no frames", BACKEND)
-    Ww, Hw = tracker.size
-    cfg = SfmConfig(window=settings.window, refine_window=settings.refine_window)
+    Ww, Hw = streamed.working_size
+    K0, prior_label = _focal_prior(settings, Ww, Hw)
     stride = max(1, int(round(fps / settings.keyframe_rate_hz)))
-    f_prior = hfov_to_focal(settings.prior_hfov_deg, Ww)
-    prior_label = f"hfov {settings.prior_hfov_deg:g} deg"
-    if settings.known_hfov_deg:
-        f_prior, prior_label = hfov_to_focal(settings.known_hfov_deg, Ww), f"given hfov {settings.known_hfov_deg:g} deg"
-    K0 = Intrinsics(f_prior, Ww / 2.0, Hw / 2.0)
-
-    c2w = np.tile(np.eye(4), (n, 1, 1))
-    intr = np.zeros((n, 4))
-    inliers = np.zeros(n, int)
-    result = CameraTrack(c2w, intr, np.arange(n), True, None, BACKEND)
-    failures: list[str] = []
-    base = np.eye(4)
-    segment_focal = partial(_segment_focal, stride=stride, vp_cfg=vp_cfg, K0=K0, prior_label=prior_label, cfg=cfg)
-    for seg in _split_segments(tracks):
-        a, b = seg[0].index, seg[-1].index + 1
-        result.segments.append((a, b))
-        if len(seg) < 2:
-            c2w[a:b] = base
-            intr[a:b] = (K0.f / Ww, K0.f / Hw, 0.5, 0.5)
-            result.focal_estimated.append(False)
-            result.focal_source.append("prior: single-frame segment")
-            result.hfov_deg.append(focal_to_hfov(K0.f, Ww))
-            continue
-        K, source, estimated = K0, f"prior ({prior_label})", False
-        if not settings.known_hfov_deg:
-            K, source, estimated = segment_focal(seg, vanishing=vanishing.get(seg[0].segment, []))
-        res = run_segment(seg, K, cfg, stride)
-        if settings.mover_test and not all(res.odometry.rotation_only[1:]):
-            focal_trusted = estimated or bool(settings.known_hfov_deg)
-            verdict = translation_from_movers([seg[p] for p in res.keyframes], K, cfg, res.odometry, focal_trusted)
-            if verdict.drop:
-                seg = [only(ft, verdict.mover_ids, keep=False) for ft in seg]
-                if not settings.known_hfov_deg:  # the movers no longer bias the focal
-                    K, source, estimated = segment_focal(seg, vanishing=vanishing.get(seg[0].segment, []))
-                res = run_segment(seg, K, replace(cfg, rotation_only=True), stride)
-                result.notes.append(f"frames {a}-{b}: {verdict.note()}")
-        if res.failure:
-            failures.append(res.failure)
-        T = base @ c2w_matrices(res.R, res.C)
-        c2w[a:b] = T
-        base = T[-1]
-        intr[a:b] = (K.f / Ww, K.f / Hw, 0.5, 0.5)
-        inliers[a:b] = res.inliers
-        result.focal_estimated.append(estimated)
-        result.focal_source.append(source)
-        result.hfov_deg.append(focal_to_hfov(K.f, Ww))
-    result.inliers = inliers
-    result.frame_tracks, result.working_size = tracks, (Ww, Hw)
+    solve = partial(_solve_segment, K0=K0, prior_label=prior_label, settings=settings, cfg=SfmConfig(camera=settings),
+                    stride=stride, vp_cfg=vp_cfg, vanishing=streamed.vanishing)
+    result = CameraTrack(np.tile(np.eye(4), (n, 1, 1)), np.zeros((n, 4)), np.arange(n), True, None, BACKEND)
+    result.inliers = np.zeros(n, int)
+    failures = _chain_segments(result, _split_segments(streamed.tracks), solve, K0, (Ww, Hw))
+    result.frame_tracks, result.working_size = streamed.tracks, (Ww, Hw)
     if len(result.segments) > 1:
         cuts = ", ".join(str(s[0]) for s in result.segments[1:])
         result.notes.append(f"hard cut at frame {cuts}: tracked as {len(result.segments)} segments chained end to start; "
@@ -148,3 +95,95 @@ def track_camera(frames: Iterable[np.ndarray], fps: float, settings) -> CameraTr
         result.success = False
         result.reason = "; ".join(failures)
     return result
+
+
+@dataclass
+class _Streamed:
+    """What one pass over the frames leaves: every frame's tracks and the vanishing-point focal samples."""
+
+    tracks: list[FrameTracks]
+    vanishing: dict[int, list[float | None]]  # segment -> per-sampled-frame focal (working pixels)
+    working_size: tuple[int, int] | None
+
+
+def _stream_tracks(frames: Iterable[np.ndarray], settings, vp_cfg: VanishingConfig) -> _Streamed:
+    tracker = KLTTracker(FrontEndConfig(camera=settings))
+    rng = np.random.default_rng(0)
+    streamed = _Streamed([], {}, None)
+    sample_vanishing = settings.vanishing_every and not settings.known_hfov_deg
+    for index, rgb in enumerate(frames):
+        ft = tracker.push(index, rgb)
+        streamed.tracks.append(ft)
+        if sample_vanishing and index % settings.vanishing_every == 0:
+            # only a few numbers per frame are kept: memory stays flat with clip length
+            streamed.vanishing.setdefault(ft.segment, []).append(frame_focal(tracker.prev_gray, vp_cfg, rng))
+    streamed.working_size = tracker.size
+    return streamed
+
+
+def _focal_prior(settings, Ww: int, Hw: int) -> tuple[Intrinsics, str]:
+    """The focal a segment starts from: the given field of view, else the prior one."""
+    if settings.known_hfov_deg:
+        hfov, label = settings.known_hfov_deg, f"given hfov {settings.known_hfov_deg:g} deg"
+    else:
+        hfov, label = settings.prior_hfov_deg, f"hfov {settings.prior_hfov_deg:g} deg"
+    return Intrinsics(hfov_to_focal(hfov, Ww), Ww / 2.0, Hw / 2.0), label
+
+
+@dataclass
+class _SegmentFit:
+    K: Intrinsics
+    source: str  # where the focal came from
+    estimated: bool  # the focal was measured (motion or vanishing points), not a prior
+    result: SfmResult | None = None  # None: a single-frame segment, nothing to solve
+    note: str | None = None
+
+
+def _solve_segment(seg: list[FrameTracks], K0: Intrinsics, prior_label: str, settings, cfg: SfmConfig, stride: int,
+                   vp_cfg: VanishingConfig, vanishing: dict[int, list[float | None]]) -> _SegmentFit:
+    """The segment's focal and poses; a translation only movers carry is dropped (tracked again as a rotation)."""
+    samples = vanishing.get(seg[0].segment, [])
+    K, source, estimated = K0, f"prior ({prior_label})", False
+    if not settings.known_hfov_deg:
+        K, source, estimated = _segment_focal(seg, stride, samples, vp_cfg, K0, prior_label, cfg)
+    res = run_segment(seg, K, cfg, stride)
+    if not settings.mover_test or all(res.odometry.rotation_only[1:]):
+        return _SegmentFit(K, source, estimated, res)
+    focal_trusted = estimated or bool(settings.known_hfov_deg)
+    verdict = translation_from_movers([seg[p] for p in res.keyframes], K, cfg, res.odometry, focal_trusted)
+    if not verdict.drop:
+        return _SegmentFit(K, source, estimated, res)
+    seg = [only(ft, verdict.mover_ids, keep=False) for ft in seg]
+    if not settings.known_hfov_deg:  # the movers no longer bias the focal
+        K, source, estimated = _segment_focal(seg, stride, samples, vp_cfg, K0, prior_label, cfg)
+    res = run_segment(seg, K, replace(cfg, rotation_only=True), stride)
+    return _SegmentFit(K, source, estimated, res, verdict.note())
+
+
+def _chain_segments(result: CameraTrack, segments: list[list[FrameTracks]], solve, K0: Intrinsics,
+                    working_size: tuple[int, int]) -> list[str]:
+    """Solve each segment and chain it end to start into ``result``; the segments' failures."""
+    Ww, Hw = working_size
+    failures: list[str] = []
+    base = np.eye(4)
+    for seg in segments:
+        a, b = seg[0].index, seg[-1].index + 1
+        result.segments.append((a, b))
+        if len(seg) < 2:
+            fit = _SegmentFit(K0, "prior: single-frame segment", False)
+            result.c2w[a:b] = base
+        else:
+            fit = solve(seg)
+            if fit.result.failure:
+                failures.append(fit.result.failure)
+            T = base @ c2w_matrices(fit.result.R, fit.result.C)
+            result.c2w[a:b] = T
+            base = T[-1]
+            result.inliers[a:b] = fit.result.inliers
+            if fit.note:
+                result.notes.append(f"frames {a}-{b}: {fit.note}")
+        result.intrinsics[a:b] = (fit.K.f / Ww, fit.K.f / Hw, 0.5, 0.5)
+        result.focal_estimated.append(fit.estimated)
+        result.focal_source.append(fit.source)
+        result.hfov_deg.append(focal_to_hfov(fit.K.f, Ww))
+    return failures

@@ -95,6 +95,7 @@ class GeometricDepthAndMasks:
                                         exclude=overlay.exclusions(), refs=refs, confidence=confidence)
 
 
-# Other backends register a factory here (settings -> backend); the stage looks names up in these.
+# Other backends register a factory here ((depth section, model clients, geometric pass) -> backend); the stage
+# looks names up in these.
 DEPTH_BACKENDS: dict[str, object] = {}
 MASK_BACKENDS: dict[str, object] = {}

@@ -15,7 +15,7 @@ _PRESETS = {
 class DisFlow:
     """DIS optical flow on 8-bit grey images; one instance per stream (it keeps scratch buffers)."""
 
-    def __init__(self, preset: str = "medium") -> None:
+    def __init__(self, preset: str) -> None:
         self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
 
     def __call__(self, ref: np.ndarray, src: np.ndarray) -> np.ndarray:

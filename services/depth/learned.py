@@ -30,8 +30,10 @@ import numpy as np
 
 from services.depth.align import Alignment, align_disparity_to_depth
 from services.depth.backends import DEPTH_BACKENDS, MASK_BACKENDS, GeometricDepthAndMasks
+from services.depth.params import DepthSettings
 from services.depth.sam2_refine import motion_map, refine_masks, sam2_prompts
 from services.models.client import ModelClient, get_model_client
+from services.models.params import ModelSettings, TritonSettings
 from services.stages.base import ClipFailed
 
 POSE_UNITS = "pose units (up to scale, as c2w.npy); 0 = invalid"
@@ -60,23 +62,40 @@ class ModelClients:
         self._lock = threading.Lock()
 
     @staticmethod
-    def _key(name: str, settings) -> tuple:
-        mode = settings.models.client.get(name, "inprocess")
-        where = (settings.triton.protocol, settings.triton.url, settings.triton.grpc_url) if mode == "triton" else (
-            str(settings.models.weights_dir), settings.models.device)
+    def _key(name: str, models: ModelSettings, triton: TritonSettings) -> tuple:
+        mode = models.client.get(name, "inprocess")
+        where = (triton.protocol, triton.url, triton.grpc_url) if mode == "triton" else (
+            str(models.weights_dir), models.device)
         return name, mode, where
 
-    def get(self, name: str, settings) -> ModelClient:
-        key = self._key(name, settings)
+    def get(self, name: str, models: ModelSettings, triton: TritonSettings) -> ModelClient:
+        """``name``'s client where the models section says it runs (in this process, or on the Triton server)."""
+        key = self._key(name, models, triton)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
                 try:
-                    client = get_model_client(name, settings)
+                    client = get_model_client(name, models, triton)
                 except _UNAVAILABLE as exc:
                     raise ModelNotAvailable(str(exc) or type(exc).__name__) from exc
                 self._clients[key] = client
             return client
+
+    def bound(self, models: ModelSettings, triton: TritonSettings) -> "RunClients":
+        """These clients as one run's models and triton sections ask for them."""
+        return RunClients(self, models, triton)
+
+
+@dataclass(frozen=True)
+class RunClients:
+    """The stage's model clients, for one run's ``models`` and ``triton`` sections."""
+
+    clients: ModelClients
+    models: ModelSettings
+    triton: TritonSettings
+
+    def get(self, name: str) -> ModelClient:
+        return self.clients.get(name, self.models, self.triton)
 
 
 # ----------------------------------------------------------------------------- depth
@@ -265,22 +284,23 @@ class LearnedDepthAndMasks:
 # ----------------------------------------------------------------------------- building from settings
 
 
-def _require(clients: ModelClients, name: str, settings) -> ModelClient:
+def _require(clients: RunClients, name: str) -> ModelClient:
     try:
-        return clients.get(name, settings)
+        return clients.get(name)
     except ModelNotAvailable as exc:
         raise ClipFailed(str(exc)) from None
 
 
-def make_depth_anything(settings, clients: ModelClients, geometric: GeometricDepthAndMasks) -> AlignedDepthAnything:
-    relative = _require(clients, "depth_anything_v2", settings)
-    align_to = settings.depth.align_to
+def make_depth_anything(depth: DepthSettings, clients: RunClients,
+                        geometric: GeometricDepthAndMasks) -> AlignedDepthAnything:
+    relative = _require(clients, "depth_anything_v2")
+    align_to = depth.align_to
     metric_client, note = None, ""
     if align_to == "unidepth":
-        metric_client = _require(clients, "unidepth", settings)
+        metric_client = _require(clients, "unidepth")
     elif align_to == "auto":
         try:
-            metric_client = clients.get("unidepth", settings)
+            metric_client = clients.get("unidepth")
         except ModelNotAvailable as exc:
             note = f"UniDepth V2 not available, so not metric ({_first_line(str(exc))})"
     else:
@@ -288,9 +308,9 @@ def make_depth_anything(settings, clients: ModelClients, geometric: GeometricDep
     return AlignedDepthAnything(relative, metric_client, geometric.depth.name, note)
 
 
-def make_sam2(settings, clients: ModelClients, geometric: GeometricDepthAndMasks) -> Sam2Masks:
-    client = _require(clients, "sam2", settings)
-    return Sam2Masks(client, geometric.masks.name, settings.depth.sam2_motion_blur_px, settings.depth.sam2_skip_sky)
+def make_sam2(depth: DepthSettings, clients: RunClients, geometric: GeometricDepthAndMasks) -> Sam2Masks:
+    client = _require(clients, "sam2")
+    return Sam2Masks(client, geometric.masks.name, depth.sam2_motion_blur_px, depth.sam2_skip_sky)
 
 
 def _first_line(text: str, limit: int = 300) -> str:
@@ -302,10 +322,9 @@ DEPTH_BACKENDS["depth_anything_v2"] = make_depth_anything
 MASK_BACKENDS["sam2"] = make_sam2
 
 
-def build_backend(settings, clients: ModelClients, overlay_text=None):
-    """The stage's backend for ``settings.depth.backend`` / ``mask_backend`` (ClipFailed when it cannot be had).
-    ``overlay_text`` (services.depth.overlays.OverlayText): burned-in text to keep out of the geometric masks."""
-    chosen = settings.depth
+def build_backend(chosen: DepthSettings, clients: RunClients, overlay_text=None):
+    """The stage's backend for the depth section's ``backend`` / ``mask_backend`` (ClipFailed when it cannot be
+    had). ``overlay_text`` (services.depth.overlays.OverlayText): burned-in text to keep out of the geometric masks."""
     geometric = GeometricDepthAndMasks(chosen, overlay_text)
     if chosen.backend == "geometric" and chosen.mask_backend == "geometric":
         return geometric
@@ -314,6 +333,6 @@ def build_backend(settings, clients: ModelClients, overlay_text=None):
     if unknown:
         raise ClipFailed(f"depth/mask backend(s) not available: {', '.join(unknown)} "
                          f"(known: depth {['geometric', *DEPTH_BACKENDS]}, masks {['geometric', *MASK_BACKENDS]})")
-    depth = DEPTH_BACKENDS[chosen.backend](settings, clients, geometric) if chosen.backend != "geometric" else None
-    masks = MASK_BACKENDS[chosen.mask_backend](settings, clients, geometric) if chosen.mask_backend != "geometric" else None
+    depth = DEPTH_BACKENDS[chosen.backend](chosen, clients, geometric) if chosen.backend != "geometric" else None
+    masks = MASK_BACKENDS[chosen.mask_backend](chosen, clients, geometric) if chosen.mask_backend != "geometric" else None
     return LearnedDepthAndMasks(geometric, depth, masks, chosen.model_batch_frames)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from services.settings import Settings
+    from services.models.params import ModelSettings, TritonSettings
 
 
 @runtime_checkable
@@ -97,14 +97,14 @@ def load_model(name: str, weights_dir: Path, device: str = "cpu") -> InferenceMo
     return loader_for(name)(Path(weights_dir), device=device)
 
 
-def get_model_client(name: str, settings: "Settings") -> ModelClient:
-    """The client for ``name`` as the settings ask: in-process (default) or Triton."""
-    mode = settings.models.client.get(name, "inprocess")
+def get_model_client(name: str, models: "ModelSettings", triton: "TritonSettings") -> ModelClient:
+    """The client for ``name`` as the models section asks: in-process (default) or on the Triton server."""
+    mode = models.client.get(name, "inprocess")
     if mode == "triton":
         # The Triton side lives in its own module and needs tritonclient; import only when asked.
         from services.models.triton_client import TritonModelClient
 
-        return TritonModelClient(name, settings)
+        return TritonModelClient(name, triton)
     if name not in _LOADERS:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(known_models())}")
-    return InProcessClient(load_model(name, settings.models.weights_dir, settings.models.device), name)
+    return InProcessClient(load_model(name, models.weights_dir, models.device), name)

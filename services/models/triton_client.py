@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from services.retry import backoff_delay
-from services.settings import Settings
+from services.models.params import TritonSettings
 from services.stages.base import ClipFailed
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,13 @@ class ModelUnavailable(RuntimeError):
 
 
 class TritonModelClient:
-    """Calls one model on a Triton server by HTTP or gRPC (``settings.triton.protocol``)."""
+    """Calls one model on a Triton server by HTTP or gRPC (the triton section's ``protocol``)."""
 
-    def __init__(self, model: str, settings: Settings, *, wait: bool = True) -> None:
+    def __init__(self, model: str, settings: TritonSettings, *, wait: bool = True) -> None:
         from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
         self.model = self.name = model
-        self.settings = settings.triton
+        self.settings = settings
         self._error_type = InferenceServerException
         self._to_triton_dtype = np_to_triton_dtype
         if self.settings.protocol == "grpc":

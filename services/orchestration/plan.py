@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from services.records import ClipRecord, StageState
 from services.settings import Settings
 from services.stages.base import PerClipStage, VideoStage
 from services.stages.clip import ingest_stage
+from services.video.decode import FrameRequest
 
 # The stage that turns input videos into clips; every other stage runs on clips.
 CLIPPING = "clip"
@@ -54,6 +56,16 @@ class Plan:
             return True
         status = clip.stages.get(stage.name)
         return status is None or status.state is not StageState.done or status.config != fingerprint
+
+    def shared_frames(self, stages: Sequence[PerClipStage], clip: ClipRecord, settings: Settings,
+                      fingerprints: Mapping[str, str] | None = None) -> list[FrameRequest]:
+        """What one decode of ``clip`` must produce for ``stages`` (consecutive, each reading frames): the frames
+        of every one of them that may still run on it; none when the settings do not share decodes."""
+        if not settings.video.share_decode:
+            return []
+        fingerprints = fingerprints or {s.name: s.fingerprint(settings) for s in stages}
+        return [request for stage in stages if self.may_run(stage, clip, fingerprints[stage.name])
+                for request in stage.frame_requests(clip, settings)]
 
     def next_stage(self, clip: ClipRecord, after: str | None) -> str | None:
         """The stage the clip goes to after ``after`` (None: first), or None when its chain ends

@@ -19,7 +19,7 @@ PRESETS = {
 }
 
 
-def mean_flow_magnitude(pairs: np.ndarray, preset: str = "fast") -> float | None:
+def mean_flow_magnitude(pairs: np.ndarray, preset: str) -> float | None:
     """Mean DIS flow magnitude over (P, 2, H, W) uint8 gray frame pairs; None without pairs."""
     if len(pairs) == 0:
         return None
@@ -35,7 +35,7 @@ class FlowScorer(Scorer):
     name = "flow"
     columns = ("flow_magnitude",)
 
-    def __init__(self, preset: str = "fast") -> None:
+    def __init__(self, preset: str) -> None:  # the score section's flow_preset
         if preset not in PRESETS:
             raise ValueError(f"unknown DIS preset {preset!r} (known: {', '.join(PRESETS)})")
         self.preset = preset

@@ -112,7 +112,7 @@ def build_text_detector(settings) -> PPOCRDetector:
     if settings.models.client.get("ocr_det") == "triton":
         from services.models.triton_client import TritonClient
 
-        remote = TritonClient("ocr_det", settings)
+        remote = TritonClient("ocr_det", settings.triton)
     return PPOCRDetector(threads=settings.score.ocr_threads, remote=remote)
 
 

@@ -45,11 +45,12 @@ class ScoringSuite:
     def __init__(
         self,
         scorers: list[Scorer],
-        size: tuple[int, int] = (640, 360),
-        frames_per_clip: int = 3,
-        flow_pairs: int = 4,
-        ffmpeg: str = "ffmpeg",
-        decode_threads: int = 2,
+        *,
+        size: tuple[int, int],
+        frames_per_clip: int,
+        flow_pairs: int,
+        ffmpeg: str,
+        decode_threads: int,
         notes: list[str] | None = None,
     ) -> None:
         self.scorers = scorers
@@ -119,7 +120,7 @@ def build_suite(settings: Settings) -> ScoringSuite:
     if remote_aesthetic:  # the weights are the server's concern
         from services.scoring.aesthetic import RemoteAestheticScorer
 
-        scorers.append(RemoteAestheticScorer(TritonClient("aesthetic", settings)))
+        scorers.append(RemoteAestheticScorer(TritonClient("aesthetic", settings.triton)))
     elif cfg.quality_backend != "brisque" and weights is not None:
         import torch
 

@@ -22,7 +22,7 @@ from services.stages.base import Files, StageContext, VideoFailed, VideoOutcome,
 from services.video.cut import CutError, cut_clip
 from services.video.decode import DecodeError, read_frames
 from services.video.probe import ProbeError, VideoInfo, probe
-from services.video.shots import ShotDetection, ShotParams, analysis_size, detect_shots
+from services.video.shots import ShotDetection, analysis_size, detect_shots
 from services.video.spans import plan_spans, seconds_text
 from services.video.tools import ffmpeg_path
 
@@ -47,9 +47,7 @@ class ShotClippingStage(VideoStage):
                 f"too short: {info.duration:.2f} s, clips need at least {seconds_text(settings.min_seconds)} s"
             )
         detection = detect_video_shots(local_path, info, settings, ctx)
-        plan = plan_spans(
-            detection.shots, info.fps, settings.trim_seconds, settings.min_seconds, settings.max_seconds
-        )
+        plan = plan_spans(detection.shots, info.fps, settings)
         provenance = {"clip": _provenance(settings, ctx.settings.video)}
         clips: list[ClipRecord] = []
         try:
@@ -138,7 +136,7 @@ def detect_video_shots(path: Path, info: VideoInfo, settings: ClipSettings, ctx:
     size = analysis_size(info.width, info.height, settings.analysis_width)
     frames = read_frames(path, size=size, pix_fmt="bgr24", fps=info.fps, settings=ctx.settings.video)
     try:
-        detection = detect_shots(_with_progress(frames, info.num_frames, ctx), ShotParams.from_settings(settings))
+        detection = detect_shots(_with_progress(frames, info.num_frames, ctx), settings)
     except DecodeError as exc:
         raise VideoFailed(f"not decodable: {exc}") from exc
     if detection.num_frames < _MIN_DECODED_SHARE * info.num_frames:

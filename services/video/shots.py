@@ -39,29 +39,6 @@ _ADAPTIVE_MAX_RATIO = 255.0  # PySceneDetect caps the ratio here
 
 
 @dataclass(frozen=True)
-class ShotParams:
-    content_threshold: float = 21.0
-    min_scene_frames: int = 15
-    adaptive_threshold: float = 3.0
-    adaptive_window: int = 2
-    adaptive_min_content: float = 15.0
-    # Score every frame. The reference scored every 2nd (PySceneDetect frame_skip=1): on
-    # bikes.mp4 that merges the cut at frame 76 into a false one at 68 and adds one at 106.
-    frame_step: int = 1
-
-    @classmethod
-    def from_settings(cls, settings: ClipSettings) -> "ShotParams":
-        return cls(
-            content_threshold=settings.content_threshold,
-            min_scene_frames=settings.min_scene_frames,
-            adaptive_threshold=settings.adaptive_threshold,
-            adaptive_window=settings.adaptive_window,
-            adaptive_min_content=settings.adaptive_min_content,
-            frame_step=settings.frame_step,
-        )
-
-
-@dataclass(frozen=True)
 class ShotDetection:
     num_frames: int
     # First frame of every shot but the first, exact to the frame.
@@ -229,7 +206,7 @@ def _exact_frame(sampled_cut: int, adjacent_content: np.ndarray, step: int) -> i
     return int(candidates[np.argmax(adjacent_content[candidates])])
 
 
-def detect_shots(frames: Iterable[np.ndarray], params: ShotParams = ShotParams()) -> ShotDetection:
+def detect_shots(frames: Iterable[np.ndarray], params: ClipSettings = ClipSettings()) -> ShotDetection:
     """Cut frames of a stream of BGR uint8 frames (all one size, small: see ``analysis_size``)."""
     step = max(1, params.frame_step)
     scores = _ScoreAccumulator(step)

@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from services.settings import ClipSettings
+
 # Seconds -> frames tolerance, so that 0.3 s x 10 fps is 3 frames, not 4.
 _EPS = 1e-6
 
@@ -58,11 +60,11 @@ def seconds_text(seconds: float) -> str:
 def plan_spans(
     shots: Sequence[tuple[int, int]],
     fps: float,
-    trim_seconds: float = 0.3,
-    min_seconds: float = 3.0,
-    max_seconds: float = 15.0,
+    lengths: ClipSettings = ClipSettings(),
 ) -> SpanPlan:
-    """Clip spans (source frames, end exclusive) for shots given as ``(start, end)`` frames."""
+    """Clip spans (source frames, end exclusive) for shots given as ``(start, end)`` frames; ``lengths`` is the
+    clip section (its ``trim_seconds``, ``min_seconds`` and ``max_seconds``)."""
+    trim_seconds, min_seconds, max_seconds = lengths.trim_seconds, lengths.min_seconds, lengths.max_seconds
     if fps <= 0:
         raise ValueError("fps must be positive")
     if not 0 < min_seconds <= max_seconds:

@@ -8,6 +8,7 @@ from scipy.spatial.transform import Rotation
 from services.camera.frontend import FrameTracks
 from services.camera.intrinsics import hfov_to_focal
 from services.camera.movers import translation_from_movers
+from services.camera.params import CameraSettings
 from services.camera.sfm import Intrinsics, KeyframeOdometry, SfmConfig, run_segment
 
 W, H = 640, 360
@@ -92,7 +93,7 @@ def test_track_errors_leave_the_anchor_out():
     keyframes = _keyframes(scene_depth=(60.0, 200.0), truck_per_frame=0.0, mover_speed=0.0, n=6)
     track = int(np.intersect1d(keyframes[2].ids, keyframes[3].ids)[0])
     keyframes[3].xy[keyframes[3].ids == track] += (4.0, 3.0)  # 5 px off in its second keyframe
-    vo = KeyframeOdometry(K, SfmConfig(rotation_only=True, refine_window=0))
+    vo = KeyframeOdometry(K, SfmConfig(rotation_only=True, camera=CameraSettings(refine_window=0)))
     for k, ft in enumerate(keyframes):
         keep = (ft.ids != track) | (k in (2, 3))  # the track exists only in keyframes 2 and 3
         vo.add_keyframe(FrameTracks(ft.index, 0, ft.ids[keep], ft.xy[keep]))

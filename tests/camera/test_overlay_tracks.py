@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from services.camera.frontend import FrontEndConfig, KLTTracker
+from services.camera.params import CameraSettings
 
 W, H = 320, 180
 
@@ -25,7 +26,7 @@ def _frames(pan_px_per_frame: float, n: int = 40) -> list[np.ndarray]:
 
 
 def _reported(frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    tracker = KLTTracker(FrontEndConfig(max_side=W))
+    tracker = KLTTracker(FrontEndConfig(camera=CameraSettings(working_max_side=W)))
     for k, rgb in enumerate(frames):
         ft = tracker.push(k, rgb)
     return ft.xy, ft.ids
@@ -40,7 +41,7 @@ def test_overlay_tracks_are_dropped_while_the_scene_moves():
 
 
 def test_a_tripod_shot_keeps_every_track():
-    tracker = KLTTracker(FrontEndConfig(max_side=W))
+    tracker = KLTTracker(FrontEndConfig(camera=CameraSettings(working_max_side=W)))
     frames = _frames(0.0)
     for k, rgb in enumerate(frames):
         ft = tracker.push(k, rgb)

@@ -7,11 +7,12 @@ import pytest
 
 from services.video.decode import read_frames
 from services.video.probe import probe
-from services.video.shots import ShotParams, analysis_size, detect_shots
+from services.settings import ClipSettings
+from services.video.shots import analysis_size, detect_shots
 from tests.clipping.helpers import BIKES_CUTS, BIKES_FRAMES
 
 
-def _detect(path, params=ShotParams()):
+def _detect(path, params=ClipSettings()):
     info = probe(path)
     size = analysis_size(info.width, info.height, 256)
     return detect_shots(read_frames(path, size=size, pix_fmt="bgr24", fps=info.fps), params)
@@ -46,13 +47,13 @@ def test_same_decisions_as_pyscenedetect(bikes, frame_step):
     manager.add_detector(scenedetect.AdaptiveDetector(adaptive_threshold=3.0, min_scene_len=15, luma_only=True))
     manager.detect_scenes(video=video, frame_skip=frame_step - 1)
     theirs = [start.frame_num for start, _ in manager.get_scene_list()[1:]]
-    ours = _detect(bikes, ShotParams(frame_step=frame_step)).sampled_cuts
+    ours = _detect(bikes, ClipSettings(frame_step=frame_step)).sampled_cuts
     _assert_near(ours, theirs, tolerance=0)
 
 
 def test_every_second_frame_as_the_reference_gets_bikes_wrong(bikes):
     """Why frame_step defaults to 1: sampling every 2nd frame merges the cut at 76 and invents others."""
-    detection = _detect(bikes, ShotParams(frame_step=2))
+    detection = _detect(bikes, ClipSettings(frame_step=2))
     assert not any(abs(cut - 76) <= 2 for cut in detection.cuts)
 
 
@@ -69,7 +70,7 @@ def _synthetic(cut_at: int, total: int, seed: int = 0) -> list[np.ndarray]:
 @pytest.mark.parametrize("cut_at", [40, 41])
 @pytest.mark.parametrize("frame_step", [1, 2])
 def test_cut_is_exact_to_the_frame_even_when_sampling(cut_at, frame_step):
-    detection = detect_shots(iter(_synthetic(cut_at, 90)), ShotParams(frame_step=frame_step))
+    detection = detect_shots(iter(_synthetic(cut_at, 90)), ClipSettings(frame_step=frame_step))
     assert detection.cuts == (cut_at,)
     assert detection.shots == [(0, cut_at), (cut_at, 90)]
 
@@ -78,9 +79,9 @@ def test_cuts_closer_than_min_scene_length_merge():
     frames = _synthetic(40, 90)
     for i in range(45, 90):  # a second cut 5 frames after the first
         frames[i] = 255 - frames[i]
-    detection = detect_shots(iter(frames), ShotParams(min_scene_frames=15))
+    detection = detect_shots(iter(frames), ClipSettings(min_scene_frames=15))
     assert detection.cuts == (40,)
-    detection = detect_shots(iter(frames), ShotParams(min_scene_frames=3))
+    detection = detect_shots(iter(frames), ClipSettings(min_scene_frames=3))
     assert detection.cuts == (40, 45)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.settings import ClipSettings
 from services.video.spans import Span, plan_spans
 
 
@@ -36,15 +37,16 @@ def test_trim_is_at_least_the_asked_seconds():
 
 def test_exactly_max_length_is_one_clip_and_limits_hold():
     fps = 30000 / 1001
-    plan = plan_spans([(0, 1000)], fps=fps, trim_seconds=0.0, min_seconds=3.0, max_seconds=15.0)
+    plan = plan_spans([(0, 1000)], fps=fps, lengths=ClipSettings(trim_seconds=0.0, min_seconds=3.0, max_seconds=15.0))
     for span in plan.spans:
         assert 3.0 <= span.num_frames / fps <= 15.0 + 1e-9
-    exact = plan_spans([(0, 150)], fps=10.0, trim_seconds=0.0)
+    exact = plan_spans([(0, 150)], fps=10.0, lengths=ClipSettings(trim_seconds=0.0))
     assert exact.spans == [Span(0, 150, 0)]
 
 
 def test_lower_minimum_keeps_short_shots():
-    plan = plan_spans([(0, 30), (30, 76), (242, 250)], fps=25.0, trim_seconds=0.0, min_seconds=0.3)
+    plan = plan_spans([(0, 30), (30, 76), (242, 250)], fps=25.0,
+                      lengths=ClipSettings(trim_seconds=0.0, min_seconds=0.3))
     assert plan.spans == [Span(0, 30, 0), Span(30, 76, 1), Span(242, 250, 2)]
 
 
@@ -52,4 +54,4 @@ def test_bad_limits_are_rejected():
     with pytest.raises(ValueError):
         plan_spans([(0, 10)], fps=0.0)
     with pytest.raises(ValueError):
-        plan_spans([(0, 10)], fps=10.0, min_seconds=5, max_seconds=4)
+        plan_spans([(0, 10)], fps=10.0, lengths=ClipSettings.model_construct(min_seconds=5, max_seconds=4))

@@ -170,10 +170,10 @@ def test_model_clients_are_kept_and_failures_are_not(tmp_path):
     settings = Settings().with_overrides({"models": {"weights_dir": str(tmp_path)}})
     clients = ModelClients()
     with pytest.raises(ModelNotAvailable, match="Depth Anything V2: weights not found"):
-        clients.get("depth_anything_v2", settings)
+        clients.get("depth_anything_v2", settings.models, settings.triton)
     write_depth_anything(tmp_path, seed=1)  # the weights arrive: the next clip gets the model
-    first = clients.get("depth_anything_v2", settings)
-    assert clients.get("depth_anything_v2", settings) is first
+    first = clients.get("depth_anything_v2", settings.models, settings.triton)
+    assert clients.get("depth_anything_v2", settings.models, settings.triton) is first
 
 
 def test_metric_runs_measure_metres_per_pose_unit():

@@ -65,8 +65,10 @@ def test_sam2_masks_for_the_reference_prompts_agree_through_triton(triton_server
     motion = np.load(case_dir(CASE) / "gt_dynamic_masks.npz")["masks"][12]
     prompts = sam2_prompts(frame, cv2.GaussianBlur(motion.astype(np.float32)[::2, ::2], (0, 0), 2.0))
     assert prompts, "the case's moving objects give prompts"
-    local = get_model_client("sam2", model_settings(model_weights))
-    remote = get_model_client("sam2", triton_model_settings(triton_server, model_weights))
+    local_settings = model_settings(model_weights)
+    remote_settings = triton_model_settings(triton_server, model_weights)
+    local = get_model_client("sam2", local_settings.models, local_settings.triton)
+    remote = get_model_client("sam2", remote_settings.models, remote_settings.triton)
     try:
         for count in sorted({len(p) for p in prompts}):
             group = np.stack([p for p in prompts if len(p) == count])

@@ -11,6 +11,7 @@ from services.records import ClipRecord, StageState, StageStatus, VideoRecord, V
 from services.settings import Settings
 from services.stages.base import ClipOutcome, Files, PerClipStage, StageContext, VideoOutcome
 from services.storage.local import LocalStore
+from services.video.decode import FrameRequest
 
 
 def clip(**stages: StageState) -> ClipRecord:
@@ -56,6 +57,35 @@ def test_a_done_stage_runs_again_only_when_forced_or_its_settings_changed():
     assert not Plan(["score"]).needs_run(stage, done, "fp")
     assert Plan(["score"]).needs_run(stage, done, "other settings")
     assert Plan(["score"], force=True).needs_run(stage, done, "fp")
+
+
+class Reader(Writer):
+    """Reads the clip's frames at a size of its own."""
+
+    reads_frames = True
+
+    def __init__(self, name: str, size: tuple[int, int]) -> None:
+        super().__init__(())
+        self.name, self.size = name, size
+
+    def frame_requests(self, clip, settings):
+        return (FrameRequest(size=self.size),)
+
+
+def test_one_decode_serves_only_the_stages_that_may_still_run_and_only_when_sharing():
+    camera, depth = Reader("camera", (64, 36)), Reader("depth", (32, 18))
+    shared = Settings().with_overrides({"video": {"share_decode": True}})
+    plan = Plan(["camera", "depth"])
+    fingerprints = {"camera": "fp", "depth": "fp"}
+    assert plan.shared_frames([camera, depth], clip(), shared, fingerprints) == [FrameRequest(size=(64, 36)),
+                                                                                   FrameRequest(size=(32, 18))]
+    # camera done with these settings (a redelivery, a resumed run): only depth's frames are decoded
+    assert plan.shared_frames([camera, depth], clip(camera=StageState.done), shared, fingerprints) == [
+        FrameRequest(size=(32, 18))]
+    filtered = clip().model_copy(update={"filtered_by": ["aesthetic"]})
+    assert plan.shared_frames([camera, depth], filtered, shared, fingerprints) == []
+    separate = Settings().with_overrides({"video": {"share_decode": False}})
+    assert plan.shared_frames([camera, depth], clip(), separate, fingerprints) == []
 
 
 def test_the_first_input_with_some_content_wins_and_later_ones_name_it():

@@ -31,7 +31,7 @@ def test_in_process_client_wraps_a_model():
 def test_registry_loads_in_process_by_default(tmp_path, monkeypatch):
     monkeypatch.setitem(client_module._LOADERS, "doubler", f"{__name__}:load_doubler")
     settings = Settings(models={"weights_dir": tmp_path})
-    c = get_model_client("doubler", settings)
+    c = get_model_client("doubler", settings.models, settings.triton)
     assert isinstance(c, InProcessClient) and c.name == "doubler"
     assert "depth_anything_v2" in known_models() and "sam2" in known_models()
 
@@ -44,12 +44,12 @@ def load_doubler(weights_dir, device="cpu"):
 def test_missing_weights_surface_from_the_registry(tmp_path):
     settings = Settings(models={"weights_dir": tmp_path})
     with pytest.raises(WeightsMissing, match="raft-things.pth"):
-        get_model_client("raft", settings)
+        get_model_client("raft", settings.models, settings.triton)
 
 
 def test_unknown_model():
     with pytest.raises(KeyError, match="unknown model"):
-        get_model_client("nope", Settings())
+        get_model_client("nope", Settings().models, Settings().triton)
 
 
 def test_triton_is_chosen_per_model_and_imported_lazily(monkeypatch):
@@ -63,4 +63,4 @@ def test_triton_is_chosen_per_model_and_imported_lazily(monkeypatch):
     fake_module.TritonModelClient = FakeTriton
     monkeypatch.setitem(sys.modules, "services.models.triton_client", fake_module)
     settings = Settings(models={"client": {"sam2": "triton"}})
-    assert isinstance(get_model_client("sam2", settings), FakeTriton) and made["name"] == "sam2"
+    assert isinstance(get_model_client("sam2", settings.models, settings.triton), FakeTriton) and made["name"] == "sam2"

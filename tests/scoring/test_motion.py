@@ -11,6 +11,7 @@ import pytest
 from services.scoring.frames import decode_for_scoring
 from services.scoring.vmaf_motion import MotionAccumulator, motion2_scores, motion_sad_score
 from services.scoring.flow import FlowScorer
+from services.settings import ScoreSettings
 from services.scoring.vmaf_motion import VmafMotionScorer
 from services.video.probe import probe
 
@@ -21,7 +22,8 @@ def run_motion(path):
     info = probe(path)
     frames = decode_for_scoring(path, (info.width, info.height), info.num_frames, (640, 360), [0.1, 0.5, 0.9], 4,
                                 {"motion": MotionAccumulator()}, ffmpeg=FFMPEG)
-    return VmafMotionScorer().score(frames)["motion"], FlowScorer().score(frames)["flow_magnitude"], frames
+    flow = FlowScorer(ScoreSettings().flow_preset)
+    return VmafMotionScorer().score(frames)["motion"], flow.score(frames)["flow_magnitude"], frames
 
 
 def test_identical_frames_score_zero_and_a_shift_scores_more():

@@ -57,7 +57,7 @@ def sample_inputs(name: str, frames: np.ndarray) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name", sorted(WRITERS))
 def test_model_loads_tiny_checkpoint_and_answers_like_in_process(name, triton_server, tiny_weights, frames):
     weights_dir, _ = tiny_weights
-    client = TritonModelClient(name, triton_server.settings)
+    client = TritonModelClient(name, triton_server.settings.triton)
     try:
         inputs = sample_inputs(name, frames)
         got = client.infer(inputs)
@@ -82,12 +82,12 @@ def test_model_without_its_code_is_unavailable_with_a_clear_reason(name, triton_
     # No checkpoint is written for it: the loader names the published files it looked for.
     assert "weights missing" in state["reason"] and "model.safetensors" in state["reason"], state
     with pytest.raises(ModelUnavailable, match=f"{name} is unavailable"):
-        TritonModelClient(name, triton_server.settings)
+        TritonModelClient(name, triton_server.settings.triton)
     pytest.skip(f"{name} cannot answer here: {WITHOUT_WRITER[name]} (reported: {state['reason'][:120]})")
 
 
 def test_model_errors_come_back_as_clip_failures_with_the_models_message(triton_server, frames):
-    client = TritonModelClient("sam2", triton_server.settings)
+    client = TritonModelClient("sam2", triton_server.settings.triton)
     try:
         # Labels that do not fit the points: the model itself refuses them.
         bad = {"image": frames[0], "points": np.zeros((2, 3, 2), np.float32), "labels": np.ones((2, 5), np.int32)}
@@ -105,8 +105,8 @@ def test_unreachable_server_is_retried_with_backoff_then_reported(tiny_weights):
         {"triton": {"max_retries": 2, "backoff_base_s": 0.1, "ready_timeout_s": 0.5}}
     )
     with pytest.raises(ModelUnavailable, match="not ready .* after"):
-        TritonModelClient("ocr_det", settings)
-    client = TritonModelClient("ocr_det", settings, wait=False)
+        TritonModelClient("ocr_det", settings.triton)
+    client = TritonModelClient("ocr_det", settings.triton, wait=False)
     with pytest.raises(ClipFailed, match="unavailable at .* after 3 attempts"):
         client.infer({"image": np.zeros((1, 32, 32, 3), np.uint8)})
 
@@ -125,12 +125,12 @@ def test_missing_weights_make_that_model_unavailable_while_the_others_serve(tmp_
             assert states[name]["state"] == "UNAVAILABLE"
             assert "weights missing" in states[name]["reason"] and expected_file in states[name]["reason"]
             with pytest.raises(ModelUnavailable, match=f"{name} is unavailable.*weights missing"):
-                TritonModelClient(name, settings)
+                TritonModelClient(name, settings.triton)
         with pytest.raises(ModelUnavailable, match="raft is not loaded"):
-            TritonModelClient("raft", settings)
+            TritonModelClient("raft", settings.triton)
         from services.scoring.ocr import PPOCRDetector
 
-        client = TritonModelClient("ocr_det", settings)
+        client = TritonModelClient("ocr_det", settings.triton)
         try:
             boxes = PPOCRDetector(remote=client).detect(text_frames[:1])
         finally:

@@ -20,7 +20,7 @@ def local_detector():
 @pytest.fixture(scope="module", params=["http", "grpc"])
 def triton_detector(request, triton_server):
     settings = triton_server.settings.with_overrides({"triton": {"protocol": request.param}})
-    client = TritonModelClient("ocr_det", settings)
+    client = TritonModelClient("ocr_det", settings.triton)
     yield PPOCRDetector(remote=client)
     client.close()
 
@@ -40,7 +40,7 @@ def test_boxes_through_triton_equal_in_process(text_frames, local_detector, trit
 
 def test_batches_larger_than_the_request_size_are_split(text_frames, triton_server, local_detector):
     settings = triton_server.settings.with_overrides({"triton": {"max_batch_size": 2, "max_inflight": 2}})
-    client = TritonModelClient("ocr_det", settings)
+    client = TritonModelClient("ocr_det", settings.triton)
     try:
         got = PPOCRDetector(remote=client).detect(text_frames)
     finally:
