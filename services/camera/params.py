@@ -23,12 +23,11 @@ class CameraSettings(Section):
     # tracks kept alive at once: enough to survive movers and occlusion, few enough for the bundle adjustment
     max_tracks: int = 600
     window: int = 8  # keyframes per sliding-window bundle adjustment of the odometry
-    # Second bundle-adjustment pass over overlapping windows of this many keyframes (0: off). Long enough for one
-    # window to hold a whole clip (the clip stage's 15 s at 8 keyframes/s is 121 keyframes): points tracked across
-    # the clip then tie every heading to the same scene, where short windows let the rotation/translation trade-off
-    # of a slow or narrow-lens translation settle differently from window to window (a path bent against the
-    # orientations). Longer inputs get overlapping windows, so time and memory stay linear in their length.
-    refine_window: int = Field(128, ge=0)
+    # Second bundle-adjustment pass over overlapping windows of this many keyframes (0: off): sharper relative poses
+    # for the depth stage, for 6-33% more tracking time. 128 (one window over a whole clip of the clip stage's 15 s)
+    # also keeps the direction of travel consistent along the clip (bench/results/devset_clip_window.log), but the
+    # solver's dense pose-point Hessian block grows with the window squared: about 500 MB more peak memory per worker.
+    refine_window: int = Field(16, ge=0)
     # Drop a translation that only rigidly moving objects carry (services/camera/movers.py).
     mover_test: bool = True
     # Focal prior when the clip cannot determine it (pure translation, roll, tripod) and

@@ -53,11 +53,13 @@ class SfmConfig:
     max_ba_points: int = 300  # points per window BA (evenly sampled track ids)
     prior_new: float = 0.02  # rho prior weight (px^2 per 100% change) for a fresh point
     prior_per_old_obs: float = 0.5  # extra weight per keyframe observation that left the window
-    # After odometry, bundle-adjust long overlapping windows of ``camera.refine_window`` keyframes with every point
-    # they share (a whole clip at the default; memory and time stay linear in the length of longer inputs).
+    # After odometry, bundle-adjust longer overlapping windows of ``camera.refine_window`` keyframes with every
+    # point they share. Memory and time stay linear in clip length, unlike one global adjustment.
     refine_overlap: int = 8
-    # points per keyframe of a refinement window (evenly sampled track ids): a clip-long window samples as densely
-    # as a short one, which the relative poses the depth stage triangulates against need
+    # points of a refinement window (evenly sampled track ids): at least refine_points, and refine_points_per_keyframe
+    # in a longer window, which samples as densely as a short one (the relative poses depth triangulates against
+    # need it)
+    refine_points: int = 1200
     refine_points_per_keyframe: int = 75
     refine_iterations: int = 8
 
@@ -367,7 +369,7 @@ class KeyframeOdometry:
         window is in the problem: the priors that stand in for observations which left the odometry's window
         would count them twice."""
         keyframes = last - first + 1
-        self._adjust(list(range(first, last + 1)), fixed, self.cfg.refine_points_per_keyframe * keyframes,
+        self._adjust(list(range(first, last + 1)), fixed, max(self.cfg.refine_points, self.cfg.refine_points_per_keyframe * keyframes),
                      self.cfg.refine_iterations,
                      min_observations=2, old_obs_prior=False)
 
