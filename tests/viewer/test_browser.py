@@ -59,21 +59,22 @@ def open_clip(page, url: str, clip_id: str) -> None:
     page.wait_for_function("window.viewerState.clip && window.viewerState.interactiveAt", timeout=WAIT_MS)
 
 
-def overlay_pixels(page, canvas: str) -> int:
-    return page.evaluate(f"""() => {{
-        const c = document.getElementById('{canvas}');
+def _count_pixels(canvas: str) -> str:
+    """JS: the number of painted (non-transparent) pixels on ``canvas``."""
+    return f"""const c = document.getElementById('{canvas}');
         const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let n = 0; for (let i = 3; i < data.length; i += 4) if (data[i]) n++;
-        return n; }}""")
+        let n = 0; for (let i = 3; i < data.length; i += 4) if (data[i]) n++;"""
+
+
+def overlay_pixels(page, canvas: str) -> int:
+    return page.evaluate(f"() => {{ {_count_pixels(canvas)} return n; }}")
 
 
 def wait_for_pixels(page, canvas: str) -> int:
-    page.wait_for_function(f"""() => {{
-        const c = document.getElementById('{canvas}');
-        const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        for (let i = 3; i < data.length; i += 4) if (data[i]) return true;
-        return false; }}""", timeout=WAIT_MS)
-    return overlay_pixels(page, canvas)
+    """The painted pixels on ``canvas`` once there are some, counted in the same look (the video plays on: a
+    second look may fall on a frame whose mask is empty)."""
+    found = page.wait_for_function(f"() => {{ {_count_pixels(canvas)} return n > 0 ? n : false; }}", timeout=WAIT_MS)
+    return int(found.json_value())
 
 
 def test_clip_page_plays_with_mask_overlay_and_one_frustum_per_frame(page, bikes_viewer, bikes_dataset):
