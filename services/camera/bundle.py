@@ -18,12 +18,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from services.camera.geometry import skew, so3_exp
+from services.camera import optim
 from services.camera.optim import LinearizedProblem, LMResult, cauchy_cost, cauchy_weights, levenberg_marquardt
 
 MIN_DEPTH_Z = 1e-3
 # An observation whose point crosses behind its camera costs this many squared loss scales (far above any
 # inlier's Cauchy cost): the optimiser backs off such steps instead of flipping points through the camera.
 BEHIND_CAMERA_COST = 10.0
+# Observations linearised at once: the Jacobian temporaries cost about 1.5 KB per observation, so a
+# window over a whole clip (tens of thousands of observations) is linearised and reduced in ~3 MB chunks.
+OBSERVATIONS_PER_CHUNK = 2048
 
 
 @dataclass
@@ -81,13 +85,53 @@ def _prior_cost(p: BundleProblem) -> float:
     return float((p.rho_prior_weight * (p.rho - p.rho_prior) ** 2).sum())
 
 
-def total_cost(p: BundleProblem) -> float:
+def _observation_chunks(p: BundleProblem):
+    """The problem restricted to consecutive chunks of its observations (one chunk when it is small)."""
+    M = len(p.obs_cam)
+    if M <= OBSERVATIONS_PER_CHUNK:
+        yield p
+        return
+    for start in range(0, M, OBSERVATIONS_PER_CHUNK):
+        part = slice(start, start + OBSERVATIONS_PER_CHUNK)
+        yield replace(p, obs_cam=p.obs_cam[part], obs_point=p.obs_point[part], obs_xy=p.obs_xy[part])
+
+
+def _observation_cost(p: BundleProblem) -> float:
     r, valid = residuals(p)
-    behind = (~valid).sum() * p.loss_scale_px**2 * BEHIND_CAMERA_COST
-    return cauchy_cost(r, p.loss_scale_px) + behind + _prior_cost(p)
+    return cauchy_cost(r, p.loss_scale_px) + (~valid).sum() * p.loss_scale_px**2 * BEHIND_CAMERA_COST
+
+
+def total_cost(p: BundleProblem) -> float:
+    return sum(_observation_cost(chunk) for chunk in _observation_chunks(p)) + _prior_cost(p)
+
+
+def _point_prior(p: BundleProblem) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The inverse-depth prior's Hessian diagonal and gradient (None for a pose-only problem)."""
+    if not p.rho_free:
+        return None, None
+    return p.rho_prior_weight.copy(), -p.rho_prior_weight * (p.rho - p.rho_prior)
 
 
 def linearize(p: BundleProblem) -> tuple[LinearizedProblem, float]:
+    lin, cost = _linearize_observations(p)
+    lin.point_prior_hessian, lin.point_prior_gradient = _point_prior(p)
+    return lin, cost + _prior_cost(p)
+
+
+def linearize_reduced(p: BundleProblem) -> tuple[optim.ReducedProblem, float]:
+    """``linearize`` for a long window: chunk by chunk, each chunk reduced to its normal equations at once,
+    so only one chunk's Jacobians are ever held."""
+    n_points = len(p.rho) if p.rho_free else 0
+    reduced, cost = None, 0.0
+    for chunk in _observation_chunks(p):
+        lin, chunk_cost = _linearize_observations(chunk)
+        part = optim.reduce(lin, p.num_free, n_points)
+        reduced, cost = (part if reduced is None else reduced + part), cost + chunk_cost
+    return reduced.with_point_prior(*_point_prior(p)), cost + _prior_cost(p)
+
+
+def _linearize_observations(p: BundleProblem) -> tuple[LinearizedProblem, float]:
+    """Residual and Jacobian blocks of every observation, without the point prior, and their cost."""
     h, Ri_t, dC, a = _directions(p)
     i, j = p.obs_cam, p.obs_point
     valid = h[:, 2] > MIN_DEPTH_Z
@@ -120,15 +164,11 @@ def linearize(p: BundleProblem) -> tuple[LinearizedProblem, float]:
     if p.rho_free:
         jp = np.einsum("mki,mi->mk", P, np.einsum("mij,mj->mi", Ri_t, dC))
         pidx = j
-        prior_h = p.rho_prior_weight.copy()
-        prior_g = -p.rho_prior_weight * (p.rho - p.rho_prior)
     else:
         jp = np.zeros((len(h), 2))
         pidx = np.full(len(h), -1)
-        prior_h = prior_g = None
-    lin = LinearizedProblem(r, w, pose_index, J, pidx, jp, prior_h, prior_g)
-    cost = cauchy_cost(r, p.loss_scale_px) + (~valid).sum() * p.loss_scale_px**2 * BEHIND_CAMERA_COST + _prior_cost(p)
-    return lin, cost
+    lin = LinearizedProblem(r, w, pose_index, J, pidx, jp)
+    return lin, cauchy_cost(r, p.loss_scale_px) + (~valid).sum() * p.loss_scale_px**2 * BEHIND_CAMERA_COST
 
 
 def retract(p: BundleProblem, d_pose: np.ndarray, d_point: np.ndarray) -> BundleProblem:
@@ -152,4 +192,6 @@ def retract(p: BundleProblem, d_pose: np.ndarray, d_point: np.ndarray) -> Bundle
 
 def optimise(p: BundleProblem, max_iterations: int = 10) -> tuple[BundleProblem, LMResult]:
     n_points = len(p.rho) if p.rho_free else 0
-    return levenberg_marquardt(linearize, total_cost, retract, p, p.num_free, n_points, max_iterations)
+    long_window = len(p.obs_cam) > OBSERVATIONS_PER_CHUNK
+    return levenberg_marquardt(linearize_reduced if long_window else linearize, total_cost, retract, p,
+                               p.num_free, n_points, max_iterations)

@@ -12,9 +12,10 @@ moves into CUDA kernels (the scatter-adds below are the hot loops).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import sparse
 
 from services.degenerate import attempt
 from services.kernels import bundle_ops
@@ -71,38 +72,90 @@ def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
+@dataclass
+class ReducedProblem:
+    """The normal equations of a long window, summed over chunks of observations: the pose system is
+    dense (small), the pose-point block sparse (each point is seen by a few of the window's poses), so
+    memory and the Schur product grow with the observations, not with poses x points."""
+
+    Hcc: np.ndarray  # (6P,6P)
+    gc: np.ndarray  # (6P,)
+    Hpp: np.ndarray  # (N,) diagonal point block, point prior included once added
+    gp: np.ndarray  # (N,)
+    Hcp: sparse.csr_matrix  # (6P,N)
+
+    def __add__(self, other: ReducedProblem) -> ReducedProblem:
+        return ReducedProblem(self.Hcc + other.Hcc, self.gc + other.gc, self.Hpp + other.Hpp, self.gp + other.gp,
+                              self.Hcp + other.Hcp)
+
+    def with_point_prior(self, hessian: np.ndarray | None, gradient: np.ndarray | None) -> ReducedProblem:
+        if hessian is None:
+            return self
+        return replace(self, Hpp=self.Hpp + hessian, gp=self.gp + gradient)
+
+
+def reduce(lin: LinearizedProblem, num_poses: int, num_points: int) -> ReducedProblem:
+    """One chunk's normal equations (its point prior included): the pose system from the operator
+    (without its dense point blocks), the point blocks here."""
+    no_points = np.full(len(lin.point_index), -1, np.int64)
+    ne = bundle_ops.build_normal_equations(lin.residuals, lin.weights, lin.pose_index, lin.pose_jacobians,
+                                           no_points, lin.point_jacobians, num_poses, 0)
+    has_pt = lin.point_index >= 0
+    pidx = lin.point_index[has_pt]
+    w, jp, r = lin.weights[has_pt], lin.point_jacobians[has_pt], lin.residuals[has_pt]
+    Hpp = np.bincount(pidx, w * (jp * jp).sum(1), minlength=num_points)
+    gp = np.bincount(pidx, -w * (jp * r).sum(1), minlength=num_points)
+    # (m,B,6): w J_pose^T J_point of each Jacobian block; fixed / absent blocks dropped
+    per_block = np.einsum("mbrk,mr->mbk", lin.pose_jacobians[has_pt], jp * w[:, None])
+    keep = lin.pose_index[has_pt] >= 0
+    rows = lin.pose_index[has_pt][keep][:, None] * POSE_DOF + np.arange(POSE_DOF)
+    cols = np.repeat(np.broadcast_to(pidx[:, None], keep.shape)[keep], POSE_DOF)
+    Hcp = sparse.csr_matrix((per_block[keep].ravel(), (rows.ravel(), cols)),
+                            shape=(num_poses * POSE_DOF, num_points))  # duplicate entries add up
+    return ReducedProblem(ne.Hcc, ne.gc, Hpp, gp, Hcp).with_point_prior(lin.point_prior_hessian,
+                                                                        lin.point_prior_gradient)
+
+
 def solve_normal_equations(
-    lin: LinearizedProblem, num_poses: int, num_points: int, damping: float
+    lin: LinearizedProblem | ReducedProblem, num_poses: int, num_points: int, damping: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """One damped Gauss-Newton step: returns (pose update (num_poses,6), point update (num_points,))."""
-    n_c = num_poses * POSE_DOF
+    if isinstance(lin, ReducedProblem):
+        return _reduced_step(lin, num_poses, damping)
     # H and g from the per-observation blocks: the spatialvid::ba_normal_equations operator (torch on
     # the CPU, a CUDA kernel on a GPU worker; services.kernels picks by settings kernels.device).
     ne = bundle_ops.build_normal_equations(lin.residuals, lin.weights, lin.pose_index, lin.pose_jacobians,
                                            lin.point_index, lin.point_jacobians, num_poses, num_points)
-    Hcc, gc = ne.Hcc, ne.gc
-
+    Hcc = _damped_pose_block(ne.Hcc, damping)
     if num_points == 0:
-        Hcc = Hcc + np.diag(damping * np.diag(Hcc) + DIAGONAL_FLOOR + damping * DAMPING_FLOOR)
-        dc = _solve(Hcc, gc)
+        dc = _solve(Hcc, ne.gc)
         return dc.reshape(num_poses, POSE_DOF), np.zeros(0)
 
     Hpp, gp, Hcp = ne.Hpp, ne.gp, ne.Hcp
     if lin.point_prior_hessian is not None:
-        Hpp += lin.point_prior_hessian
-        gp += lin.point_prior_gradient
-
-    # Levenberg-Marquardt damping (multiplicative on the diagonal, plus a floor for unobserved directions).
-    Hcc = Hcc + np.diag(damping * np.diag(Hcc) + DIAGONAL_FLOOR + damping * DAMPING_FLOOR)
-    Hpp = Hpp * (1.0 + damping) + DIAGONAL_FLOOR
-    inv_pp = 1.0 / Hpp
+        Hpp, gp = Hpp + lin.point_prior_hessian, gp + lin.point_prior_gradient
+    inv_pp = 1.0 / (Hpp * (1.0 + damping) + DIAGONAL_FLOOR)
     S = Hcc - (Hcp * inv_pp) @ Hcp.T
-    b = gc - Hcp @ (gp * inv_pp)
-    if n_c:
-        dc = _solve(S, b)
-    else:
-        dc = np.zeros(0)
+    b = ne.gc - Hcp @ (gp * inv_pp)
+    dc = _solve(S, b) if num_poses else np.zeros(0)
     dp = (gp - Hcp.T @ dc) * inv_pp
+    return dc.reshape(num_poses, POSE_DOF), dp
+
+
+def _damped_pose_block(Hcc: np.ndarray, damping: float) -> np.ndarray:
+    """Levenberg-Marquardt damping: multiplicative on the diagonal, plus a floor for unobserved directions."""
+    return Hcc + np.diag(damping * np.diag(Hcc) + DIAGONAL_FLOOR + damping * DAMPING_FLOOR)
+
+
+def _reduced_step(red: ReducedProblem, num_poses: int, damping: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Schur complement step of ``solve_normal_equations`` with the sparse pose-point block."""
+    inv_pp = 1.0 / (red.Hpp * (1.0 + damping) + DIAGONAL_FLOOR)
+    S = _damped_pose_block(red.Hcc, damping)
+    if len(inv_pp):
+        S = S - (red.Hcp @ sparse.diags(inv_pp) @ red.Hcp.T).toarray()
+    b = red.gc - red.Hcp @ (red.gp * inv_pp)
+    dc = _solve(S, b) if num_poses else np.zeros(0)
+    dp = (red.gp - red.Hcp.T @ dc) * inv_pp
     return dc.reshape(num_poses, POSE_DOF), dp
 
 

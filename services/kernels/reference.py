@@ -38,16 +38,7 @@ def ba_normal_equations(
     block = torch.where(free, pose_index, num_poses)
     col = (block[:, :, None] * POSE_DOF + torch.arange(POSE_DOF, device=dev)).reshape(M, B * POSE_DOF)
     Jw = J * weights[:, None, None]
-    # Dense pose Jacobian (2M x 6(P+1)) and one matrix product: the pose system is small, and a
-    # single GEMM beats per-observation outer products scattered into H (on CPU and GPU alike).
-    rows = torch.arange(2 * M, device=dev)[:, None].expand(2 * M, B * POSE_DOF)
-    cols = col.repeat_interleave(2, dim=0)
-    dense = torch.zeros(2 * M, nc_trash, dtype=dt, device=dev)
-    dense.index_put_((rows, cols), J.reshape(2 * M, B * POSE_DOF), accumulate=True)
-    dense = dense[:, :nc]
-    w2 = weights.repeat_interleave(2)
-    Hcc = (dense * w2[:, None]).T @ dense
-    gc = -(dense.T @ (w2 * residuals.reshape(-1)))
+    Hcc, gc = _pose_system(J, col, weights, residuals, nc_trash, nc)
 
     has_pt = point_index >= 0
     pidx = torch.where(has_pt, point_index, 0)
@@ -62,6 +53,58 @@ def ba_normal_equations(
         Hcp.index_add_(0, (col * num_points + pidx[:, None]).reshape(-1), Hcp_obs.reshape(-1))
     Hcp = Hcp.view(nc_trash, num_points)[:nc].contiguous()
     return Hcc, gc, Hpp, gp, Hcp
+
+
+# Observations per chunk of the pose-system build: a chunk's dense pose Jacobian is 2 rows per observation
+# by 6(P+1) columns, so the build's memory stays near 16 MB however many observations a long window holds,
+# instead of growing with observations x poses (a window over a whole clip would need hundreds of MB).
+DENSE_JACOBIAN_MAX_ENTRIES = 1 << 21
+# Pose columns above which the blocks are scattered instead: the product costs 2 x 6(P+1) x 6(P+1) per
+# observation and the scatter a constant (6B)^2: the product wins up to about 16 poses (bench/ba_build.py).
+PRODUCT_MAX_POSE_COLUMNS = 96
+
+
+def _pose_system(J: torch.Tensor, col: torch.Tensor, weights: torch.Tensor, residuals: torch.Tensor,
+                 nc_trash: int, nc: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hcc and gc over chunks of observations; the chunks' parts add up."""
+    M, width = col.shape
+    dev, dt = residuals.device, residuals.dtype
+    build = _pose_system_product if nc_trash <= PRODUCT_MAX_POSE_COLUMNS else _pose_system_scatter
+    step = max(1, DENSE_JACOBIAN_MAX_ENTRIES // (2 * nc_trash))
+    Hcc = gc = None
+    for start in range(0, M, step):
+        part = slice(start, min(M, start + step))
+        h, g = build(J[part], col[part], weights[part], residuals[part], nc_trash, nc)
+        Hcc, gc = (h, g) if Hcc is None else (Hcc + h, gc + g)
+    if Hcc is None:  # no observations
+        Hcc, gc = torch.zeros(nc, nc, dtype=dt, device=dev), torch.zeros(nc, dtype=dt, device=dev)
+    return Hcc, gc
+
+
+def _pose_system_product(J, col, weights, residuals, nc_trash: int, nc: int):
+    """The dense pose Jacobian (2m x 6(P+1)) and one matrix product: for a small pose system a single GEMM
+    beats per-observation outer products scattered into H (on CPU and GPU alike)."""
+    m, width = col.shape
+    dev, dt = residuals.device, residuals.dtype
+    rows = torch.arange(2 * m, device=dev)[:, None].expand(2 * m, width)
+    cols = col.repeat_interleave(2, dim=0)
+    dense = torch.zeros(2 * m, nc_trash, dtype=dt, device=dev)
+    dense.index_put_((rows, cols), J.reshape(2 * m, width), accumulate=True)
+    dense = dense[:, :nc]
+    w2 = weights.repeat_interleave(2)
+    return (dense * w2[:, None]).T @ dense, -(dense.T @ (w2 * residuals.reshape(-1)))
+
+
+def _pose_system_scatter(J, col, weights, residuals, nc_trash: int, nc: int):
+    """Per observation, its (6B x 6B) block of J^T W J and (6B,) of -J^T W r, added into H and g."""
+    dev, dt = residuals.device, residuals.dtype
+    Jw = J * weights[:, None, None]
+    blocks = torch.einsum("mri,mrj->mij", Jw, J)
+    H = torch.zeros(nc_trash * nc_trash, dtype=dt, device=dev)
+    H.index_add_(0, (col[:, :, None] * nc_trash + col[:, None, :]).reshape(-1), blocks.reshape(-1))
+    g = torch.zeros(nc_trash, dtype=dt, device=dev)
+    g.index_add_(0, col.reshape(-1), -torch.einsum("mri,mr->mi", Jw, residuals).reshape(-1))
+    return H.view(nc_trash, nc_trash)[:nc, :nc], g[:nc]
 
 
 def _pixel_coordinates(h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from services.camera import bundle
 from services.camera.geometry import c2w_to_w2c_quat, so3_exp
@@ -79,3 +80,48 @@ def test_w2c_quaternion_layout_inverts_c2w():
     W[:, :3, :3] = Rotation.from_quat(q[:, 3:]).as_matrix()
     W[:, :3, 3] = q[:, :3]
     assert np.allclose(W @ T, np.eye(4), atol=1e-9)
+
+
+
+def test_reduced_step_equals_the_dense_step():
+    """A long window is reduced chunk by chunk to a sparse pose-point block; the damped step is the same."""
+    from services.camera import optim
+    from tests.kernels.conftest import random_ba
+
+    for seed, prior in ((0, False), (1, True)):
+        x = random_ba(seed, M=2000, P=12, N=400)
+        rng = np.random.default_rng(seed)
+        lin = optim.LinearizedProblem(x.residuals, x.weights, x.pose_index, x.pose_jacobians, x.point_index,
+                                      x.point_jacobians)
+        if prior:
+            lin.point_prior_hessian = rng.uniform(0, 5, x.num_points)
+            lin.point_prior_gradient = rng.normal(0, 1, x.num_points)
+        dense = optim.solve_normal_equations(lin, x.num_poses, x.num_points, 1e-3)
+        halves = [replace(lin, **{f: getattr(lin, f)[part] for f in ("residuals", "weights", "pose_index",
+                                                                        "pose_jacobians", "point_index",
+                                                                        "point_jacobians")},
+                          point_prior_hessian=None, point_prior_gradient=None)
+                  for part in (slice(0, 700), slice(700, None))]
+        reduced = (optim.reduce(halves[0], x.num_poses, x.num_points) + optim.reduce(halves[1], x.num_poses, x.num_points))
+        reduced = reduced.with_point_prior(lin.point_prior_hessian, lin.point_prior_gradient)
+        for got in (optim.solve_normal_equations(optim.reduce(lin, x.num_poses, x.num_points), x.num_poses,
+                                                 x.num_points, 1e-3),
+                    optim.solve_normal_equations(reduced, x.num_poses, x.num_points, 1e-3)):
+            for a, b in zip(got, dense):
+                assert a.shape == b.shape
+                np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9 * np.abs(b).max())
+
+
+def test_long_window_in_chunks_converges_to_the_same_poses(monkeypatch):
+    """The chunked linearisation of a long window reaches the same optimum as the one-piece one."""
+    p = _problem(3, K=6, P=200)
+    rng = np.random.default_rng(3)
+    p = replace(p, obs_xy=p.obs_xy + rng.normal(0, 0.002, p.obs_xy.shape), rho=p.rho * 1.1)
+    whole, res_whole = bundle.optimise(p, 20)
+    monkeypatch.setattr(bundle, "OBSERVATIONS_PER_CHUNK", 97)
+    assert len(p.obs_cam) > 97
+    chunked, res_chunked = bundle.optimise(p, 20)
+    np.testing.assert_allclose(chunked.C, whole.C, atol=1e-8)
+    np.testing.assert_allclose(chunked.R, whole.R, atol=1e-8)
+    np.testing.assert_allclose(chunked.rho, whole.rho, rtol=1e-6)
+    assert res_chunked.cost == pytest.approx(res_whole.cost, rel=1e-9)
