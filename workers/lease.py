@@ -12,6 +12,7 @@ message is restored one timeout later.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -47,12 +48,23 @@ class _Renewer:
         self._parent = os.getppid()
         self._leases: dict[str, tuple[redis.Redis, float, float]] = {}  # tag -> (client, every_s, next renewal)
         self._changed = threading.Condition()
+        # When the thread next looks at the leases by itself (monotonic; -inf while it is awake, +inf while it
+        # waits to be told), and how often it looks while it holds none (the shortest renewal period held yet).
+        self._wakes_at = math.inf
+        self._idle_s = math.inf
         threading.Thread(target=self._run, name="message-lease", daemon=True).start()
 
     def hold(self, tag: str, client: redis.Redis, every_s: float) -> None:
         with self._changed:
-            self._leases[tag] = (client, every_s, time.monotonic() + every_s)
-            self._changed.notify()
+            at = time.monotonic() + every_s
+            self._leases[tag] = (client, every_s, at)
+            self._idle_s = min(self._idle_s, every_s)
+            # Woken only when it would look too late: waking it at every task start made the task wait for
+            # the GIL behind it on a busy machine. Idle, it looks every _idle_s, so a lease of that period
+            # taken any time after it last looked falls due no earlier than its next look.
+            if at < self._wakes_at:
+                self._changed.notify()
+                self._wakes_at = -math.inf  # told: it looks at every lease before it waits again
 
     def release(self, tag: str) -> None:
         with self._changed:
@@ -69,8 +81,10 @@ class _Renewer:
                         client, every_s, _ = self._leases[tag]
                         self._leases[tag] = (client, every_s, now + every_s)
                     return due
-                first = min((at for _, _, at in self._leases.values()), default=now + 3600.0)
-                self._changed.wait(first - now)
+                first = min((at for _, _, at in self._leases.values()), default=now + self._idle_s)
+                self._wakes_at = first
+                self._changed.wait(None if first == math.inf else first - now)
+                self._wakes_at = -math.inf
 
     def _run(self) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from gateway.auth import KeyRing, hash_key, new_key
 from gateway.sniff import HEAD_BYTES, container_of
@@ -11,6 +12,7 @@ from samples import bikes_path, vtest_path
 from services.settings import load_settings
 from services.stack import settings_env
 from services.stages.registry import STAGES
+from workers.lease import UNACKED_INDEX, _Renewer
 from workers.routing import ANNOTATE_TASK, CLIP_STAGES, QUEUE_NAMES, QUEUES, next_task, stage_task, task_routes
 
 
@@ -78,3 +80,47 @@ def test_settings_travel_to_child_processes_as_environment():
     assert env["SPATIALVID_CLIP__MIN_SECONDS"] == "1.5"
     assert env["SPATIALVID_GATEWAY__API_KEYS"] == '{"a": "sha256:x"}'
     assert env["SPATIALVID_S3__SECRET_KEY"] == settings.s3.secret_key.get_secret_value()
+
+
+class _UnackedIndex:
+    """Stands in for the broker's Redis: records each lease renewal (kombu's unacked index, only where present)."""
+
+    def __init__(self) -> None:
+        self.renewed: list[str] = []
+
+    def zadd(self, key, mapping, xx=False):
+        assert key == UNACKED_INDEX and xx, "a renewal must never re-add an acknowledged message"
+        self.renewed.extend(mapping)
+
+
+def _wait_for(condition, limit_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_message_lease_renews_held_messages_only_and_wakes_its_thread_only_when_it_would_look_too_late():
+    client = _UnackedIndex()
+    renewer = _Renewer()
+    told = []
+    notify = renewer._changed.notify
+    renewer._changed.notify = lambda n=1: (told.append(n), notify(n))
+    # Short tasks one after another, as a worker runs them: the renewer thread, which waited for its first
+    # lease, is told once; after that it looks by itself every period, early enough for any lease of that period.
+    for i in range(50):
+        renewer.hold(f"short-{i}", client, 0.2)
+        renewer.release(f"short-{i}")
+    assert len(told) == 1
+    # A task that runs for several periods keeps its message hidden...
+    renewer.hold("long", client, 0.1)
+    assert _wait_for(lambda: client.renewed.count("long") >= 3), "a held lease was not renewed"
+    renewer.release("long")
+    # ...and once it is released (acknowledged), its message is no longer renewed, nor any short task's.
+    time.sleep(0.5)  # a renewal already under way when it was released may still land
+    settled = list(client.renewed)
+    time.sleep(0.5)
+    assert client.renewed == settled
+    assert set(settled) <= {"long"} | {f"short-{i}" for i in range(50)}
