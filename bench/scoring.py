@@ -147,7 +147,7 @@ def main() -> None:
     settings = Settings()
     if args.ocr_threads:
         settings.score.ocr_threads = args.ocr_threads
-    suite = build_suite(settings)
+    suite = build_suite(settings.score, settings.models, settings.triton, settings.video)
     print(f"{len(clips)} clips of 5 s at {SIZE[0]}x{SIZE[1]}; scorers: {', '.join(s.name for s in suite.scorers)}")
     for note in suite.notes:
         print(f"  note: {note}")

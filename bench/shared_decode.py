@@ -88,7 +88,7 @@ def main() -> None:
                        f"jobs, load avg {os.getloadavg()[0]:.1f}; CPU s of decoding (user+sys, with ffmpeg), median of "
                        f"{args.repeat}",
                        f"{'clip':<26} {'size':>9} {'frames':>6} {'readers':<29} {'separate':>8} {'shared':>7} {'saved':>6}"]
-    decoded = DecodedClips(base.video, base.video.share_decode_max_mb << 20)
+    decoded = DecodedClips.for_settings(base.video)
     with tempfile.TemporaryDirectory() as tmp:
         store = LocalStore(Path(tmp) / "store")
         for case in CASES:

@@ -32,6 +32,10 @@ class RecordBook:
         except ArtifactNotFound:
             return None
 
+    def load_clips(self, clip_ids: list[str]) -> list[ClipRecord]:
+        """The records of these clips that the store has, in order."""
+        return [c for c in (self.load_clip(i) for i in clip_ids) if c is not None]
+
     def save_clip(self, clip: ClipRecord) -> None:
         self.store.put_bytes(f"{CLIPS}/{clip.id}.json", clip.model_dump_json(indent=2).encode())
 

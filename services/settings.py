@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from services.camera.params import CameraSettings
 from services.depth.params import DepthSettings
+from services.kernels import config as kernels_config
 from services.kernels.config import KernelSettings
 from services.models.params import ModelSettings, TritonSettings
 from services.quality.params import QualitySettings
@@ -442,6 +443,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**overrides)
     finally:
         _config_file.reset(token)
+
+
+# Kernel operators called outside any stage (benchmarks, tests) use the process's own kernels section.
+kernels_config.process_section(lambda: load_settings().kernels)
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

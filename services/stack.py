@@ -156,17 +156,7 @@ class Stack:
         api_key = new_key()
         keys = dict(self.settings.gateway.api_keys)
         keys["dev"] = hash_key(api_key)
-        env = settings_env(self.settings)
-        env.update({
-            "SPATIALVID_REDIS__URL": f"redis://127.0.0.1:{redis_port}/0",
-            "SPATIALVID_S3__ENDPOINT": f"127.0.0.1:{s3_port}",
-            "SPATIALVID_S3__SECURE": "false",
-            "SPATIALVID_STORAGE__BACKEND": "s3",
-            "SPATIALVID_GATEWAY__HOST": "127.0.0.1",
-            "SPATIALVID_GATEWAY__PORT": str(gateway_port),
-            "SPATIALVID_GATEWAY__API_KEYS": json.dumps(keys),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env = self._env(redis_port, s3_port, gateway_port, keys)
         info = StackInfo(
             dir=str(self.dir), api_url=f"http://127.0.0.1:{gateway_port}", api_key=api_key,
             redis_url=env["SPATIALVID_REDIS__URL"], s3_endpoint=env["SPATIALVID_S3__ENDPOINT"],
@@ -204,6 +194,21 @@ class Stack:
             self._stop_all(info)
             raise
         return info
+
+    def _env(self, redis_port: int, s3_port: int, gateway_port: int, keys: dict[str, str]) -> dict[str, str]:
+        """The environment of every part: the settings, pointed at this stack's Redis, S3 and gateway."""
+        env = settings_env(self.settings)
+        env.update({
+            "SPATIALVID_REDIS__URL": f"redis://127.0.0.1:{redis_port}/0",
+            "SPATIALVID_S3__ENDPOINT": f"127.0.0.1:{s3_port}",
+            "SPATIALVID_S3__SECURE": "false",
+            "SPATIALVID_STORAGE__BACKEND": "s3",
+            "SPATIALVID_GATEWAY__HOST": "127.0.0.1",
+            "SPATIALVID_GATEWAY__PORT": str(gateway_port),
+            "SPATIALVID_GATEWAY__API_KEYS": json.dumps(keys),
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
 
     # -- one part at a time ---------------------------------------------------------
     def restart(self, part: str, echo: Callable[[str], None] = lambda _: None) -> list[Proc]:

@@ -67,7 +67,7 @@ class Runtime:
         self.minio: Minio = make_client(settings.s3)
         self.cache: dict[str, object] = {}  # StageContext.cache: models loaded by setup()
         # StageContext.decoded: one decode of a clip for the stages of one task (the annotate queue)
-        self.decoded = DecodedClips(settings.video, settings.video.share_decode_max_mb << 20)
+        self.decoded = DecodedClips.for_settings(settings.video)
         self._stages: dict[str, Stage] = {}
         self._build_stage = _stage_builder(settings)
         self._set_up: set[tuple[str, str]] = set()

@@ -52,8 +52,13 @@ def advance(ledger: JobLedger, job: JobSpec, clip: ClipRecord, after: str | None
         finalize_if(ledger.finish_clip(clip), job.id)
     else:
         ledger.mark(clip.id, f"queued:{nxt}")
-        task, queue = next_task(job.plan.clip_stages, nxt, ledger.rt.settings.workers.annotate_together)
-        send(task, [job.id, clip.id], queue)
+        send_to(ledger, job, clip.id, nxt)
+
+
+def send_to(ledger: JobLedger, job: JobSpec, clip_id: str, stage: str) -> None:
+    """The message that runs ``stage`` on the clip, on its queue."""
+    task, queue = next_task(job.plan.clip_stages, stage, ledger.rt.settings.workers.annotate_together)
+    send(task, [job.id, clip_id], queue)
 
 
 def finalize_if(complete: bool, job_id: str) -> None:
@@ -95,9 +100,8 @@ def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
     if ledger.ingested(source_id):
         # A redelivery after the clips were registered: resend the clips still on their way.
         finished = ledger.finished_ids()
-        video = ledger.book.load_video(source_id)
-        for clip_id in (video.clip_ids if video else []):
-            if clip_id not in finished and (clip := ledger.load_clip(clip_id)) is not None:
+        for clip_id in videos.clips_in_flight(ledger.book.load_video(source_id), finished):
+            if (clip := ledger.load_clip(clip_id)) is not None:
                 advance(ledger, job, clip, None)
         return
     item = job.input(source_id)
@@ -118,8 +122,8 @@ def _ingest(rt: Runtime, job_id: str, source_id: str) -> None:
             return
         started = time.perf_counter()
         outcome = run_video_stage(stage, video, local, ctx, fingerprint)
-    if ledger.recorder.errors and outcome.video.state is VideoState.failed:
-        raise ledger.recorder.errors[-1]  # the store failed, not the video: retry
+    if fault := accounting.store_fault(outcome.video.state is VideoState.failed, ledger.recorder.errors):
+        raise fault  # the store failed, not the video: retry
     register(ledger, job, outcome, started)
 
 
@@ -156,9 +160,8 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
         if job is not None and job.state is st.JobState.cancelled:
             ledger.mark(clip_id, "cancelled")
         return  # cancelled (queued work is dropped) or a stale duplicate of a finished job
-    if deliveries > rt.settings.redis.max_deliveries:
-        _fail_clip(rt, job_id, clip_id, stage_name,
-                   f"its worker was lost {deliveries - 1} times while running {stage_name} on this clip")
+    if lost := accounting.lost_worker(stage_name, deliveries, rt.settings.redis.max_deliveries):
+        _fail_clip(rt, job_id, clip_id, stage_name, lost)
         return
     clip = ledger.record_from(raw, clip_id)
     if clip is None:
@@ -178,8 +181,8 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
         ledger.mark(clip_id, f"running:{stage_name}")
     clip = run_clip_stage(stage, clip, ctx, fingerprint)
     if clip.failed_stage == stage_name:
-        if ledger.recorder.errors:
-            raise ledger.recorder.errors[-1]  # the store failed, not the clip: retry
+        if fault := accounting.store_fault(True, ledger.recorder.errors):
+            raise fault  # the store failed, not the clip: retry
         ledger.log("WARNING", f"clip {clip_id} failed in {stage_name}: {clip.stages[stage_name].error}")
     nxt = job.plan.next_stage(clip, stage_name) if then_advance else None
     # One transaction: the record and counts, the clip queued for its next stage or its chain ended, the job's
@@ -190,8 +193,7 @@ def _run_stage(rt: Runtime, stage_name: str, job_id: str, clip_id: str, retries:
     # tables and job.json again to say so too.
     finalize_if(complete or state is st.JobState.cancelled, job_id)
     if nxt is not None:
-        task, queue = next_task(job.plan.clip_stages, nxt, rt.settings.workers.annotate_together)
-        send(task, [job_id, clip_id], queue)
+        send_to(ledger, job, clip_id, nxt)
 
 
 def _fail_clip(rt: Runtime, job_id: str, clip_id: str, stage_name: str, reason: str) -> None:
@@ -264,15 +266,13 @@ def _finalize(rt: Runtime, job_id: str) -> None:
     finish_outputs(ledger.store, ledger.book, summary, clips, all_clips=clips, all_videos=records)
     # Training exports the job asked for (export.formats), beside its native layout: export/{format}/
     export_job_formats(ledger.store, rt.job_settings(job).export)
+    states = [v.state for v in statuses]
     ended = st.JobState(accounting.final_state(job.state is st.JobState.cancelled,
-                                               not statuses and bool(ledger.error()),
-                                               [v.state for v in statuses], clips))
+                                               not statuses and bool(ledger.error()), states, clips))
     # job.json first (with the final state), then the state in Redis: a client that sees the job ended
     # finds every file in the bucket.
     shown = job.state if job.state in st.TERMINAL else ended
-    failed_videos = sum(1 for v in statuses if v.state == VideoState.failed.value)
-    ledger.log("INFO", f"job {shown.value}: {len(clips)} clip(s), {sum(summary.failed_by_stage.values())} failed, "
-               f"{failed_videos} of {len(statuses)} video(s) failed")
+    ledger.log("INFO", accounting.job_report(shown.value, clips, summary, states))
     final.write_log(ledger)
     final.write_job_json(ledger, ended)
     if not ledger.set_state(ended, st.ACTIVE, "finished"):  # cancelled (or ended) meanwhile:

@@ -128,84 +128,122 @@ def pan_tilt_from_pairs(keyframes: list[FrameTracks], f: float, cx: float, cy: f
 def estimate_focal(keyframes: list[FrameTracks], f_prior: float, width: float, height: float, prior_label: str,
                    cfg: SfmConfig, search: FocalSearch = FocalSearch()) -> FocalEstimate:
     """``keyframes``: the segment's keyframe tracks. Returns the focal in working-resolution pixels."""
-    chunk, general_chunk, min_pan_tilt_deg = search.chunk, search.general_chunk, search.min_pan_tilt_deg
-    max_points, refine_points, hfov_range, max_sigma = (search.max_points, search.refine_points, search.hfov_range,
-                                                        search.max_sigma)
     cx, cy = width / 2.0, height / 2.0
     if len(keyframes) < 4:
         return FocalEstimate(f_prior, False, f"prior ({prior_label}): too few keyframes", [])
+    stretch = _observing_stretch(keyframes, f_prior, cx, cy, search)
+    if stretch is None:
+        return FocalEstimate(f_prior, False, f"prior ({prior_label}): no pan/tilt to observe the focal", [])
+    fits = _StretchFits.at_prior(keyframes, *stretch, f_prior, cx, cy, cfg, search.max_points)
+    # coarse grid (cold starts) to land in the right basin
+    lo, hi = hfov_to_focal(search.hfov_range[1], width), hfov_to_focal(search.hfov_range[0], width)
+    grid = np.exp(np.linspace(np.log(lo), np.log(hi), search.grid_points))
+    coarse = [fits.solve(f, fits.R0, fits.C0, search.coarse_iterations)[0] for f in grid]
+    b = int(np.argmin(coarse))
+    if b in (0, len(grid) - 1):
+        return _prior_or_bound(grid, f_prior, prior_label, "focal search hit the range limit",
+                               fits.curve, width, fits.from_start, search)
+    best_cost, prob, sides = _self_calibrate(fits, grid[b], search)
+    sigma = _log_focal_sigma(best_cost, prob, sides, search)
+    if sigma > search.max_sigma:
+        return _prior_or_bound(grid, f_prior, prior_label,
+                               f"focal not determined (sigma {100 * sigma:.1f}%)", fits.curve, width,
+                               fits.from_start, search)
+    # Whether the clip pins the focal is judged on a fixed-size problem (above: its sigma shrinks with
+    # the number of points while a near-degenerate motion's bias does not); once it does, all points refine it.
+    _, fine = fits.solve(float(prob.focal_px), prob.R, prob.C, search.calibrate_iterations, focal_free=True,
+                         points=search.refine_points)
+    f_best = float(fine.focal_px)
+    return FocalEstimate(f_best, True, f"self-calibrating BA (sigma {100 * sigma:.2f}%)", _curve(fits.curve, width))
+
+
+def _observing_stretch(keyframes: list[FrameTracks], f_prior: float, cx: float, cy: float,
+                       search: FocalSearch) -> tuple[int, int, bool] | None:
+    """The stretch of keyframes with the most pan/tilt, as (start, length, pure rotation), or None when even
+    that one has too little pan/tilt to observe the focal."""
     pt, rot_only = pan_tilt_from_pairs(keyframes, f_prior, cx, cy)
-    L = min(chunk, len(keyframes))
+    L = min(search.chunk, len(keyframes))
     sums = np.convolve(pt, np.ones(L - 1), mode="valid")
     all_rot = np.convolve(rot_only.astype(float), np.ones(L - 1), mode="valid") >= L - 1 - 1e-9
-    enough = np.degrees(sums) >= min_pan_tilt_deg
+    enough = np.degrees(sums) >= search.min_pan_tilt_deg
     # a stretch of pure rotation pins the focal best (homography self-calibration): prefer one
     if (all_rot & enough).any():
         start = int(np.argmax(np.where(all_rot & enough, sums, -1.0)))
     else:
         # rotation with translation determines the focal more weakly: use a longer stretch
-        L = min(general_chunk, len(keyframes))
+        L = min(search.general_chunk, len(keyframes))
         sums = np.convolve(pt, np.ones(L - 1), mode="valid")
         start = int(np.argmax(sums))
-    if np.degrees(sums[start]) < min_pan_tilt_deg:
-        return FocalEstimate(f_prior, False, f"prior ({prior_label}): no pan/tilt to observe the focal", [])
-    # odometry on that stretch alone at the prior focal gives the starting point
-    vo = KeyframeOdometry(Intrinsics(f_prior, cx, cy), cfg, point_stride=2)
-    for ft in keyframes[start : start + L]:
-        vo.add_keyframe(ft)
-    kfs = list(range(L))
-    Rc, Cc = np.array(vo.R), np.array(vo.C)
+    if np.degrees(sums[start]) < search.min_pan_tilt_deg:
+        return None
     # a stretch of pure rotation: points at infinity, centres out of the problem (a homography fit)
-    rotation_only = bool(rot_only[start : start + L - 1].all())
-    curve: dict[float, float] = {}
+    return start, L, bool(rot_only[start : start + L - 1].all())
 
-    def solve(f: float, R: np.ndarray, C: np.ndarray, iterations: int, focal_free: bool = False,
-              rotation: bool | None = None, points: int = max_points):
-        prob = keyframe_problem(vo, kfs, f, cx, cy, points, R, C)
+
+@dataclass
+class _StretchFits:
+    """Bundle adjustments of one stretch of keyframes at a given focal, each fit's cost recorded in ``curve``."""
+
+    vo: KeyframeOdometry  # the stretch's odometry at the prior focal: its tracks
+    kfs: list[int]  # the stretch's keyframes in ``vo``
+    R0: np.ndarray  # the odometry's poses: where the cold-started fits begin
+    C0: np.ndarray
+    cx: float
+    cy: float
+    rotation_only: bool  # the stretch is a pure rotation: fit it as one (points at infinity, centres held)
+    max_points: int
+    curve: dict[float, float]  # focal -> cost per observation, of every fit
+
+    @classmethod
+    def at_prior(cls, keyframes: list[FrameTracks], start: int, L: int, rotation_only: bool, f_prior: float,
+                 cx: float, cy: float, cfg: SfmConfig, max_points: int) -> _StretchFits:
+        # odometry on that stretch alone at the prior focal gives the starting point
+        vo = KeyframeOdometry(Intrinsics(f_prior, cx, cy), cfg, point_stride=2)
+        for ft in keyframes[start : start + L]:
+            vo.add_keyframe(ft)
+        return cls(vo, list(range(L)), np.array(vo.R), np.array(vo.C), cx, cy, rotation_only, max_points, {})
+
+    def solve(self, f: float, R: np.ndarray, C: np.ndarray, iterations: int, focal_free: bool = False,
+              rotation: bool | None = None, points: int | None = None) -> tuple[float, bundle.BundleProblem]:
+        """The stretch's bundle adjustment from focal ``f`` and poses ``R``, ``C``: cost per observation, problem."""
+        prob = keyframe_problem(self.vo, self.kfs, f, self.cx, self.cy, self.max_points if points is None else points,
+                                R, C)
         prob = replace(prob, focal_free=focal_free)
-        if rotation_only if rotation is None else rotation:
+        if self.rotation_only if rotation is None else rotation:
             prob = replace(prob, rho=np.zeros_like(prob.rho), rho_free=False, C=np.zeros_like(prob.C))
         prob, res = bundle.optimise(prob, iterations)
         per_obs = res.cost / max(len(prob.obs_cam), 1)
-        curve[prob.focal_px] = per_obs
+        self.curve[prob.focal_px] = per_obs
         return per_obs, prob
 
-    # coarse grid (cold starts) to land in the right basin
-    lo, hi = hfov_to_focal(hfov_range[1], width), hfov_to_focal(hfov_range[0], width)
-    grid = np.exp(np.linspace(np.log(lo), np.log(hi), search.grid_points))
-    coarse = [solve(f, Rc, Cc, search.coarse_iterations)[0] for f in grid]
-    b = int(np.argmin(coarse))
-    if b in (0, len(grid) - 1):
-        return _prior_or_bound(grid, f_prior, prior_label, "focal search hit the range limit",
-                               curve, width, lambda f, it, rot=True, free=False: solve(f, Rc, Cc, it, free, rot),
-                               search)
-    # self-calibrating bundle adjustment from there (log focal is one more unknown)
-    best_cost, prob = solve(grid[b], Rc, Cc, search.calibrate_iterations, focal_free=True)
+    def from_start(self, f: float, iterations: int, rotation: bool = True, focal_free: bool = False):
+        """A fit from the odometry's poses (as a rotation unless told otherwise): what ``_prior_or_bound`` asks."""
+        return self.solve(f, self.R0, self.C0, iterations, focal_free, rotation)
+
+
+def _self_calibrate(fits: _StretchFits, f_start: float, search: FocalSearch):
+    """Self-calibrating bundle adjustment from ``f_start`` (log focal is one more unknown), restarted from a
+    better side of its profile while there is one. Returns its cost, its problem and the profile's two fits."""
+    best_cost, prob = fits.solve(f_start, fits.R0, fits.C0, search.calibrate_iterations, focal_free=True)
     for _ in range(search.max_restarts):
         f_best = float(prob.focal_px)
         # profile cost either side (other unknowns re-optimised): curvature, and a check that
         # the self-calibration reached the minimum (else restart from the better side)
-        sides = [solve(f_best * k, prob.R, prob.C, search.profile_iterations)
+        sides = [fits.solve(f_best * k, prob.R, prob.C, search.profile_iterations)
                  for k in (1 / search.profile_step, search.profile_step)]
         better = min(sides, key=lambda s: s[0])
         if better[0] >= best_cost:
             break
-        best_cost, prob = solve(float(better[1].focal_px), better[1].R, better[1].C, search.calibrate_iterations,
-                                focal_free=True)
-    f_best = float(prob.focal_px)
+        best_cost, prob = fits.solve(float(better[1].focal_px), better[1].R, better[1].C, search.calibrate_iterations,
+                                     focal_free=True)
+    return best_cost, prob, sides
+
+
+def _log_focal_sigma(best_cost: float, prob: bundle.BundleProblem, sides: list, search: FocalSearch) -> float:
+    """One sigma of log focal: where the cost's parabola through the profile points rises by chi2 = 1."""
     rise = (min(s[0] for s in sides) - best_cost) / max(best_cost, COST_FLOOR)
     chi2 = 2.0 * len(prob.obs_cam) * rise
-    # one sigma of log focal: where the cost's parabola through the profile points rises by chi2 = 1
-    sigma = search.profile_offset / np.sqrt(chi2) if chi2 > 0 else np.inf
-    if sigma > max_sigma:
-        return _prior_or_bound(grid, f_prior, prior_label,
-                               f"focal not determined (sigma {100 * sigma:.1f}%)", curve, width,
-                               lambda f, it, rot=True, free=False: solve(f, Rc, Cc, it, free, rot), search)
-    # Whether the clip pins the focal is judged on a fixed-size problem (above: its sigma shrinks with
-    # the number of points while a near-degenerate motion's bias does not); once it does, all points refine it.
-    _, fine = solve(f_best, prob.R, prob.C, search.calibrate_iterations, focal_free=True, points=refine_points)
-    f_best = float(fine.focal_px)
-    return FocalEstimate(f_best, True, f"self-calibrating BA (sigma {100 * sigma:.2f}%)", _curve(curve, width))
+    return search.profile_offset / np.sqrt(chi2) if chi2 > 0 else np.inf
 
 
 def _prior_or_bound(grid: np.ndarray, f_prior: float, prior_label: str, why: str,

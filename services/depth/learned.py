@@ -261,6 +261,12 @@ class LearnedDepthAndMasks:
                     prompts_sent, masks_kept = prompts_sent + sent, masks_kept + kept
                 clock["sam2"] = clock.get("sam2", 0.0) + time.perf_counter() - start
             yield from zip(depths, masks)
+        self._conclude(aligned, failures, unit_ratios, prompts_sent, masks_kept)
+
+    def _conclude(self, aligned: int, failures: list[str], unit_ratios: list[float], prompts_sent: int,
+                  masks_kept: int) -> None:
+        """After the last frame: the clip fails when no frame's learned depth aligned; else the run's notes, and
+        the metric runs' metres per pose unit."""
         if self.learned_depth is not None:
             reference = "UniDepth V2" if self.learned_depth.metric else "the geometric depth"
             if aligned == 0:

@@ -3,8 +3,10 @@
 The entry points pass their settings down: the camera and depth stages run their work inside
 ``configured(ctx.settings.kernels)``, so a ``kernels:`` section in ``--config`` (or a worker's
 ``SPATIALVID_KERNELS__*``, which the settings read) picks the device. Code that calls the operators outside a stage
-(benchmarks, tests) gets the process settings (environment and defaults), read once. Light on purpose:
-services/settings.py imports it, and it imports nothing from services.kernels (no import cycle).
+(benchmarks, tests) gets the process's section, which the settings layer hands over when it is loaded
+(``process_section``: services/settings.py reads the environment, this package reads neither it nor the
+settings); before that, the section's defaults. Light on purpose: services/settings.py imports it, and it imports
+nothing from services (no import cycle).
 """
 
 from __future__ import annotations
@@ -30,18 +32,26 @@ class KernelSettings(Section):
 
 
 _stack: list[KernelSettings] = []
+# Where the section outside any stage comes from: the settings layer's reader of the process's own
+# (``process_section``).
+_process: list[Callable[[], KernelSettings]] = [KernelSettings]
 # Caches computed from the kernel settings (the backend's device, the loader's status): cleared when they change.
 _dependents: list[Callable] = []
 
 
 @functools.cache
 def kernel_settings() -> KernelSettings:
-    """The kernels section in use: the innermost ``configured`` one, else the process settings'."""
+    """The kernels section in use: the innermost ``configured`` one, else the process's own."""
     if _stack:
         return _stack[-1]
-    from services.settings import load_settings  # outside any stage: the process's own settings
+    return _process[0]()
 
-    return load_settings().kernels
+
+def process_section(read: Callable[[], KernelSettings]) -> None:
+    """Where the kernels section outside any stage comes from (the settings layer hands over the process's
+    own, read from the environment and defaults when first asked, and again after a change)."""
+    _process[0] = read
+    _settings_changed()
 
 
 def depends_on_settings(cached: Callable) -> Callable:

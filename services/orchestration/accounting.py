@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +37,11 @@ def count_video(summary: RunSummary, source: str, state: str, error: str | None,
         summary.videos_failed[source] = error or "unknown error"
     elif state == SKIPPED:
         summary.videos_skipped[source] = next(iter(dropped), SKIPPED)
+
+
+def count_skipped(summary: RunSummary, source: str, reason: str) -> None:
+    """An input skipped (the same content as another input) into the summary, with its reason."""
+    count_video(summary, source, SKIPPED, None, {reason: 1})
 
 
 def count_video_record(summary: RunSummary, video: VideoRecord) -> None:
@@ -70,6 +78,54 @@ def resume_note(stage: str, clips: list[ClipRecord], ran: list[ClipRecord]) -> s
     return f"{stage}: {skipped} clip(s) already done, skipped (use --force to redo)" if skipped > 0 else None
 
 
+def note_resumed(summary: RunSummary, stage: str, clips: list[ClipRecord], ran: list[ClipRecord]) -> None:
+    """The summary's note of what a re-run skipped of a stage (``ran``: the clips' records before it ran)."""
+    note = resume_note(stage, clips, ran)
+    if note:
+        summary.notes.append(note)
+
+
+@dataclass
+class StageTally:
+    """Stages run clip by clip (one decode of a clip serving all of them): the clips each ran on, as their
+    records were before it ran, and the seconds it took over them."""
+
+    ran: dict[str, list[ClipRecord]]
+    seconds: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, stages: Iterable[str]) -> StageTally:
+        return cls({name: [] for name in stages})
+
+    @contextlib.contextmanager
+    def timed(self, stage: str, clip: ClipRecord) -> Iterator[None]:
+        """Count a run of ``stage`` on ``clip`` (its record before the run) and the block's seconds."""
+        self.ran[stage].append(clip)
+        started = time.perf_counter()
+        yield
+        self.seconds[stage] += time.perf_counter() - started
+
+    def count(self, summary: RunSummary, clips: list[ClipRecord]) -> None:
+        """Each stage's time, clip count and resume note into the summary (``clips``: every clip it was offered)."""
+        for name, done in self.ran.items():
+            summary.stage_seconds[name] = self.seconds[name]
+            summary.stage_items[name] = len(done)
+            note_resumed(summary, name, clips, done)
+
+
+def store_fault(failed: bool, store_errors: list[Exception]) -> Exception | None:
+    """The store's error behind an item's failure, or None: then the store failed, not the item (retry it)."""
+    return store_errors[-1] if failed and store_errors else None
+
+
+def lost_worker(stage: str, deliveries: int, max_deliveries: int) -> str | None:
+    """Why a clip fails when its stage was delivered more often than allowed (its worker was lost each time: a
+    poison clip fails alone), or None."""
+    if deliveries <= max_deliveries:
+        return None
+    return f"its worker was lost {deliveries - 1} times while running {stage} on this clip"
+
+
 def end_state(clip: ClipRecord) -> str:
     """How a clip's chain ended: ``failed:<stage>``, ``filtered`` or ``done``."""
     if clip.failed_stage:
@@ -96,3 +152,10 @@ def final_state(cancelled: bool, listing_failed: bool, video_states: list[str], 
     if video_states and failed_videos == len(video_states) or clips and failed_clips == len(clips):
         return "failed"
     return "partially_failed" if failed_videos or failed_clips else "succeeded"
+
+
+def job_report(state: str, clips: list[ClipRecord], summary: RunSummary, video_states: list[str]) -> str:
+    """The log line of a finished job: its clips, the failed ones, its failed videos."""
+    failed_videos = sum(1 for s in video_states if s == VideoState.failed.value)
+    return (f"job {state}: {len(clips)} clip(s), {sum(summary.failed_by_stage.values())} failed, "
+            f"{failed_videos} of {len(video_states)} video(s) failed")

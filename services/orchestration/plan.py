@@ -33,6 +33,11 @@ class Plan:
     def clip_stages(self) -> list[str]:
         return [name for name in self.stages if name != CLIPPING]
 
+    @property
+    def ingest_label(self) -> str:
+        """What the run's first step does to the inputs (its progress bar's label)."""
+        return CLIPPING if self.clipping else "ingest"
+
     def ingest(self, clipper: VideoStage, settings: Settings) -> tuple[VideoStage, str]:
         """What turns an input into clips in this run, and its fingerprint."""
         return ingest_stage(clipper, self.clipping, settings)

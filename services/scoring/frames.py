@@ -92,16 +92,8 @@ def decode_for_scoring(
         raise ScoringError(f"cannot decode clip: {detail}")
     if pipe.returncode != 0 and n < 0.9 * expected_frames:
         raise ScoringError(f"clip decodes only {n} of {expected_frames} frames: {detail}")
-
-    # A stream shorter than announced: take the missing samples from its end.
-    indices = [i if i < n else last_two[-1][0] for i in wanted]
-    for i in indices:
-        if i not in samples:
-            buf = dict(last_two)[i]
-            samples[i] = _to_rgb(buf, width, height, cw, ch, (out_w, out_h))
-    pairs = [(s, s + 1) for s in starts if s + 1 in flow_frames and s in flow_frames]
-    flow = (np.stack([np.stack([flow_frames[a], flow_frames[b]]) for a, b in pairs])
-            if pairs else np.zeros((0, 2, out_h, out_w), np.uint8))
+    indices = _samples_within(wanted, n, last_two, samples, (width, height, cw, ch, (out_w, out_h)))
+    pairs, flow = _flow_pairs(starts, flow_frames, (out_w, out_h))
     return SampledFrames(
         rgb=np.stack([samples[i] for i in indices]) if indices else np.zeros((0, out_h, out_w, 3), np.uint8),
         indices=indices,
@@ -111,6 +103,27 @@ def decode_for_scoring(
         source_size=(width, height),
         sink_results={name: sink.finish() for name, sink in sinks.items()},
     )
+
+
+def _samples_within(wanted, n: int, last_two: list[tuple[int, bytes]], samples: dict[int, np.ndarray],
+                    geometry: tuple) -> list[int]:
+    """The sample indices within a stream of ``n`` frames: a stream shorter than announced gives the missing
+    samples from its last frame (converted into ``samples`` by ``_to_rgb`` with the frames' ``geometry``)."""
+    indices = [i if i < n else last_two[-1][0] for i in wanted]
+    for i in indices:
+        if i not in samples:
+            buf = dict(last_two)[i]
+            samples[i] = _to_rgb(buf, *geometry)
+    return indices
+
+
+def _flow_pairs(starts, flow_frames: dict[int, np.ndarray], size: tuple[int, int]):
+    """The consecutive-frame pairs the stream gave both frames of: their starts, and the pairs (P, 2, h, w)."""
+    out_w, out_h = size
+    pairs = [(s, s + 1) for s in starts if s + 1 in flow_frames and s in flow_frames]
+    flow = (np.stack([np.stack([flow_frames[a], flow_frames[b]]) for a, b in pairs])
+            if pairs else np.zeros((0, 2, out_h, out_w), np.uint8))
+    return pairs, flow
 
 
 def _to_rgb(buf: bytes, width: int, height: int, cw: int, ch: int, size: tuple[int, int]) -> np.ndarray:

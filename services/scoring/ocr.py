@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
+from services.models.params import ModelSettings, TritonSettings
 from services.scoring.base import SampledFrames, Scalar, Scorer
 
 if TYPE_CHECKING:
@@ -106,14 +107,15 @@ class PPOCRDetector:
         return results
 
 
-def build_text_detector(settings) -> PPOCRDetector:
-    """PP-OCR text detection where ``settings.models.client['ocr_det']`` says: this process or Triton."""
+def build_text_detector(models: ModelSettings, triton: TritonSettings, threads: int) -> PPOCRDetector:
+    """PP-OCR text detection where ``models.client['ocr_det']`` says: this process (on ``threads`` threads) or
+    the Triton server."""
     remote = None
-    if settings.models.client.get("ocr_det") == "triton":
+    if models.client.get("ocr_det") == "triton":
         from services.models.triton_client import TritonClient
 
-        remote = TritonClient("ocr_det", settings.triton)
-    return PPOCRDetector(threads=settings.score.ocr_threads, remote=remote)
+        remote = TritonClient("ocr_det", triton)
+    return PPOCRDetector(threads=threads, remote=remote)
 
 
 def _clean_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -10,7 +10,8 @@ import numpy as np
 
 from services.scoring.base import FrameSink, Scalar, Scorer, ScoringError
 from services.scoring.frames import decode_for_scoring
-from services.settings import Settings
+from services.models.params import ModelSettings, TritonSettings
+from services.settings import ScoreSettings, VideoSettings
 
 DECODE = "decode"
 
@@ -93,67 +94,68 @@ class ScoringSuite:
         return ScoreReport(columns=columns, provenance=self.provenance(), seconds=seconds)
 
 
-def build_suite(settings: Settings) -> ScoringSuite:
-    """The scorers the settings ask for, with their models loaded once."""
+def build_suite(cfg: ScoreSettings, models: ModelSettings, triton: TritonSettings,
+                video: VideoSettings) -> ScoringSuite:
+    """The scorers the score section asks for, with their models loaded once where the models section says
+    (this process or the Triton server); the video section's ffmpeg decodes."""
     from services.scoring.aesthetic_files import find_aesthetic_weights
     from services.scoring.brisque import BrisqueScorer
     from services.scoring.flow import FlowScorer
     from services.scoring.luminance import LuminanceScorer
     from services.scoring.ocr import OcrScorer, PPOCRReader, build_text_detector
     from services.scoring.vmaf_motion import VmafMotionScorer
-    cfg = settings.score
     notes: list[str] = []
-    # Models set to "triton" in settings.models.client run on the Triton server (same code there).
-    triton = {name for name, mode in settings.models.client.items() if mode == "triton"}
-    if triton:
+    # Models set to "triton" in models.client run on the Triton server (same code there).
+    remote = {name for name, mode in models.client.items() if mode == "triton"}
+    if remote:
         from services.models.triton_client import TritonClient
     scorers: list[Scorer] = [LuminanceScorer(), VmafMotionScorer(), FlowScorer(cfg.flow_preset),
-                             OcrScorer(build_text_detector(settings),
+                             OcrScorer(build_text_detector(models, triton, cfg.ocr_threads),
                                        PPOCRReader(threads=cfg.ocr_threads) if cfg.ocr_text else None)]
-    weights = find_aesthetic_weights(settings.models.weights_dir)
-    remote_aesthetic = "aesthetic" in triton and cfg.quality_backend != "brisque"
+    weights = find_aesthetic_weights(models.weights_dir)
+    remote_aesthetic = "aesthetic" in remote and cfg.quality_backend != "brisque"
     if cfg.quality_backend == "aesthetic" and weights is None and not remote_aesthetic:
         raise ScoringError(
             f"quality_backend=aesthetic but the LAION aesthetic weights are not in "
-            f"{settings.models.weights_dir}/aesthetic (see services/scoring/aesthetic.py)"
+            f"{models.weights_dir}/aesthetic (see services/scoring/aesthetic.py)"
         )
     if remote_aesthetic:  # the weights are the server's concern
         from services.scoring.aesthetic import RemoteAestheticScorer
 
-        scorers.append(RemoteAestheticScorer(TritonClient("aesthetic", settings.triton)))
+        scorers.append(RemoteAestheticScorer(TritonClient("aesthetic", triton)))
     elif cfg.quality_backend != "brisque" and weights is not None:
         import torch
 
         from services.scoring.aesthetic import AestheticScorer
 
         torch.set_num_threads(cfg.torch_threads)
-        scorers.append(AestheticScorer.from_dir(settings.models.weights_dir, quick_gelu=cfg.aesthetic_quick_gelu))
+        scorers.append(AestheticScorer.from_dir(models.weights_dir, quick_gelu=cfg.aesthetic_quick_gelu))
     else:
         scorers.append(BrisqueScorer())
         why = "quality_backend=brisque" if cfg.quality_backend == "brisque" else (
-            f"no LAION aesthetic weights in {settings.models.weights_dir}/aesthetic")
+            f"no LAION aesthetic weights in {models.weights_dir}/aesthetic")
         notes.append(f"aesthetic not computed ({why}); BRISQUE written to quality_brisque instead")
     return ScoringSuite(
         scorers,
         size=(cfg.width, cfg.height),
         frames_per_clip=cfg.frames_per_clip,
         flow_pairs=cfg.flow_pairs,
-        ffmpeg=_fast_ffmpeg(settings),
-        decode_threads=settings.video.decode_threads,
+        ffmpeg=_fast_ffmpeg(video),
+        decode_threads=video.decode_threads,
         notes=notes,
     )
 
 
-def _fast_ffmpeg(settings: Settings) -> str:
+def _fast_ffmpeg(video: VideoSettings) -> str:
     """A configured ffmpeg, else the static imageio-ffmpeg build (starts in ~20 ms
     where Debian's dynamically linked one takes ~150 ms), else whatever is on PATH."""
     from services.video.tools import ffmpeg_path
 
-    if settings.video.ffmpeg:
-        return settings.video.ffmpeg
+    if video.ffmpeg:
+        return video.ffmpeg
     try:
         import imageio_ffmpeg
 
         return imageio_ffmpeg.get_ffmpeg_exe()
     except Exception:  # package or binary absent
-        return ffmpeg_path(settings.video)
+        return ffmpeg_path(video)

@@ -78,7 +78,8 @@ class DepthStage(PerClipStage):
         where = (settings.models.client.get("ocr_det", "inprocess"), settings.triton.url, settings.triton.grpc_url,
                  settings.score.ocr_threads)
         if where not in self._text_detectors:
-            self._text_detectors[where] = build_text_detector(settings)
+            self._text_detectors[where] = build_text_detector(settings.models, settings.triton,
+                                                                 settings.score.ocr_threads)
         return OverlayText(self._text_detectors[where], settings.depth.overlay_text_every)
 
     def frame_requests(self, clip: ClipRecord, settings: Settings) -> tuple[FrameRequest, ...]:

@@ -21,7 +21,8 @@ class ScoreStage(PerClipStage):
 
     def setup(self, ctx: StageContext) -> None:
         if self.suite is None:
-            self.suite = build_suite(ctx.settings)
+            settings = ctx.settings
+            self.suite = build_suite(settings.score, settings.models, settings.triton, settings.video)
 
     def run(self, clip: ClipRecord, ctx: StageContext) -> ClipOutcome:
         self.setup(ctx)

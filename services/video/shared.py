@@ -71,6 +71,11 @@ class DecodedClips:
         self._open: _OpenClip | None = None
         self._buffer = np.empty(0, np.uint8)
 
+    @classmethod
+    def for_settings(cls, settings: VideoSettings) -> DecodedClips:
+        """One within the memory the video section allows it (``share_decode_max_mb``)."""
+        return cls(settings, settings.share_decode_max_mb << 20)
+
     @contextmanager
     def open(self, store, clip, requests: Sequence[FrameRequest]) -> Iterator[None]:
         """Serve ``requests`` (what the clip's stages will ask for) of ``clip`` from one decode while inside."""

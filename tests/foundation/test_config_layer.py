@@ -44,3 +44,14 @@ def test_depth_fixed_tuning_is_not_a_setting():
     assert "mask_noise_px" not in DepthSettings.model_fields
     assert DepthSettings().mask_noise_px == DepthSettings.mask_noise_px
     assert "max_offset" in DepthSettings.model_fields
+
+
+def test_the_kernels_read_no_settings_their_section_outside_a_stage_is_handed_over():
+    """The settings layer hands the kernels the process's section (services/settings.py); no kernels module,
+    config.py included, imports the settings."""
+    from services.kernels.config import kernel_settings
+
+    offenders = [path.name for path in sorted((SERVICES / "kernels").glob("*.py"))
+                 if re.search(r"services\.settings|load_settings", path.read_text())]
+    assert not offenders, offenders
+    assert kernel_settings() == Settings().kernels

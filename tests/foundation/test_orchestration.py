@@ -140,3 +140,40 @@ def test_outputs_must_match_the_declaration(tmp_path):
     store.put_bytes(record.clip_key, b"x")
     result = run_clip_stage(Writer(()), record, ctx, "fp")
     assert result.stages["depth"].state is StageState.failed and "did not write" in result.stages["depth"].error
+
+
+def test_an_unreadable_input_fails_and_a_resumed_one_still_claims_its_content(tmp_path):
+    claim = ingest.first_claims()
+    summary = accounting.RunSummary(stages=["clip"])
+    done = VideoRecord(source="v.mp4", source_id="v", sha256="abc", state=VideoState.done, clip_ids=["v_0"])
+    assert ingest.resume(done, "v.mp4", claim, summary) == ["v_0"]
+    assert ingest.duplicate_reason(claim, "abc", "w.mp4") == "same content as v.mp4"
+    missing = VideoRecord(source=str(tmp_path / "gone.mp4"), source_id="gone")
+    outcome = ingest.clip_input(None, missing, tmp_path / "gone.mp4", None, "fp", claim)
+    assert outcome.video.state is VideoState.failed and outcome.video.error.startswith("cannot read")
+    accounting.count_skipped(summary, "w.mp4", "same content as v.mp4")
+    assert summary.videos_skipped == {"w.mp4": "same content as v.mp4"}
+
+
+def test_a_redelivered_ingest_resends_only_the_clips_still_on_their_way():
+    video = VideoRecord(source="v.mp4", source_id="v", clip_ids=["v_0", "v_1", "v_2"])
+    assert ingest.clips_in_flight(video, {"v_1"}) == ["v_0", "v_2"] and ingest.clips_in_flight(None, set()) == []
+
+
+def test_store_faults_and_lost_workers_are_told_apart_from_the_items_failures():
+    error = OSError("bucket down")
+    assert accounting.store_fault(True, [error]) is error
+    assert accounting.store_fault(False, [error]) is None and accounting.store_fault(True, []) is None
+    assert accounting.lost_worker("depth", 3, 3) is None
+    assert accounting.lost_worker("depth", 4, 3) == "its worker was lost 3 times while running depth on this clip"
+
+
+def test_stages_run_clip_by_clip_are_tallied_with_their_resume_notes():
+    summary = accounting.RunSummary(stages=["camera", "depth"])
+    done, todo = clip(camera=StageState.done), clip()
+    tally = accounting.StageTally.of(["camera", "depth"])
+    with tally.timed("camera", todo):
+        pass
+    tally.count(summary, [done, todo])
+    assert summary.stage_items == {"camera": 1, "depth": 0} and set(summary.stage_seconds) == {"camera", "depth"}
+    assert summary.notes == ["camera: 1 clip(s) already done, skipped (use --force to redo)"]

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from services.kernels.loader import SOURCE_DIR, find_nvcc
+import services.settings  # noqa: F401,E402  (hands the kernels the process's section: SPATIALVID_KERNELS__*)
 
 from tests.data import CASES as SHARED_CASES, case_dir
 

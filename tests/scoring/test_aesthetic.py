@@ -155,9 +155,12 @@ def test_suite_uses_aesthetic_with_weights_and_brisque_without(weights_dir, tmp_
     from services.scoring.suite import build_suite
     from services.settings import Settings
 
-    with_weights = build_suite(Settings(models={"weights_dir": weights_dir}))
+    def build(settings):
+        return build_suite(settings.score, settings.models, settings.triton, settings.video)
+
+    with_weights = build(Settings(models={"weights_dir": weights_dir}))
     names = [s.name for s in with_weights.scorers]
     assert "aesthetic" in names and "brisque" not in names and not with_weights.notes
-    without = build_suite(Settings(models={"weights_dir": tmp_path / "empty"}))
+    without = build(Settings(models={"weights_dir": tmp_path / "empty"}))
     assert "brisque" in [s.name for s in without.scorers] and "aesthetic" not in [s.name for s in without.scorers]
     assert "aesthetic not computed" in without.notes[0]
