@@ -126,7 +126,7 @@ def linearize_reduced(p: BundleProblem) -> tuple[optim.ReducedProblem, float]:
     for chunk in _observation_chunks(p):
         lin, chunk_cost = _linearize_observations(chunk)
         part = optim.reduce(lin, p.num_free, n_points)
-        reduced, cost = (part if reduced is None else reduced + part), cost + chunk_cost
+        reduced, cost = (part if reduced is None else reduced.accumulate(part)), cost + chunk_cost
     return reduced.with_point_prior(*_point_prior(p)), cost + _prior_cost(p)
 
 
@@ -192,6 +192,6 @@ def retract(p: BundleProblem, d_pose: np.ndarray, d_point: np.ndarray) -> Bundle
 
 def optimise(p: BundleProblem, max_iterations: int = 10) -> tuple[BundleProblem, LMResult]:
     n_points = len(p.rho) if p.rho_free else 0
-    long_window = len(p.obs_cam) > OBSERVATIONS_PER_CHUNK
+    long_window = optim.POSE_DOF * p.num_free * n_points > optim.DENSE_SCHUR_MAX_ENTRIES
     return levenberg_marquardt(linearize_reduced if long_window else linearize, total_cost, retract, p,
                                p.num_free, n_points, max_iterations)

@@ -32,6 +32,10 @@ DAMPING_DECREASE = 3.0
 DAMPING_INCREASE = 8.0
 MIN_DAMPING = 1e-7
 MAX_DAMPING = 1e6
+# Pose-point entries (6 x free poses x points) above which a problem is solved reduced, with a sparse
+# pose-point block (``bundle.linearize_reduced``): a dense block for a window over a whole clip (about
+# 800 x 10,000) would cost ~60 MB and a 6-GFLOP Schur product per step.
+DENSE_SCHUR_MAX_ENTRIES = 1 << 20
 COST_FLOOR = 1e-12  # the relative gain of a step from a zero cost is not divided by zero
 
 
@@ -84,9 +88,14 @@ class ReducedProblem:
     gp: np.ndarray  # (N,)
     Hcp: sparse.csr_matrix  # (6P,N)
 
-    def __add__(self, other: ReducedProblem) -> ReducedProblem:
-        return ReducedProblem(self.Hcc + other.Hcc, self.gc + other.gc, self.Hpp + other.Hpp, self.gp + other.gp,
-                              self.Hcp + other.Hcp)
+    def accumulate(self, other: ReducedProblem) -> ReducedProblem:
+        """Adds another chunk's equations in place (the dense blocks are not copied)."""
+        self.Hcc += other.Hcc
+        self.gc += other.gc
+        self.Hpp += other.Hpp
+        self.gp += other.gp
+        self.Hcp += other.Hcp
+        return self
 
     def with_point_prior(self, hessian: np.ndarray | None, gradient: np.ndarray | None) -> ReducedProblem:
         if hessian is None:
@@ -148,11 +157,16 @@ def _damped_pose_block(Hcc: np.ndarray, damping: float) -> np.ndarray:
 
 
 def _reduced_step(red: ReducedProblem, num_poses: int, damping: float) -> tuple[np.ndarray, np.ndarray]:
-    """The Schur complement step of ``solve_normal_equations`` with the sparse pose-point block."""
+    """The Schur complement step of ``solve_normal_equations`` with the sparse pose-point block; S is built
+    in one array (a long window's pose system is a few MB per copy)."""
     inv_pp = 1.0 / (red.Hpp * (1.0 + damping) + DIAGONAL_FLOOR)
-    S = _damped_pose_block(red.Hcc, damping)
     if len(inv_pp):
-        S = S - (red.Hcp @ sparse.diags(inv_pp) @ red.Hcp.T).toarray()
+        S = (red.Hcp @ sparse.diags(inv_pp) @ red.Hcp.T).toarray()
+        np.negative(S, out=S)
+        S += red.Hcc
+    else:
+        S = red.Hcc.copy()
+    S[np.diag_indices_from(S)] += damping * np.diag(red.Hcc) + DIAGONAL_FLOOR + damping * DAMPING_FLOOR
     b = red.gc - red.Hcp @ (red.gp * inv_pp)
     dc = _solve(S, b) if num_poses else np.zeros(0)
     dp = (red.gp - red.Hcp.T @ dc) * inv_pp

@@ -24,11 +24,12 @@ class CameraSettings(Section):
     max_tracks: int = 600
     window: int = 8  # keyframes per sliding-window bundle adjustment of the odometry
     # Second bundle-adjustment pass over overlapping windows of this many keyframes (0: off): sharper relative poses
-    # for the depth stage. 128 holds a whole clip of the clip stage's 15 s at 8 keyframes/s, which also keeps the
-    # direction of travel consistent along the clip (separate short windows each settle the rotation/translation
-    # trade-off a little differently and bend the path); long windows are solved chunk by chunk with a sparse
-    # pose-point block, so memory grows with the observations held, not with the window squared.
-    refine_window: int = Field(128, ge=0)
+    # for the depth stage, for 6-33% more tracking time. 128 holds a whole clip of the clip stage's 15 s at
+    # 8 keyframes/s, which also keeps the direction of travel consistent along the clip (separate short windows each
+    # settle the rotation/translation trade-off a little differently and bend the path;
+    # bench/results/devset_clip_window.log). Long windows are solved in chunks with a sparse pose-point block, but
+    # peak memory still grows until the window is full (about 40 MB more for a 60 s clip than a 10 s one).
+    refine_window: int = Field(16, ge=0)
     # Drop a translation that only rigidly moving objects carry (services/camera/movers.py).
     mover_test: bool = True
     # Focal prior when the clip cannot determine it (pure translation, roll, tripod) and

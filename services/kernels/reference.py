@@ -55,30 +55,22 @@ def ba_normal_equations(
     return Hcc, gc, Hpp, gp, Hcp
 
 
-# Observations per chunk of the pose-system build: a chunk's dense pose Jacobian is 2 rows per observation
-# by 6(P+1) columns, so the build's memory stays near 16 MB however many observations a long window holds,
-# instead of growing with observations x poses (a window over a whole clip would need hundreds of MB).
-DENSE_JACOBIAN_MAX_ENTRIES = 1 << 21
 # Pose columns above which the blocks are scattered instead: the product costs 2 x 6(P+1) x 6(P+1) per
-# observation and the scatter a constant (6B)^2: the product wins up to about 16 poses (bench/ba_build.py).
+# observation and the scatter a constant (6B)^2. Up to 16 poses the two are within a few tens of percent
+# and the product (the odometry's and the 16-keyframe refinement's windows) is kept; past it the product's
+# cost climbs with the square of the window (x20 at 128 poses, bench/results/ba_build.log).
 PRODUCT_MAX_POSE_COLUMNS = 96
+# Observations per chunk of the scatter: each holds a (6B x 6B) block of doubles (1.2 KB with B = 2), so a
+# window over a whole clip is built in ~5 MB pieces instead of one array per observation.
+SCATTER_CHUNK_OBSERVATIONS = 4096
 
 
 def _pose_system(J: torch.Tensor, col: torch.Tensor, weights: torch.Tensor, residuals: torch.Tensor,
                  nc_trash: int, nc: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hcc and gc over chunks of observations; the chunks' parts add up."""
-    M, width = col.shape
-    dev, dt = residuals.device, residuals.dtype
-    build = _pose_system_product if nc_trash <= PRODUCT_MAX_POSE_COLUMNS else _pose_system_scatter
-    step = max(1, DENSE_JACOBIAN_MAX_ENTRIES // (2 * nc_trash))
-    Hcc = gc = None
-    for start in range(0, M, step):
-        part = slice(start, min(M, start + step))
-        h, g = build(J[part], col[part], weights[part], residuals[part], nc_trash, nc)
-        Hcc, gc = (h, g) if Hcc is None else (Hcc + h, gc + g)
-    if Hcc is None:  # no observations
-        Hcc, gc = torch.zeros(nc, nc, dtype=dt, device=dev), torch.zeros(nc, dtype=dt, device=dev)
-    return Hcc, gc
+    """Hcc and gc: one product for a small pose system, scattered blocks for a large one."""
+    if nc_trash <= PRODUCT_MAX_POSE_COLUMNS:
+        return _pose_system_product(J, col, weights, residuals, nc_trash, nc)
+    return _pose_system_scatter(J, col, weights, residuals, nc_trash, nc)
 
 
 def _pose_system_product(J, col, weights, residuals, nc_trash: int, nc: int):
@@ -96,14 +88,17 @@ def _pose_system_product(J, col, weights, residuals, nc_trash: int, nc: int):
 
 
 def _pose_system_scatter(J, col, weights, residuals, nc_trash: int, nc: int):
-    """Per observation, its (6B x 6B) block of J^T W J and (6B,) of -J^T W r, added into H and g."""
+    """Per observation, its (6B x 6B) block of J^T W J and (6B,) of -J^T W r, added into one H and g."""
     dev, dt = residuals.device, residuals.dtype
-    Jw = J * weights[:, None, None]
-    blocks = torch.einsum("mri,mrj->mij", Jw, J)
     H = torch.zeros(nc_trash * nc_trash, dtype=dt, device=dev)
-    H.index_add_(0, (col[:, :, None] * nc_trash + col[:, None, :]).reshape(-1), blocks.reshape(-1))
     g = torch.zeros(nc_trash, dtype=dt, device=dev)
-    g.index_add_(0, col.reshape(-1), -torch.einsum("mri,mr->mi", Jw, residuals).reshape(-1))
+    for start in range(0, len(col), SCATTER_CHUNK_OBSERVATIONS):
+        part = slice(start, start + SCATTER_CHUNK_OBSERVATIONS)
+        Jw = J[part] * weights[part, None, None]
+        c = col[part]
+        H.index_add_(0, (c[:, :, None] * nc_trash + c[:, None, :]).reshape(-1),
+                     torch.einsum("mri,mrj->mij", Jw, J[part]).reshape(-1))
+        g.index_add_(0, c.reshape(-1), -torch.einsum("mri,mr->mi", Jw, residuals[part]).reshape(-1))
     return H.view(nc_trash, nc_trash)[:nc, :nc], g[:nc]
 
 

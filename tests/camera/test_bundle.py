@@ -102,7 +102,8 @@ def test_reduced_step_equals_the_dense_step():
                                                                         "point_jacobians")},
                           point_prior_hessian=None, point_prior_gradient=None)
                   for part in (slice(0, 700), slice(700, None))]
-        reduced = (optim.reduce(halves[0], x.num_poses, x.num_points) + optim.reduce(halves[1], x.num_poses, x.num_points))
+        reduced = optim.reduce(halves[0], x.num_poses, x.num_points).accumulate(
+            optim.reduce(halves[1], x.num_poses, x.num_points))
         reduced = reduced.with_point_prior(lin.point_prior_hessian, lin.point_prior_gradient)
         for got in (optim.solve_normal_equations(optim.reduce(lin, x.num_poses, x.num_points), x.num_poses,
                                                  x.num_points, 1e-3),
@@ -118,6 +119,9 @@ def test_long_window_in_chunks_converges_to_the_same_poses(monkeypatch):
     rng = np.random.default_rng(3)
     p = replace(p, obs_xy=p.obs_xy + rng.normal(0, 0.002, p.obs_xy.shape), rho=p.rho * 1.1)
     whole, res_whole = bundle.optimise(p, 20)
+    from services.camera import optim
+
+    monkeypatch.setattr(optim, "DENSE_SCHUR_MAX_ENTRIES", 0)
     monkeypatch.setattr(bundle, "OBSERVATIONS_PER_CHUNK", 97)
     assert len(p.obs_cam) > 97
     chunked, res_chunked = bundle.optimise(p, 20)

@@ -113,8 +113,8 @@ def test_windowed_refinement_sharpens_the_relative_poses():
 def test_clip_long_refinement_keeps_the_direction_of_travel():
     """A dolly, a truck, then a roll (d00_room, copied from the devset): refined in 16-keyframe windows, each
     window settles the rotation/translation trade-off its own way and the path comes out bent against the
-    orientations (1.26 deg after the path alignment when measured); one window over the clip (the default,
-    ``camera.refine_window: 128``) holds every heading to the same points (0.19 deg)."""
+    orientations (1.26 deg after the path alignment when measured); one window over the clip
+    (``camera.refine_window: 128``) holds every heading to the same points (0.19 deg)."""
     import json
 
     from services.camera.track import track_camera
@@ -133,6 +133,6 @@ def test_clip_long_refinement_keeps_the_direction_of_travel():
         pose, _ = ev.pose_metrics(gt, track.c2w, np.arange(len(track.c2w)), shots)
         return pose["rot_err_after_alignment_deg"]["mean"]
 
-    clip_long, short = rotation_error(CameraSettings()), rotation_error(CameraSettings(refine_window=16))
+    clip_long, short = rotation_error(CameraSettings(refine_window=128)), rotation_error(CameraSettings())
     assert clip_long < 0.5, clip_long
     assert clip_long < 0.5 * short, (clip_long, short)

@@ -81,17 +81,26 @@ def real_ba() -> list[BAInputs]:
     from samples import read_case_frames
 
     captured: list[BAInputs] = []
-    original = optim.solve_normal_equations
+    original_solve, original_reduce = optim.solve_normal_equations, optim.reduce
 
-    def spy(lin, num_poses, num_points, damping):
+    def capture(lin, num_poses, num_points):
         captured.append(BAInputs(lin.residuals.copy(), lin.weights.copy(), lin.pose_index.copy(),
                                  lin.pose_jacobians.copy(), lin.point_index.copy(), lin.point_jacobians.copy(),
                                  num_poses, num_points))
-        return original(lin, num_poses, num_points, damping)
+
+    def spy_solve(lin, num_poses, num_points, damping):
+        if isinstance(lin, optim.LinearizedProblem):  # a long window's chunks are captured as they are reduced
+            capture(lin, num_poses, num_points)
+        return original_solve(lin, num_poses, num_points, damping)
+
+    def spy_reduce(lin, num_poses, num_points):
+        capture(lin, num_poses, num_points)
+        return original_reduce(lin, num_poses, num_points)
 
     frames = read_case_frames(video.parent, count=16)
     mp = pytest.MonkeyPatch()
-    mp.setattr(optim, "solve_normal_equations", spy)
+    mp.setattr(optim, "solve_normal_equations", spy_solve)
+    mp.setattr(optim, "reduce", spy_reduce)
     try:
         track_camera(frames, 24.0, CameraSettings())
     finally:

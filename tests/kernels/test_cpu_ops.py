@@ -104,18 +104,19 @@ def test_flow_operators_match_the_depth_code(source, request):
     np.testing.assert_allclose(score, want_score, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("chunk_entries", [1, 97, 5000])
-def test_ba_normal_equations_in_chunks_match_one_product(monkeypatch, chunk_entries):
-    """A long window's pose system is built over chunks of observations (bounded memory): the chunks'
-    sum is the one-product build up to summation order."""
+@pytest.mark.parametrize("chunk", [1, 97, 5000])
+def test_ba_normal_equations_scattered_in_chunks_match_the_product(monkeypatch, chunk):
+    """A large pose system is built by scattering per-observation blocks in chunks (bounded memory): the
+    same blocks as the one-product build, up to summation order."""
     from services.kernels import reference
 
     x = random_ba(3, M=900, P=9, N=200)
     with backend.use("cpu"):
         whole = build_normal_equations(*x.args())
-        monkeypatch.setattr(reference, "DENSE_JACOBIAN_MAX_ENTRIES", chunk_entries)
-        chunked = build_normal_equations(*x.args())
-    assert_blocks_match((chunked.Hcc, chunked.gc, chunked.Hpp, chunked.gp, chunked.Hcp),
+        monkeypatch.setattr(reference, "PRODUCT_MAX_POSE_COLUMNS", 0)
+        monkeypatch.setattr(reference, "SCATTER_CHUNK_OBSERVATIONS", chunk)
+        scattered = build_normal_equations(*x.args())
+    assert_blocks_match((scattered.Hcc, scattered.gc, scattered.Hpp, scattered.gp, scattered.Hcp),
                         (whole.Hcc, whole.gc, whole.Hpp, whole.gp, whole.Hcp))
-    assert_blocks_match((chunked.Hcc, chunked.gc, chunked.Hpp, chunked.gp, chunked.Hcp),
+    assert_blocks_match((scattered.Hcc, scattered.gc, scattered.Hpp, scattered.gp, scattered.Hcp),
                         original_normal_equations(*x.args()))
