@@ -151,9 +151,13 @@ def solve_normal_equations(
     return dc.reshape(num_poses, POSE_DOF), dp
 
 
-def _damped_pose_block(Hcc: np.ndarray, damping: float) -> np.ndarray:
+def _damping_diagonal(Hcc: np.ndarray, damping: float) -> np.ndarray:
     """Levenberg-Marquardt damping: multiplicative on the diagonal, plus a floor for unobserved directions."""
-    return Hcc + np.diag(damping * np.diag(Hcc) + DIAGONAL_FLOOR + damping * DAMPING_FLOOR)
+    return damping * np.diag(Hcc) + DIAGONAL_FLOOR + damping * DAMPING_FLOOR
+
+
+def _damped_pose_block(Hcc: np.ndarray, damping: float) -> np.ndarray:
+    return Hcc + np.diag(_damping_diagonal(Hcc, damping))
 
 
 def _reduced_step(red: ReducedProblem, num_poses: int, damping: float) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +170,7 @@ def _reduced_step(red: ReducedProblem, num_poses: int, damping: float) -> tuple[
         S += red.Hcc
     else:
         S = red.Hcc.copy()
-    S[np.diag_indices_from(S)] += damping * np.diag(red.Hcc) + DIAGONAL_FLOOR + damping * DAMPING_FLOOR
+    S[np.diag_indices_from(S)] += _damping_diagonal(red.Hcc, damping)
     b = red.gc - red.Hcp @ (red.gp * inv_pp)
     dc = _solve(S, b) if num_poses else np.zeros(0)
     dp = (red.gp - red.Hcp.T @ dc) * inv_pp
